@@ -1,0 +1,198 @@
+// The connections scenario (`npm run bench -- --connections`): memory per idle authenticated connection, Parley gateways vs bare `ws` servers.
+//
+// C = BENCH_CONNECTIONS [100000] sockets, spread over ceil(C / 16,000) server processes (a process
+// holds at most ~19,900 open files here) and as many holder processes, each holder using its own
+// source addresses on 127.0.0.0/8. Parley runs on PostgreSQL (a fresh database) and Redis (a
+// bench-only key prefix); its users and devices are inserted with SQL and the holders sign the
+// tokens themselves (registering 100k users through scrypt would take an hour). A connection
+// counts once its `ready` frame arrived. Memory is read from each server after all connections
+// are held, minus the same reading taken before the first connection: Parley's from its
+// Prometheus /metrics (process_resident_memory_bytes, nodejs_heap_size_used_bytes), the raw
+// servers' from their /mem.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { createTestDatabase } from '../platform/test-databases.js';
+import { Child } from './children.js';
+import type { HolderJob } from './holder.js';
+import type { Settings } from './settings.js';
+
+const PER_PROCESS = 16_000;
+const DEADLINE_MS = 10 * 60_000;
+
+interface Memory {
+  rss: number;
+  heap: number;
+}
+
+interface Outcome {
+  target: string;
+  processes: number;
+  held: number;
+  failed: number;
+  seconds: number;
+  before: Memory;
+  after: Memory;
+}
+
+type Defer = (fn: () => Promise<unknown>) => void;
+
+const sumMem = (ms: Memory[]): Memory => ms.reduce((a, m) => ({ rss: a.rss + m.rss, heap: a.heap + m.heap }), { rss: 0, heap: 0 });
+
+async function parleyMemory(url: string): Promise<Memory> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { rss: read('process_resident_memory_bytes'), heap: read('nodejs_heap_size_used_bytes') };
+}
+
+async function rawMemory(url: string): Promise<Memory> {
+  const m = (await (await fetch(`${url}/mem`)).json()) as { rss: number; heapUsed: number };
+  return { rss: m.rss, heap: m.heapUsed };
+}
+
+/** Runs the holders against `wsUrls` and waits until each reports how many it holds. */
+async function hold(
+  kind: HolderJob['kind'],
+  wsUrls: string[],
+  count: number,
+  extra: Pick<HolderJob, 'secret' | 'devices'>,
+  defer: Defer,
+): Promise<{ held: number; failed: number; seconds: number; holders: Child[] }> {
+  const n = Math.ceil(count / PER_PROCESS);
+  const dir = await mkdtemp(join(tmpdir(), 'parley-holders-'));
+  defer(() => rm(dir, { recursive: true, force: true }));
+  const holders: Child[] = [];
+  for (let h = 0; h < n; h++) {
+    const from = Math.floor((h * count) / n);
+    const to = Math.floor(((h + 1) * count) / n);
+    const job: HolderJob = {
+      kind,
+      urls: wsUrls,
+      sourceIps: [`127.0.${10 + h}.1`, `127.0.${10 + h}.2`],
+      count: to - from,
+      concurrency: 64,
+      secret: extra.secret,
+      devices: extra.devices?.slice(from, to),
+    };
+    const file = join(dir, `job-${h}.json`);
+    await writeFile(file, JSON.stringify(job));
+    const child = new Child(`holder-${kind}-${h}`, 'bench/holder.ts', [file], { env: process.env, echoStderr: true });
+    defer(() => child.stop(1_000));
+    holders.push(child);
+  }
+  const reports = await Promise.all(
+    holders.map((c) => c.waitFor('held report', (l) => (l.startsWith('{"held"') ? (JSON.parse(l) as { held: number; failed: number; firstError: string; seconds: number }) : undefined), DEADLINE_MS)),
+  );
+  for (const r of reports) if (r.failed > 0) console.error(`[connections] ${kind}: ${r.failed} failed, e.g. ${r.firstError}`);
+  return {
+    held: reports.reduce((a, r) => a + r.held, 0),
+    failed: reports.reduce((a, r) => a + r.failed, 0),
+    seconds: Math.max(...reports.map((r) => r.seconds)),
+    holders,
+  };
+}
+
+async function settle(): Promise<void> {
+  await new Promise((r) => setTimeout(r, 3_000)); // let in-flight work and garbage settle
+}
+
+async function benchRawConnections(count: number, defer: Defer): Promise<Outcome> {
+  const n = Math.ceil(count / PER_PROCESS);
+  const servers: Child[] = [];
+  const urls: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = new Child(`idle-${i}`, 'bench/idle-server.ts', [], { env: process.env });
+    defer(() => s.stop());
+    const port = await s.waitFor('port', (l) => (l.startsWith('{"port"') ? (JSON.parse(l).port as number) : undefined), 30_000);
+    servers.push(s);
+    urls.push(`http://127.0.0.1:${port}`);
+  }
+  const before = sumMem(await Promise.all(urls.map(rawMemory)));
+  const r = await hold('raw', urls.map((u) => u.replace('http', 'ws')), count, {}, defer);
+  await settle();
+  const after = sumMem(await Promise.all(urls.map(rawMemory)));
+  for (const h of r.holders) await h.stop(1_000);
+  for (const s of servers) await s.stop();
+  return { target: 'raw ws', processes: n, held: r.held, failed: r.failed, seconds: r.seconds, before, after };
+}
+
+async function benchParleyConnections(count: number, settings: Settings, defer: Defer): Promise<Outcome> {
+  const n = Math.ceil(count / PER_PROCESS);
+  const db = await createTestDatabase(settings.pgAdminUrl);
+  defer(db.drop);
+  const redisUrl = execFileSync('bash', ['scripts/services.sh', 'redis'], { encoding: 'utf8' }).trim().split('\n').pop()!;
+  const secret = randomBytes(32).toString('base64url');
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
+    HOST: '0.0.0.0', // the holders connect from several 127.0.x.y addresses
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    SQL_DRIVER: 'postgres',
+    DATABASE_URL: db.url,
+    SQL_POOL_SIZE: '4',
+    PRESENCE_DRIVER: 'redis',
+    REDIS_URL: redisUrl,
+    REDIS_KEY_PREFIX: `bench-conn-${process.pid}:`,
+    JWT_SECRET: secret,
+  };
+  const servers: Child[] = [];
+  const urls: string[] = [];
+  for (let i = 1; i <= n; i++) {
+    const s = new Child(`parley-gw${i}`, 'server.ts', [], { env: { ...env, GATEWAY_ID: `gw${i}` } });
+    defer(() => s.stop());
+    const port = await s.waitFor('listening', (l) => (l.includes('"msg":"listening"') ? (JSON.parse(l).port as number) : undefined), 60_000);
+    servers.push(s);
+    urls.push(`http://127.0.0.1:${port}`);
+  }
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  await sql.unsafe(`INSERT INTO users (id, username, password_hash, created_at)
+                    SELECT gen_random_uuid(), 'conn' || g, 'x', 0 FROM generate_series(1, ${count}) g`);
+  await sql.unsafe(`INSERT INTO devices (id, user_id, name, public_key, created_at)
+                    SELECT gen_random_uuid(), id, 'bench', 'AQ' || repeat('A', 41) || '=', 0 FROM users`);
+  const rows = await sql.unsafe<{ user_id: string; id: string }[]>(`SELECT user_id, id FROM devices`);
+  await sql.end();
+  const devices = rows.map((r) => [r.user_id, r.id] as [string, string]);
+
+  const before = sumMem(await Promise.all(urls.map(parleyMemory)));
+  const wsUrls = urls.map((u) => `${u.replace('http', 'ws')}/v1/ws`);
+  const r = await hold('parley', wsUrls, count, { secret, devices }, defer);
+  await settle();
+  const after = sumMem(await Promise.all(urls.map(parleyMemory)));
+  for (const h of r.holders) await h.stop(1_000);
+  for (const s of servers) await s.stop();
+  return { target: 'parley', processes: n, held: r.held, failed: r.failed, seconds: r.seconds, before, after };
+}
+
+export async function benchConnections(settings: Settings, defer: Defer): Promise<void> {
+  const count = settings.connections;
+  console.log(`connections: ${count.toLocaleString('en-US')} idle sockets over 127.0.0.0/8, at most ${PER_PROCESS.toLocaleString('en-US')} per process\n`);
+  const raw = await benchRawConnections(count, defer);
+  const parley = await benchParleyConnections(count, settings, defer);
+  const rows = [raw, parley].map((o) => {
+    const perConn = (bytes: number) => (o.held > 0 ? (bytes / o.held / 1024).toFixed(1) : '-');
+    return [
+      o.target,
+      String(o.processes),
+      o.held.toLocaleString('en-US') + (o.failed > 0 ? ` (${o.failed} failed)` : ''),
+      o.seconds.toFixed(1),
+      String(Math.round(o.after.rss / 2 ** 20)),
+      perConn(o.after.rss - o.before.rss),
+      perConn(o.after.heap - o.before.heap),
+    ];
+  });
+  const header = ['target', 'processes', 'connections held', 'connect s', 'RSS total MiB', 'RSS/conn KiB', 'heap/conn KiB'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
+  for (const r of rows) console.log(line(r));
+  const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(1) : '-');
+  console.log(
+    `\nparley / raw per connection: RSS ${ratio((parley.after.rss - parley.before.rss) / parley.held, (raw.after.rss - raw.before.rss) / raw.held)}×, ` +
+      `heap ${ratio((parley.after.heap - parley.before.heap) / parley.held, (raw.after.heap - raw.before.heap) / raw.held)}×`,
+  );
+}

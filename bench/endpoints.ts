@@ -1,0 +1,80 @@
+// The pairs' endpoints per target: the raw relay's URLs, or Parley users registered through the SDK, each with a prebuilt encrypted send frame.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { generateKeyPair, ready, seal } from '../client-sdk/crypto.js';
+import { PROTOCOL, WS_PATH } from '../client-sdk/protocol.js';
+import { devicesOf, mapLimit, registerDevice } from './accounts.js';
+import type { PairEndpoints } from './pairs.js';
+import type { Settings } from './settings.js';
+
+/** Registrations at once: each costs the server two scrypt hashes. */
+const SETUP_CONCURRENCY = 8;
+
+const FRAME_HEAD = '{"type":"send","id":"';
+
+/** The plaintext the SDK's sendText would encrypt. */
+function plaintext(settings: Settings): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ v: 1, text: 'x'.repeat(settings.textChars) }));
+}
+
+/** `frameHead + id + frameTail` is `{"type":"send","id":…,"to":…,"payloads":[…]}`. */
+function frameTail(to: string, payloads: { device: string; body: string }[]): string {
+  return '",' + JSON.stringify({ to, payloads }).slice(1);
+}
+
+/** Raw relay: same frame shape and ciphertext size as Parley's (ids and keys made up locally). */
+export async function rawEndpoints(url: string, settings: Settings): Promise<PairEndpoints[]> {
+  await ready();
+  const text = plaintext(settings);
+  return Array.from({ length: settings.pairs }, (_, i) => {
+    const sender = generateKeyPair();
+    const recipient = generateKeyPair();
+    const payloads = [{ device: randomUUID(), body: seal(text, recipient.publicKey, sender.secretKey) }];
+    return {
+      senderUrl: `${url}/?pair=${i}&role=sender`,
+      recipientUrl: `${url}/?pair=${i}&role=recipient`,
+      senderProtocols: [],
+      recipientProtocols: [],
+      frameHead: FRAME_HEAD,
+      frameTail: frameTail(randomUUID(), payloads),
+      setupFrames: ['ready'],
+      ack: false,
+    };
+  });
+}
+
+/**
+ * Parley: registers 2 × pairs users (one device each) with the SDK, then, for each sender, fetches
+ * the devices to encrypt for (the recipient's, and the sender's other devices: none) and seals
+ * one ciphertext per device once; every message of the pair reuses it.
+ */
+export async function parleyEndpoints(urls: string[], settings: Settings, log: (line: string) => void): Promise<PairEndpoints[]> {
+  const url = urls[0]!;
+  await ready();
+  const prefix = `b${randomBytes(4).toString('hex')}`;
+  const names = Array.from({ length: settings.pairs }, (_, i) => [`${prefix}-s${i}`, `${prefix}-r${i}`]).flat();
+  const started = performance.now();
+  const devices = await mapLimit(names, SETUP_CONCURRENCY, (name) => registerDevice(url, name));
+  log(`registered ${devices.length} users via the SDK in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+
+  // With several gateways, a pair's sender and recipient sit on different ones (round robin).
+  const wsUrl = (i: number) => Object.assign(new URL(WS_PATH, urls[i % urls.length]), { protocol: 'ws:' }).toString();
+  const text = plaintext(settings);
+  return mapLimit(Array.from({ length: settings.pairs }, (_, i) => i), SETUP_CONCURRENCY, async (i) => {
+    const sender = devices[2 * i]!;
+    const recipient = devices[2 * i + 1]!;
+    const [theirs, mine] = await Promise.all([devicesOf(url, sender.token, recipient.userId), devicesOf(url, sender.token, sender.userId)]);
+    const payloads = [...theirs, ...mine]
+      .filter((d) => d.id !== sender.deviceId)
+      .map((d) => ({ device: d.id, body: seal(text, d.publicKey, sender.keys.secretKey) }));
+    return {
+      senderUrl: wsUrl(i),
+      recipientUrl: wsUrl(i + 1),
+      senderProtocols: [PROTOCOL, `bearer.${sender.token}`],
+      recipientProtocols: [PROTOCOL, `bearer.${recipient.token}`],
+      frameHead: FRAME_HEAD,
+      frameTail: frameTail(recipient.userId, payloads),
+      setupFrames: ['ready', 'caught_up'],
+      ack: true,
+    };
+  });
+}

@@ -1,0 +1,72 @@
+// A connection holder process: opens its share of idle WebSockets (Parley with signed tokens, or raw), waits for `ready` on each, then holds them.
+import { readFileSync } from 'node:fs';
+import { SignJWT } from 'jose';
+import WebSocket from 'ws';
+
+export interface HolderJob {
+  kind: 'raw' | 'parley';
+  /** ws:// URLs of the servers; connection i goes to urls[i % n]. */
+  urls: string[];
+  /** Source addresses on 127.0.0.0/8 to spread the sockets over (ephemeral ports are per address). */
+  sourceIps: string[];
+  count: number;
+  concurrency: number;
+  /** Parley: the token secret and one [userId, deviceId] per connection. */
+  secret?: string;
+  devices?: [string, string][];
+}
+
+const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as HolderJob;
+const key = new TextEncoder().encode(job.secret ?? '');
+const sockets: WebSocket[] = [];
+let failed = 0;
+let firstError = '';
+
+async function token(i: number): Promise<string> {
+  const [userId, deviceId] = job.devices![i]!;
+  return new SignJWT({ did: deviceId })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(userId)
+    .setIssuer('parley')
+    .setAudience('parley-client')
+    .setExpirationTime('2h')
+    .sign(key);
+}
+
+async function open(i: number): Promise<void> {
+  const protocols = job.kind === 'parley' ? ['parley.v1', `bearer.${await token(i)}`] : [];
+  const ws = new WebSocket(job.urls[i % job.urls.length]!, protocols, {
+    localAddress: job.sourceIps[i % job.sourceIps.length],
+    perMessageDeflate: false,
+  });
+  await new Promise<void>((resolve) => {
+    const fail = (why: string) => {
+      failed++;
+      firstError ||= why;
+      ws.terminate();
+      resolve();
+    };
+    ws.once('message', (d) => {
+      if (d.toString().includes('"ready"')) {
+        sockets.push(ws);
+        resolve();
+      } else fail(`first frame: ${d.toString().slice(0, 100)}`);
+    });
+    ws.once('error', (e) => fail(e.message));
+    ws.once('close', (code) => fail(`closed ${code}`));
+  });
+}
+
+const started = performance.now();
+let next = 0;
+await Promise.all(
+  Array.from({ length: job.concurrency }, async () => {
+    while (next < job.count) {
+      const i = next++;
+      await open(i);
+      if ((i + 1) % 5000 === 0) process.stderr.write(`[holder ${process.pid}] ${i + 1}/${job.count}\n`);
+    }
+  }),
+);
+console.log(JSON.stringify({ held: sockets.length, failed, firstError, seconds: (performance.now() - started) / 1000 }));
+process.stdin.on('end', () => process.exit(0)).resume(); // hold until the bench closes our stdin

@@ -1,0 +1,184 @@
+// `npm run bench`: starts a raw `ws` relay and Parley as separate processes, drives each from a load-generator process, and prints the comparison.
+//
+// Each target (first the raw relay, then Parley) runs alone on the machine with its own load
+// generator process (bench/load.ts), which opens BENCH_PAIRS sender/recipient pairs over
+// 127.0.0.1 and runs, after a warm-up:
+//   max   BENCH_MESSAGES messages spread evenly over the pairs, each pair keeping at most
+//         BENCH_WINDOW sent-but-undelivered; throughput = delivered / (first send → last delivery).
+//   rate  BENCH_RATE messages per second in total for BENCH_RATE_SECONDS, round-robin over the
+//         pairs, no window: latency at a moderate, fixed load.
+// Latency is send → deliver: from just before the sender writes the `send` frame to the arrival
+// of the recipient's `msg` frame, both clocks in the generator, keyed by client message id.
+// Parley users are registered and logged in through the SDK (createClient); the generator then
+// speaks the wire protocol with plain `ws`: one crypto_box ciphertext per pair, sealed once and
+// reused, coalesced acks like the SDK's. Parley runs as `node --import tsx server.ts` with a
+// temporary DATA_DIR and per-connection limits raised so it is never rate limited.
+//
+// Settings (environment; defaults in brackets):
+//   BENCH_PAIRS         sender/recipient pairs [50]
+//   BENCH_MESSAGES      messages in the max scenario [20000]
+//   BENCH_WINDOW        undelivered messages allowed per pair in the max scenario [32]
+//   BENCH_WARMUP        warm-up messages before measuring, not reported [2000]
+//   BENCH_RATE          total messages per second in the rate scenario [2000]
+//   BENCH_RATE_SECONDS  duration of the rate scenario [5]
+//   BENCH_TEXT_CHARS    message text length before encryption [100]
+//   BENCH_SQL           Parley's SQL driver: pglite | postgres [pglite]; `npm run bench -- --postgres` too
+//   BENCH_PG_URL        admin URL for postgres; a fresh database is created and dropped
+//                       [postgres://postgres@127.0.0.1:5432/postgres]
+//   --connections       instead: hold BENCH_CONNECTIONS [100000] idle authenticated connections over
+//                       several gateway processes and report memory per connection beside bare
+//                       `ws` servers holding the same count (see bench/connections.ts)
+//   --cluster           run Parley as BENCH_GATEWAYS [3] gateway processes on PostgreSQL and Redis
+//                       (Redis from scripts/services.sh, keys under a bench-only prefix); each
+//                       pair's sender and recipient connect to different gateways
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestDatabase } from '../platform/test-databases.js';
+import { Child, killAll } from './children.js';
+import { benchConnections } from './connections.js';
+import { configuration, machine, ratios, table } from './report.js';
+import type { LoadResult, Target } from './results.js';
+import { mergeMetrics, type ServerMetrics, serverMetrics } from './server-metrics.js';
+import { execFileSync } from 'node:child_process';
+import { loadSettings, type Settings, SettingsError } from './settings.js';
+
+/** Hard limit for one load generator run (each scenario also gives up by itself after a 15 s stall). */
+const LOAD_TIMEOUT_MS = 10 * 60_000;
+/** Set for the server so the bench measures throughput, not the abuse limits. */
+const UNLIMITED = '1000000';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+const defer = (fn: () => Promise<unknown>) => void cleanups.push(fn);
+
+async function cleanup(): Promise<void> {
+  for (const fn of cleanups.splice(0).reverse()) {
+    await fn().catch((err: unknown) => console.error(`cleanup: ${err instanceof Error ? err.message : String(err)}`));
+  }
+}
+
+function jsonLine(line: string): Record<string, unknown> | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+async function runLoad(target: Target, settings: Settings): Promise<LoadResult> {
+  const load = new Child(`load→${target.kind}`, 'bench/load.ts', [JSON.stringify({ target, settings })], { env: process.env, echoStderr: true });
+  defer(() => load.stop(1_000));
+  const how = await load.finished(LOAD_TIMEOUT_MS);
+  const last = load.stdout.at(-1);
+  if (how !== 0 || last === undefined) throw new Error(`the load generator against ${target.kind} failed (exit ${how})`);
+  return JSON.parse(last) as LoadResult;
+}
+
+async function benchRaw(settings: Settings): Promise<LoadResult> {
+  const relay = new Child('raw-relay', 'bench/raw-relay.ts', [], { env: process.env });
+  defer(() => relay.stop());
+  const port = await relay.waitFor('port', (l) => jsonLine(l)?.port as number | undefined, 30_000);
+  const result = await runLoad({ kind: 'raw', urls: [`ws://127.0.0.1:${port}`], pids: [relay.pid] }, settings);
+  await relay.stop();
+  return result;
+}
+
+async function benchParley(settings: Settings): Promise<{ result: LoadResult; metrics: ServerMetrics | null; problems: string[] }> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'parley-bench-'));
+  defer(() => rm(dataDir, { recursive: true, force: true }));
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'info', // for the "listening" line with the port; the server logs nothing else at info
+    AUTH_RATE_PER_MINUTE: UNLIMITED,
+    WS_RATE_PER_SECOND: UNLIMITED,
+    WS_RATE_BURST: UNLIMITED,
+  };
+  if (settings.sql === 'postgres') {
+    const db = await createTestDatabase(settings.pgAdminUrl);
+    defer(db.drop);
+    Object.assign(env, { SQL_DRIVER: 'postgres', DATABASE_URL: db.url });
+  }
+  if (settings.gateways > 1) {
+    const redisUrl = execFileSync('bash', ['scripts/services.sh', 'redis'], { encoding: 'utf8' }).trim().split('\n').pop()!;
+    Object.assign(env, { PRESENCE_DRIVER: 'redis', REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `bench-${process.pid}:` });
+  }
+  const servers: Child[] = [];
+  const urls: string[] = [];
+  for (let i = 1; i <= settings.gateways; i++) {
+    // The first gateway migrates the database; the others start once it listens.
+    const server = new Child(`parley-gw${i}`, 'server.ts', [], { env: { ...env, GATEWAY_ID: `gw${i}` } });
+    defer(() => server.stop());
+    const port = await server.waitFor('"listening" log line', (l) => (l.includes('"msg":"listening"') ? (jsonLine(l)?.port as number) : undefined), 60_000);
+    servers.push(server);
+    urls.push(`http://127.0.0.1:${port}`);
+  }
+  const result = await runLoad({ kind: 'parley', urls, pids: servers.map((s) => s.pid) }, settings);
+  const all = await Promise.all(urls.map((u) => serverMetrics(u).catch(() => null)));
+  const metrics = all.every((m) => m !== null) ? mergeMetrics(all as ServerMetrics[]) : null;
+  for (const s of servers) await s.stop();
+  const problems = servers.flatMap((s) => [...s.stdout.filter((l) => Number(jsonLine(l)?.level ?? 0) >= 40), ...s.stderr]);
+  return { result, metrics, problems };
+}
+
+async function main(): Promise<void> {
+  const settings = loadSettings(process.env, process.argv.slice(2));
+  if (settings.scenario === 'connections') {
+    console.log(machine());
+    await benchConnections(settings, defer);
+    return;
+  }
+  console.log(machine());
+  console.log(configuration(settings));
+  console.log('');
+
+  const raw = await benchRaw(settings);
+  const parley = await benchParley(settings);
+
+  console.log('');
+  console.log(table([raw, parley.result], settings));
+  console.log('');
+  for (const line of ratios(raw, parley.result)) console.log(line);
+  console.log(
+    `setup: raw ${raw.setupSeconds.toFixed(1)} s, parley ${parley.result.setupSeconds.toFixed(1)} s (registering ${2 * settings.pairs} users through the SDK); ` +
+      `send frame ${parley.result.frameBytes} bytes`,
+  );
+  const m = parley.metrics;
+  if (m) {
+    const errors = Object.entries(m.errors).map(([c, n]) => `${c}×${n}`).join(' ') || 'none';
+    console.log(
+      `parley server: ${m.messagesSent.toLocaleString('en-US')} messages in ${m.commitBatches.toLocaleString('en-US')} group commits ` +
+        `(mean batch ${m.meanBatch.toFixed(1)}), mean send→commit ${m.meanCommitMs.toFixed(2)} ms, RSS ${Math.round(m.rssMiB)} MiB, errors: ${errors}`,
+    );
+  }
+  if (parley.problems.length > 0) {
+    console.log(`parley logged ${parley.problems.length} warning/error line(s); the first:`);
+    for (const p of parley.problems.slice(0, 3)) console.log(`  ${p.slice(0, 300)}`);
+  }
+}
+
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    console.error(`\n${signal}: stopping the bench's processes`);
+    killAll();
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+main()
+  .then(cleanup, async (err: unknown) => {
+    if (interrupted) return; // the signal handler cleans up and exits
+    console.error(err instanceof SettingsError ? `bench: ${err.message}` : err);
+    await cleanup();
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    killAll();
+  });

@@ -1,0 +1,70 @@
+// Bench settings: the BENCH_* environment variables and CLI flags (documented at the top of run.ts), validated once.
+
+export interface Settings {
+  /** Sender/recipient pairs (2 × pairs connections, 2 × pairs users on Parley). */
+  pairs: number;
+  /** Messages in the max-throughput scenario, spread evenly over the pairs. */
+  messages: number;
+  /** Messages per pair sent but not yet delivered, at most, in the max-throughput scenario. */
+  window: number;
+  /** Messages sent (same shape as the max-throughput scenario) before measuring; not reported. */
+  warmup: number;
+  /** Total send rate of the fixed-rate scenario, messages per second over all pairs. */
+  rate: number;
+  /** How long the fixed-rate scenario sends. */
+  rateSeconds: number;
+  /** Characters of message text before encryption. */
+  textChars: number;
+  /** Parley's SQL driver. */
+  sql: 'pglite' | 'postgres';
+  /** Admin URL of the PostgreSQL server the bench creates (and drops) a fresh database on. */
+  pgAdminUrl: string;
+  /** Parley gateway processes: 1, or several on PostgreSQL + Redis (`--cluster`). */
+  gateways: number;
+  /** `--connections`: run the idle-connections scenario instead of the 1:1 ones. */
+  scenario: 'messages' | 'connections';
+  /** Idle connections to hold in the connections scenario. */
+  connections: number;
+}
+
+export class SettingsError extends Error {
+  override name = 'SettingsError';
+}
+
+function int(env: Record<string, string | undefined>, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new SettingsError(`${name}=${raw}: expected an integer from ${min} to ${max}`);
+  return n;
+}
+
+export function loadSettings(env: Record<string, string | undefined>, argv: readonly string[]): Settings {
+  for (const a of argv) {
+    if (!['--postgres', '--cluster', '--connections'].includes(a)) {
+      throw new SettingsError(`unknown argument ${a} (flags: --postgres, --cluster, --connections)`);
+    }
+  }
+  const cluster = argv.includes('--cluster');
+  const sql = argv.includes('--postgres') || cluster ? 'postgres' : (env.BENCH_SQL ?? 'pglite');
+  if (sql !== 'pglite' && sql !== 'postgres') throw new SettingsError(`BENCH_SQL=${sql}: expected pglite or postgres`);
+  const pgAdminUrl = env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const pgHost = new URL(pgAdminUrl).hostname;
+  if (sql === 'postgres' && pgHost !== '127.0.0.1' && pgHost !== 'localhost') {
+    throw new SettingsError(`BENCH_PG_URL must point at 127.0.0.1 (got ${pgHost}): the bench runs on loopback only`);
+  }
+  return {
+    pairs: int(env, 'BENCH_PAIRS', 50, 1, 2000),
+    messages: int(env, 'BENCH_MESSAGES', 20_000, 1, 10_000_000),
+    window: int(env, 'BENCH_WINDOW', 32, 1, 10_000),
+    warmup: int(env, 'BENCH_WARMUP', 2_000, 0, 10_000_000),
+    rate: int(env, 'BENCH_RATE', 2_000, 1, 1_000_000),
+    rateSeconds: int(env, 'BENCH_RATE_SECONDS', 5, 1, 600),
+    textChars: int(env, 'BENCH_TEXT_CHARS', 100, 1, 30_000),
+    sql,
+    pgAdminUrl,
+    gateways: cluster ? int(env, 'BENCH_GATEWAYS', 3, 2, 16) : 1,
+    scenario: argv.includes('--connections') ? 'connections' : 'messages',
+    connections: int(env, 'BENCH_CONNECTIONS', 100_000, 1, 200_000),
+  };
+}

@@ -1,0 +1,72 @@
+// Wire protocol v1: the JSON frames exchanged over the WebSocket at /v1/ws (docs/protocol.md).
+
+export const PROTOCOL = 'parley.v1';
+export const WS_PATH = '/v1/ws';
+
+/** One ciphertext for one recipient device (base64 of nonce ‖ box). */
+export interface DevicePayload {
+  device: string;
+  body: string;
+}
+
+export type ClientFrame =
+  | { type: 'send'; id: string; to: string; payloads: DevicePayload[] }
+  | { type: 'ack'; conversationId: string; seq: number }
+  | { type: 'read'; conversationId: string; seq: number }
+  | { type: 'typing'; conversationId: string; active: boolean }
+  | { type: 'presence.subscribe'; users: string[] }
+  | { type: 'ping'; id?: string };
+
+export type ReceiptKind = 'delivered' | 'read';
+
+export type ServerFrame =
+  | { type: 'ready'; userId: string; deviceId: string; heartbeatMs: number; maxPayloadBytes: number }
+  | { type: 'sent'; id: string; conversationId: string; seq: number; sentAt: number }
+  | {
+      type: 'msg';
+      id: string;
+      conversationId: string;
+      seq: number;
+      from: string;
+      fromDevice: string;
+      sentAt: number;
+      body: string;
+    }
+  | { type: 'caught_up' }
+  | { type: 'receipt'; kind: ReceiptKind; conversationId: string; seq: number; by: string }
+  | { type: 'typing'; conversationId: string; from: string; active: boolean }
+  | { type: 'presence'; userId: string; online: boolean; lastSeen: number | null }
+  | { type: 'pong'; id?: string }
+  | ErrorFrame;
+
+export interface ErrorFrame {
+  type: 'error';
+  code: string;
+  message: string;
+  /** The `id` of the send (or the `type` of the frame) this error answers. */
+  ref?: string;
+  temporary: boolean;
+  retryAfterMs?: number;
+  details?: Record<string, unknown>;
+}
+
+/**
+ * Close codes. 4000–4499: the client should reconnect (with backoff); 4500–4999: it should not
+ * reconnect without a change (new login, fixed client). 1001/1006/1011 reconnect; 1009 means
+ * the client sent a frame over the server's limit.
+ */
+export const CLOSE = {
+  GOING_AWAY: 1001,
+  TOO_BIG: 1009,
+  INTERNAL: 1011,
+  FLOOD: 4001,
+  HEARTBEAT_TIMEOUT: 4002,
+  SLOW_CONSUMER: 4003,
+  REPLACED: 4500,
+  UNAUTHORIZED: 4501,
+} as const;
+
+/** Whether a client should reconnect after the socket closed with `code`. */
+export function shouldReconnect(code: number): boolean {
+  return !(code >= 4500 && code <= 4999);
+}

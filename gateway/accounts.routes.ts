@@ -1,0 +1,106 @@
+// REST: accounts, sessions (login), user lookup and device keys.
+import { z } from 'zod';
+import { AppError } from '../platform/errors.js';
+import type { Accounts } from './accounts.js';
+import type { Delivery } from './delivery.js';
+import type { KeyedLimiter } from './rate-limit.js';
+import type { Routes } from './routes.js';
+
+const username = z
+  .string()
+  .min(3)
+  .max(32)
+  .regex(/^[a-z0-9_.-]+$/, 'lowercase letters, digits, _ . - only');
+const password = z.string().min(8).max(256);
+const uuid = z.uuid();
+/** A base64 X25519 public key (32 bytes). */
+const publicKey = z
+  .string()
+  .regex(/^[A-Za-z0-9+/]{43}=$/, '32-byte key in base64')
+  .refine((k) => Buffer.from(k, 'base64').some((b) => b !== 0), 'not a usable key');
+
+export function accountRoutes(routes: Routes, accounts: Accounts, delivery: Delivery, authLimiter: KeyedLimiter): void {
+  const limit = (ip: string) => {
+    const wait = authLimiter.take(ip);
+    if (wait > 0) throw new AppError('rate_limited', 'too many attempts', { details: { retryAfterMs: wait } });
+  };
+
+  routes.add({
+    method: 'POST',
+    url: '/v1/accounts',
+    summary: 'Create an account',
+    tag: 'accounts',
+    auth: false,
+    body: z.object({ username, password }),
+    response: z.object({ userId: uuid }),
+    status: 201,
+    errors: ['invalid', 'conflict', 'rate_limited'],
+    handler: async ({ body, req }) => {
+      limit(req.ip);
+      return accounts.register(body.username, body.password);
+    },
+  });
+
+  routes.add({
+    method: 'POST',
+    url: '/v1/sessions',
+    summary: 'Log in a device; returns a token naming the user and the device',
+    tag: 'accounts',
+    auth: false,
+    body: z.object({
+      username,
+      password,
+      device: z.object({ id: uuid.optional(), name: z.string().min(1).max(64), publicKey }),
+    }),
+    response: z.object({ token: z.string(), expiresAt: z.number(), userId: uuid, deviceId: uuid }),
+    status: 201,
+    errors: ['invalid', 'unauthorized', 'not_found', 'rate_limited'],
+    handler: async ({ body, req }) => {
+      limit(req.ip);
+      return accounts.login(body.username, body.password, body.device);
+    },
+  });
+
+  routes.add({
+    method: 'GET',
+    url: '/v1/users',
+    summary: 'Find a user by username',
+    tag: 'users',
+    auth: true,
+    query: z.object({ username }),
+    response: z.object({ id: uuid, username: z.string() }),
+    errors: ['invalid', 'unauthorized', 'not_found'],
+    handler: async ({ query }) => ({ id: await accounts.findUser(query.username), username: query.username }),
+  });
+
+  routes.add({
+    method: 'GET',
+    url: '/v1/users/:userId/devices',
+    summary: "A user's devices and their public keys (to encrypt for each)",
+    tag: 'users',
+    auth: true,
+    params: z.object({ userId: uuid }),
+    response: z.object({ devices: z.array(z.object({ id: uuid, publicKey: z.string() })) }),
+    errors: ['invalid', 'unauthorized', 'not_found'],
+    handler: async ({ params }) => {
+      const devices = await accounts.devices(params.userId);
+      if (devices.length === 0) throw new AppError('not_found', 'no such user');
+      return { devices };
+    },
+  });
+
+  routes.add({
+    method: 'DELETE',
+    url: '/v1/devices/:deviceId',
+    summary: 'Remove one of your devices (log out for good)',
+    tag: 'accounts',
+    auth: true,
+    params: z.object({ deviceId: uuid }),
+    errors: ['invalid', 'unauthorized', 'not_found'],
+    handler: async ({ params, req }) => {
+      await accounts.removeDevice(req.auth!.userId, params.deviceId);
+      await delivery.disconnect(req.auth!.userId, params.deviceId); // its open socket closes with 4500
+      return undefined;
+    },
+  });
+}

@@ -1,0 +1,348 @@
+// One device's WebSocket session: parses and answers frames, syncs on connect, and writes messages in seq order.
+import type { WebSocket } from 'ws';
+import { CLOSE, type ServerFrame } from '../client-sdk/protocol.js';
+import type { DeviceConversation, MessageStore } from '../messaging/message-store.js';
+import type { MessagesManager } from '../messaging/messages.js';
+import type { Clock } from '../platform/clock.js';
+import { AppError, toAppError } from '../platform/errors.js';
+import type { Logger } from '../platform/log.js';
+import type { Metrics } from '../platform/metrics.js';
+import type { Delivery, LocalDevice } from './delivery.js';
+import { clientFrameSchema, KNOWN_FRAME_TYPES } from './frames.js';
+import { TokenBucket } from './rate-limit.js';
+
+type MsgFrame = Extract<ServerFrame, { type: 'msg' }>;
+
+export interface ConnectionDeps {
+  store: MessageStore;
+  messages: MessagesManager;
+  delivery: Delivery;
+  metrics: Metrics;
+  log: Logger;
+  clock: Clock;
+  limits: { ratePerSecond: number; burst: number; maxPayloadBytes: number; heartbeatMs: number };
+}
+
+/** Rows per sync page. */
+const PAGE = 500;
+/** Pause sync while this much is buffered for the socket; close a live reader this far behind. */
+const SYNC_HIGH_WATER = 1 << 20;
+const SLOW_CONSUMER_BYTES = 16 << 20;
+/** A malformed frame costs this many tokens, so garbage floods hit the limit quickly. */
+const INVALID_FRAME_COST = 5;
+
+/**
+ * Ordering per conversation: `covered` is the highest seq this device has been given or that
+ * carries nothing for it (its own sends, messages from before it existed). A message whose seq
+ * is the next one is written at once; an older one is dropped (already written); a newer one
+ * means a gap (another process's delivery overtook), filled by reading the store from
+ * `covered`. All of this runs on one promise chain per connection, so sync and live delivery
+ * never interleave.
+ *
+ * Cursors: an `ack` of seq s moves the delivered cursor to s, or to `covered` when nothing with
+ * a body lies between s and `covered`, so own messages do not hold the cursor back.
+ */
+export class Connection implements LocalDevice {
+  private readonly covered = new Map<string, number>();
+  private readonly lastBody = new Map<string, number>();
+  private readonly acked = new Map<string, number>();
+  private chain: Promise<void> = Promise.resolve();
+  private sendOrder: Promise<void> = Promise.resolve();
+  private readonly bucket: TokenBucket;
+  private rejectedInARow = 0;
+  private closed = false;
+  private connectionId = '';
+  private alive = true;
+  private readonly pinger: NodeJS.Timeout;
+
+  constructor(
+    private readonly ws: WebSocket,
+    readonly userId: string,
+    readonly deviceId: string,
+    private readonly tokenExpiresAt: number,
+    private readonly deps: ConnectionDeps,
+  ) {
+    this.bucket = new TokenBucket(deps.limits.ratePerSecond, deps.limits.burst, deps.clock);
+    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
+    ws.on('close', () => void this.onClose());
+    ws.on('error', (err) => deps.log.debug({ err }, 'socket error'));
+    ws.on('pong', () => (this.alive = true));
+    this.pinger = setInterval(() => this.heartbeat(), deps.limits.heartbeatMs);
+    this.pinger.unref();
+  }
+
+  /** Announces the session, registers the route, then syncs everything the device missed. */
+  async open(): Promise<void> {
+    this.deps.metrics.connections.inc();
+    // Cursors first, on the chain: a live message that arrives while the route is being
+    // registered then finds them loaded and is not mistaken for a gap from seq 0.
+    this.enqueue(() => this.loadCursors());
+    this.connectionId = await this.deps.delivery.attach(this);
+    if (this.closed) {
+      // The socket closed while we registered it: undo the route now rather than wait for its TTL.
+      await this.deps.delivery.detach(this, this.connectionId);
+      return;
+    }
+    this.enqueue(async () => {
+      this.send({
+        type: 'ready',
+        userId: this.userId,
+        deviceId: this.deviceId,
+        heartbeatMs: this.deps.limits.heartbeatMs,
+        maxPayloadBytes: this.deps.limits.maxPayloadBytes,
+      });
+      await this.sync();
+    });
+  }
+
+  deliver(frame: MsgFrame): void {
+    this.enqueue(() => this.inOrder(frame));
+  }
+
+  send(frame: ServerFrame): void {
+    if (this.closed || this.ws.readyState !== this.ws.OPEN) return;
+    if (this.ws.bufferedAmount > SLOW_CONSUMER_BYTES) {
+      this.close(CLOSE.SLOW_CONSUMER, 'slow consumer');
+      return;
+    }
+    this.ws.send(JSON.stringify(frame));
+  }
+
+  replaced(): void {
+    this.close(CLOSE.REPLACED, 'replaced by a newer connection of this device');
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ws.close(code, reason);
+  }
+
+  private enqueue(task: () => Promise<unknown>): void {
+    this.chain = this.chain.then(task).then(() => undefined).catch((err) => {
+      this.deps.log.error({ err, deviceId: this.deviceId }, 'delivery to device failed; closing so it resyncs');
+      this.close(CLOSE.INTERNAL, 'internal error');
+    });
+  }
+
+  /** Catch up everything the store has past this device's position, e.g. after deliveries may have been lost. */
+  resync(): void {
+    this.enqueue(() => this.catchUpAll());
+  }
+
+  private async sync(): Promise<void> {
+    await this.catchUpAll();
+    this.send({ type: 'caught_up' });
+    for (const r of await this.deps.store.receiptState(this.userId)) {
+      if (r.delivered > 0) this.send({ type: 'receipt', kind: 'delivered', conversationId: r.conversationId, seq: r.delivered, by: r.userId });
+      if (r.read > 0) this.send({ type: 'receipt', kind: 'read', conversationId: r.conversationId, seq: r.read, by: r.userId });
+    }
+  }
+
+  private async catchUpAll(): Promise<void> {
+    for (const c of await this.loadCursors()) {
+      if (c.lastSeq > (this.covered.get(c.conversationId) ?? 0)) await this.catchUp(c.conversationId);
+    }
+  }
+
+  /** Reads the device's conversations and cursors; positions only ever move forward. */
+  private async loadCursors(): Promise<DeviceConversation[]> {
+    const conversations = await this.deps.store.deviceConversations(this.deviceId, this.userId);
+    for (const c of conversations) {
+      this.covered.set(c.conversationId, Math.max(this.covered.get(c.conversationId) ?? 0, c.delivered));
+      this.acked.set(c.conversationId, Math.max(this.acked.get(c.conversationId) ?? 0, c.delivered));
+    }
+    return conversations;
+  }
+
+  private async inOrder(frame: MsgFrame): Promise<void> {
+    const have = this.covered.get(frame.conversationId) ?? 0;
+    if (frame.seq <= have) return;
+    if (frame.seq === have + 1) {
+      this.write(frame);
+      return;
+    }
+    await this.catchUp(frame.conversationId);
+  }
+
+  /** Writes everything stored after `covered` for this conversation, page by page, pausing for a slow socket. */
+  private async catchUp(conversationId: string): Promise<void> {
+    for (;;) {
+      const after = this.covered.get(conversationId) ?? 0;
+      const rows = await this.deps.store.fetch(conversationId, this.deviceId, after, PAGE);
+      for (const m of rows) {
+        if (m.body === null) this.covered.set(conversationId, m.seq);
+        else this.write({ type: 'msg', ...m, body: m.body });
+      }
+      if (rows.length < PAGE || this.closed) break;
+      while (this.ws.bufferedAmount > SYNC_HIGH_WATER && !this.closed) await new Promise((r) => setTimeout(r, 10));
+    }
+    // Nothing for this device since its last ack: move its cursor past the rows it skipped.
+    const covered = this.covered.get(conversationId) ?? 0;
+    const acked = this.acked.get(conversationId) ?? 0;
+    if ((this.lastBody.get(conversationId) ?? 0) <= acked && covered > acked) {
+      this.acked.set(conversationId, covered);
+      await this.deps.store.advanceCursor({ deviceId: this.deviceId, conversationId, delivered: covered, read: 0 });
+    }
+  }
+
+  private write(frame: MsgFrame): void {
+    this.covered.set(frame.conversationId, frame.seq);
+    this.lastBody.set(frame.conversationId, frame.seq);
+    this.deps.metrics.messagesDelivered.inc();
+    this.send(frame);
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.closed) return;
+    let raw: unknown;
+    try {
+      if (isBinary) throw new AppError('invalid', 'binary frames are not supported; send JSON text');
+      try {
+        raw = JSON.parse(data.toString('utf8'));
+      } catch {
+        throw new AppError('invalid', 'malformed JSON');
+      }
+    } catch (err) {
+      if (this.limit(INVALID_FRAME_COST)) this.reply(err, undefined);
+      return;
+    }
+    const type = typeof raw === 'object' && raw !== null ? (raw as { type?: unknown }).type : undefined;
+    const parsed = clientFrameSchema.safeParse(raw);
+    if (!parsed.success) {
+      if (!this.limit(INVALID_FRAME_COST)) return;
+      const known = typeof type === 'string' && KNOWN_FRAME_TYPES.has(type);
+      const message = known
+        ? parsed.error.issues.map((i) => `${i.path.join('.') || 'frame'}: ${i.message}`).join('; ')
+        : `unknown frame type ${JSON.stringify(type ?? null)}`;
+      const ref = typeof (raw as { id?: unknown }).id === 'string' ? (raw as { id: string }).id : (type as string | undefined);
+      this.reply(new AppError('invalid', message, { details: { type: type ?? null } }), typeof ref === 'string' ? ref : undefined);
+      return;
+    }
+    const frame = parsed.data;
+    const ref = frame.type === 'send' ? frame.id : frame.type;
+    if (!this.limit(1, ref)) return;
+    const started = performance.now();
+    this.handle(frame)
+      .catch((err) => this.reply(err, ref))
+      .finally(() => this.deps.metrics.frameSeconds.observe({ type: frame.type }, (performance.now() - started) / 1000));
+  }
+
+  /** Takes tokens; on refusal answers `rate_limited` and, after a burst of refusals, closes with FLOOD. */
+  private limit(cost: number, ref?: string): boolean {
+    const wait = this.bucket.take(cost);
+    if (wait === 0) {
+      this.rejectedInARow = 0;
+      return true;
+    }
+    if (++this.rejectedInARow > this.deps.limits.burst) {
+      this.close(CLOSE.FLOOD, 'too many frames');
+      return false;
+    }
+    this.reply(new AppError('rate_limited', 'too many frames', { details: { retryAfterMs: wait } }), ref, wait);
+    return false;
+  }
+
+  private async handle(frame: ReturnType<typeof clientFrameSchema.parse>): Promise<void> {
+    const me = { userId: this.userId, deviceId: this.deviceId };
+    switch (frame.type) {
+      case 'send': {
+        // Checks run one send at a time, so this device's sends are committed in frame order.
+        const submitted = this.sendOrder.then(() => this.deps.messages.submit(me, frame));
+        this.sendOrder = submitted.then(
+          () => undefined,
+          () => undefined,
+        );
+        const r = await (await submitted).done;
+        this.send({ type: 'sent', id: frame.id, conversationId: r.conversationId, seq: r.seq, sentAt: r.sentAt });
+        // Our own message carries nothing for us: count it as covered if it is the next seq.
+        this.enqueue(async () => {
+          if ((this.covered.get(r.conversationId) ?? 0) === r.seq - 1) this.covered.set(r.conversationId, r.seq);
+        });
+        return;
+      }
+      case 'ack':
+      case 'read': {
+        const conversationId = frame.conversationId;
+        const covered = this.covered.get(conversationId);
+        if (covered === undefined && !(await this.deps.messages.isMember(this.userId, conversationId))) {
+          throw new AppError('not_found', 'no such conversation');
+        }
+        if (frame.type === 'ack' && frame.seq > (covered ?? 0)) {
+          throw new AppError('invalid', `seq ${frame.seq} has not been delivered to this device`);
+        }
+        if (frame.type === 'read' && frame.seq > (await this.deps.store.lastSeq(conversationId))) {
+          throw new AppError('invalid', `seq ${frame.seq} does not exist in this conversation`);
+        }
+        // Delivered moves only over what this device was given (see the class comment).
+        const delivered =
+          frame.seq > (covered ?? 0) ? 0 : frame.seq >= (this.lastBody.get(conversationId) ?? 0) ? covered! : frame.seq;
+        const before = this.acked.get(conversationId) ?? 0;
+        if (delivered > before) this.acked.set(conversationId, delivered);
+        await this.deps.store.advanceCursor({ deviceId: this.deviceId, conversationId, delivered, read: frame.type === 'read' ? frame.seq : 0 });
+        if (frame.type === 'read') await this.deps.messages.receipt(me, 'read', conversationId, frame.seq);
+        else if (delivered > before) await this.deps.messages.receipt(me, 'delivered', conversationId, delivered);
+        return;
+      }
+      case 'typing':
+        await this.deps.messages.typing(me, frame.conversationId, frame.active);
+        return;
+      case 'presence.subscribe': {
+        const { visible, hidden } = await this.deps.messages.visiblePresence(this.userId, frame.users);
+        if (hidden.length > 0) {
+          this.reply(new AppError('not_found', 'no such contact', { details: { users: hidden } }), 'presence.subscribe');
+        }
+        if (visible.length === 0) return;
+        for (const s of await this.deps.delivery.watchPresence(this, visible)) this.send({ type: 'presence', ...s });
+        return;
+      }
+      case 'ping':
+        this.send(frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id });
+        return;
+    }
+  }
+
+  private reply(err: unknown, ref: string | undefined, retryAfterMs?: number): void {
+    const e = toAppError(err);
+    this.deps.metrics.errors.inc({ code: e.code, transport: 'ws' });
+    if (e.code === 'internal' || e.code === 'unavailable') this.deps.log.error({ err, deviceId: this.deviceId }, 'frame failed');
+    this.send({
+      type: 'error',
+      code: e.code,
+      message: e.code === 'internal' ? 'internal error' : e.message,
+      ...(ref === undefined ? {} : { ref }),
+      temporary: e.temporary,
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+      ...(e.details && e.code !== 'internal' && e.code !== 'unavailable' ? { details: e.details } : {}),
+    });
+  }
+
+  private heartbeat(): void {
+    if (this.deps.clock.now() >= this.tokenExpiresAt) {
+      // A session does not outlive its token: the client logs in again and reconnects.
+      this.close(CLOSE.UNAUTHORIZED, 'token expired');
+      return;
+    }
+    if (!this.alive) {
+      // Say why if the peer can still hear it, then drop the socket regardless.
+      this.close(CLOSE.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
+      setTimeout(() => this.ws.terminate(), 1000).unref();
+      return;
+    }
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  private async onClose(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.pinger);
+    this.deps.metrics.connections.dec();
+    if (this.connectionId) {
+      // (If open() is still attaching, it detaches itself when it sees `closed`.)
+      await this.deps.delivery.detach(this, this.connectionId).catch((err) => {
+        this.deps.metrics.backendFailures.inc({ backend: 'presence', operation: 'detach' });
+        this.deps.log.error({ err }, 'presence detach failed');
+      });
+    }
+  }
+}

@@ -1,0 +1,126 @@
+// Two gateways in one process sharing one in-memory broker and presence: routing, batching per gateway, takeover.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ServerFrame } from '../client-sdk/protocol.js';
+import { MemoryBroker } from '../platform/broker.memory.js';
+import { ManualClock } from '../platform/clock.js';
+import { createLogger } from '../platform/log.js';
+import { createMetrics } from '../platform/metrics.js';
+import { MemoryPresence } from '../platform/presence.memory.js';
+import { Delivery, type LocalDevice } from './delivery.js';
+
+class Sink implements LocalDevice {
+  frames: ServerFrame[] = [];
+  replacedCount = 0;
+  constructor(
+    readonly userId: string,
+    readonly deviceId: string,
+  ) {}
+  deliver(frame: ServerFrame): void {
+    this.frames.push(frame);
+  }
+  send(frame: ServerFrame): void {
+    this.frames.push(frame);
+  }
+  replaced(): void {
+    this.replacedCount++;
+  }
+  resyncs = 0;
+  resync(): void {
+    this.resyncs++;
+  }
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+describe('Delivery across two gateways', () => {
+  let broker: MemoryBroker;
+  let g1: Delivery;
+  let g2: Delivery;
+  let envelopesToG2: string[];
+
+  beforeEach(async () => {
+    broker = new MemoryBroker();
+    const presence = new MemoryPresence(new ManualClock());
+    const log = createLogger('silent');
+    const opts = { presenceTtlMs: 60_000, heartbeatMs: 10_000 };
+    g1 = new Delivery(presence, broker, log, createMetrics(), { ...opts, gatewayId: 'g1' });
+    g2 = new Delivery(presence, broker, log, createMetrics(), { ...opts, gatewayId: 'g2' });
+    await g1.start();
+    await g2.start();
+    envelopesToG2 = [];
+    await broker.subscribe('gateway:g2', (m) => envelopesToG2.push(m));
+  });
+  afterEach(async () => {
+    await g1.stop();
+    await g2.stop();
+  });
+
+  const base = { id: 'm1', conversationId: 'c1', seq: 1, from: 'alice', fromDevice: 'a1', sentAt: 0 };
+
+  it('delivers to devices on another gateway with one publish for all of them, each its own body', async () => {
+    const phone = new Sink('bob', 'b1');
+    const laptop = new Sink('bob', 'b2');
+    const aliceOther = new Sink('alice', 'a2');
+    await g2.attach(phone);
+    await g2.attach(laptop);
+    await g1.attach(aliceOther);
+    await g1.deliverMessage(['bob', 'alice'], base, { b1: 'for-b1', b2: 'for-b2', a2: 'for-a2' }, 'a1');
+    await tick();
+    expect(envelopesToG2).toHaveLength(1);
+    expect(phone.frames).toEqual([{ type: 'msg', ...base, body: 'for-b1' }]);
+    expect(laptop.frames).toEqual([{ type: 'msg', ...base, body: 'for-b2' }]);
+    expect(aliceOther.frames).toEqual([{ type: 'msg', ...base, body: 'for-a2' }]);
+  });
+
+  it('skips the sending device and devices without a body', async () => {
+    const sender = new Sink('alice', 'a1');
+    const bob = new Sink('bob', 'b1');
+    await g1.attach(sender);
+    await g2.attach(bob);
+    await g1.deliverMessage(['bob', 'alice'], base, { x: 'not-for-anyone-here' }, 'a1');
+    await tick();
+    expect(sender.frames).toEqual([]);
+    expect(bob.frames).toEqual([]);
+    expect(envelopesToG2).toHaveLength(0);
+  });
+
+  it('a device that reconnects to another gateway is taken from the old one', async () => {
+    const old = new Sink('bob', 'b1');
+    const fresh = new Sink('bob', 'b1');
+    await g2.attach(old);
+    await g1.attach(fresh);
+    await tick();
+    expect(old.replacedCount).toBe(1);
+    await g1.deliverMessage(['bob'], base, { b1: 'body' }, 'a1');
+    await tick();
+    expect(fresh.frames).toHaveLength(1);
+    expect(old.frames).toHaveLength(0);
+  });
+
+  it('re-registers lost routes on the next heartbeat and makes local devices catch up', async () => {
+    const presence = new MemoryPresence(new ManualClock());
+    const g = new Delivery(presence, broker, createLogger('silent'), createMetrics(), { gatewayId: 'g3', presenceTtlMs: 60_000, heartbeatMs: 10 });
+    await g.start();
+    const bob = new Sink('bob', 'b1');
+    await g.attach(bob);
+    await presence.disconnect({ userId: 'bob', deviceId: 'b1', gatewayId: 'g3' }); // presence lost it
+    const end = Date.now() + 5_000;
+    while (bob.resyncs === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    await g.stop();
+    expect(bob.resyncs).toBeGreaterThanOrEqual(1);
+    expect(await presence.routes(['bob'])).toEqual([{ userId: 'bob', deviceId: 'b1', gatewayId: 'g3' }]);
+  });
+
+  it('announces online and offline to watchers on any gateway', async () => {
+    const watcher = new Sink('alice', 'a1');
+    await g1.attach(watcher);
+    expect(await g1.watchPresence(watcher, ['bob'])).toEqual([{ userId: 'bob', online: false, lastSeen: null }]);
+    const bob = new Sink('bob', 'b1');
+    const conn = await g2.attach(bob);
+    await tick();
+    await g2.detach(bob, conn);
+    await tick();
+    const presence = watcher.frames.filter((f) => f.type === 'presence');
+    expect(presence.map((p) => p.type === 'presence' && p.online)).toEqual([true, false]);
+  });
+});

@@ -1,0 +1,67 @@
+// The only reader of environment variables: validates them at start-up and names the bad setting.
+import { z } from 'zod';
+
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max).default(def);
+
+/** Every setting, its default and its bounds. Documented in README.md ("Configuration"). */
+const schema = z
+  .object({
+    PORT: int(8080, 0, 65535),
+    HOST: z.string().min(1).default('0.0.0.0'),
+    DATA_DIR: z.string().min(1).default('./data'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    GATEWAY_ID: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - only, at most 64')
+      .optional(),
+    SQL_DRIVER: z.enum(['pglite', 'postgres']).default('pglite'),
+    DATABASE_URL: z.string().url().optional(),
+    SQL_POOL_SIZE: int(10, 1, 200),
+    PRESENCE_DRIVER: z.enum(['memory', 'redis']).default('memory'),
+    REDIS_URL: z.string().url().optional(),
+    REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/, 'letters, digits, _ : . - only').default('parley:'),
+    JWT_SECRET: z.string().min(32, 'at least 32 characters').optional(),
+    TOKEN_TTL_SECONDS: int(86_400, 60),
+    AUTH_RATE_PER_MINUTE: int(120, 1),
+    WS_MAX_PAYLOAD_BYTES: int(262_144, 1024, 16 * 1024 * 1024),
+    WS_RATE_PER_SECOND: int(200, 1),
+    WS_RATE_BURST: int(400, 1),
+    HEARTBEAT_INTERVAL_MS: int(25_000, 100),
+    PRESENCE_TTL_MS: int(75_000, 1000),
+    SEND_BATCH_MAX: int(256, 1, 10_000),
+    /** Default: 4 on PostgreSQL, 1 on PGlite (one connection: shards would only split batches). */
+    SEND_COMMIT_SHARDS: z.coerce.number().int().min(1).max(64).optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.SQL_DRIVER === 'postgres' && !c.DATABASE_URL) {
+      ctx.addIssue({ code: 'custom', path: ['DATABASE_URL'], message: 'required when SQL_DRIVER=postgres' });
+    }
+    if (c.PRESENCE_DRIVER === 'redis' && !c.REDIS_URL) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'required when PRESENCE_DRIVER=redis' });
+    }
+    if (c.PRESENCE_TTL_MS <= c.HEARTBEAT_INTERVAL_MS) {
+      ctx.addIssue({ code: 'custom', path: ['PRESENCE_TTL_MS'], message: 'must be longer than HEARTBEAT_INTERVAL_MS' });
+    }
+  });
+
+export type Config = z.infer<typeof schema>;
+
+/** Thrown when the environment is invalid; the message names each bad setting. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Reads and validates the configuration.
+ * @example const config = loadConfig(process.env)
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  return parsed.data;
+}

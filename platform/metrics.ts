@@ -1,0 +1,61 @@
+// Prometheus metrics (prom-client), one registry per process, served at /metrics.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface Metrics {
+  registry: Registry;
+  connections: Gauge;
+  messagesSent: Counter;
+  messagesDelivered: Counter;
+  errors: Counter<'code' | 'transport'>;
+  backendFailures: Counter<'backend' | 'operation'>;
+  sendCommitSeconds: Histogram;
+  commitBatchSize: Histogram;
+  frameSeconds: Histogram<'type'>;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    connections: new Gauge({ name: 'parley_ws_connections', help: 'Open WebSocket connections', registers }),
+    messagesSent: new Counter({ name: 'parley_messages_sent_total', help: 'Messages persisted and acknowledged', registers }),
+    messagesDelivered: new Counter({
+      name: 'parley_messages_delivered_total',
+      help: 'Message frames written to device sockets (live and sync)',
+      registers,
+    }),
+    errors: new Counter({
+      name: 'parley_errors_total',
+      help: 'Errors returned to clients, by code and transport',
+      labelNames: ['code', 'transport'],
+      registers,
+    }),
+    backendFailures: new Counter({
+      name: 'parley_backend_failures_total',
+      help: 'Failed calls to backing services',
+      labelNames: ['backend', 'operation'],
+      registers,
+    }),
+    sendCommitSeconds: new Histogram({
+      name: 'parley_send_commit_seconds',
+      help: 'Time from a send frame to its durable commit',
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    commitBatchSize: new Histogram({
+      name: 'parley_commit_batch_size',
+      help: 'Messages per group-commit transaction',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+      registers,
+    }),
+    frameSeconds: new Histogram({
+      name: 'parley_frame_seconds',
+      help: 'Time to handle an inbound frame, by type',
+      labelNames: ['type'],
+      buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
+      registers,
+    }),
+  };
+}

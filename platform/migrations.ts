@@ -1,0 +1,90 @@
+// The schema, as ordered migrations that run identically on PGlite and PostgreSQL 15.
+import type { Sql } from './sql.js';
+
+/**
+ * Tables (times are epoch milliseconds in bigint, from the injected clock):
+ * - users, devices: accounts and their devices; each device has its own public key.
+ * - conversations: one row per conversation with `last_seq`, the gap-free sequence counter.
+ * - conversation_members: who belongs to a conversation.
+ * - messages: each message stored once per conversation; `payloads` maps a recipient device
+ *   id to that device's ciphertext (base64). Idempotency: unique (sender_device_id, client_id).
+ * - device_cursors: per device and conversation, the delivered and read high-water marks.
+ * - settings: server-generated values (e.g. the token signing key when JWT_SECRET is unset).
+ */
+export const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE users (
+     id uuid PRIMARY KEY,
+     username text NOT NULL UNIQUE,
+     password_hash text NOT NULL,
+     created_at bigint NOT NULL
+   );
+   CREATE TABLE devices (
+     id uuid PRIMARY KEY,
+     user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+     name text NOT NULL,
+     public_key text NOT NULL,
+     created_at bigint NOT NULL
+   );
+   CREATE INDEX devices_user_idx ON devices (user_id);
+   CREATE TABLE conversations (
+     id uuid PRIMARY KEY,
+     kind text NOT NULL,
+     last_seq bigint NOT NULL DEFAULT 0,
+     created_at bigint NOT NULL
+   );
+   CREATE TABLE conversation_members (
+     conversation_id uuid NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+     user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+     PRIMARY KEY (conversation_id, user_id)
+   );
+   CREATE INDEX conversation_members_user_idx ON conversation_members (user_id);
+   CREATE TABLE messages (
+     conversation_id uuid NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+     seq bigint NOT NULL,
+     sender_id uuid NOT NULL,
+     sender_device_id uuid NOT NULL,
+     client_id text NOT NULL,
+     payloads jsonb NOT NULL,
+     sent_at bigint NOT NULL,
+     PRIMARY KEY (conversation_id, seq),
+     UNIQUE (sender_device_id, client_id)
+   );
+   CREATE TABLE device_cursors (
+     device_id uuid NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+     conversation_id uuid NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+     delivered_seq bigint NOT NULL DEFAULT 0,
+     read_seq bigint NOT NULL DEFAULT 0,
+     PRIMARY KEY (device_id, conversation_id)
+   );
+   CREATE INDEX device_cursors_conversation_idx ON device_cursors (conversation_id);
+   CREATE TABLE settings (
+     key text PRIMARY KEY,
+     value text NOT NULL
+   );`,
+];
+
+/**
+ * Brings the schema up to date. Safe to run from several processes at once: an advisory
+ * lock serializes them, and each migration commits together with its version row.
+ */
+export async function migrate(sql: Sql): Promise<number> {
+  return sql.transaction(async (tx) => {
+    await tx.query(`SELECT pg_advisory_xact_lock(727274)`);
+    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, applied_at bigint NOT NULL)`);
+    const rows = await tx.query<{ v: number | null }>(`SELECT max(version) AS v FROM schema_migrations`);
+    const current = Number(rows[0]?.v ?? 0);
+    for (let v = current + 1; v <= MIGRATIONS.length; v++) {
+      for (const statement of splitStatements(MIGRATIONS[v - 1]!)) await tx.query(statement);
+      await tx.query(`INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, [v, Date.now()]);
+    }
+    return MIGRATIONS.length;
+  });
+}
+
+/** Our migrations hold no semicolons inside literals, so splitting on `;` is exact. */
+function splitStatements(script: string): string[] {
+  return script
+    .split(';')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}

@@ -1,0 +1,77 @@
+// The presence contract, run against every adapter with a clock the test controls.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ManualClock } from './clock.js';
+import type { Presence } from './presence.js';
+
+export interface PresenceFixture {
+  presence: Presence;
+  clock: ManualClock;
+  /** Lets `ms` pass for the adapter's TTLs (the manual clock for memory, real time for a server) and advances the clock. */
+  expire(ms: number): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+export function presenceContract(name: string, make: () => Promise<PresenceFixture>): void {
+  describe(`Presence contract: ${name}`, () => {
+    let f: PresenceFixture;
+    const alice = { userId: 'u-alice', deviceId: 'd-alice-1', gatewayId: 'g1' };
+    const alice2 = { userId: 'u-alice', deviceId: 'd-alice-2', gatewayId: 'g2' };
+
+    beforeEach(async () => {
+      f = await make();
+    });
+    afterEach(async () => {
+      await f.dispose();
+    });
+
+    it('routes a connected device to its gateway', async () => {
+      expect(await f.presence.connect(alice, 10_000)).toBeNull();
+      await f.presence.connect(alice2, 10_000);
+      const routes = await f.presence.routes(['u-alice', 'u-nobody']);
+      expect(routes.sort((a, b) => a.deviceId.localeCompare(b.deviceId))).toEqual([alice, alice2]);
+      expect(await f.presence.status(['u-alice', 'u-nobody'])).toEqual([
+        { userId: 'u-alice', online: true, lastSeen: null },
+        { userId: 'u-nobody', online: false, lastSeen: null },
+      ]);
+    });
+
+    it('reports the previous gateway when a device moves, and only then', async () => {
+      await f.presence.connect(alice, 10_000);
+      expect(await f.presence.connect({ ...alice, gatewayId: 'g1' }, 10_000)).toBeNull();
+      expect(await f.presence.connect({ ...alice, gatewayId: 'g9' }, 10_000)).toBe('g1');
+      expect(await f.presence.routes(['u-alice'])).toEqual([{ ...alice, gatewayId: 'g9' }]);
+    });
+
+    it('a stale gateway cannot disconnect or refresh a device that moved', async () => {
+      await f.presence.connect(alice, 10_000);
+      await f.presence.connect({ ...alice, gatewayId: 'g2' }, 10_000);
+      await f.presence.disconnect(alice);
+      expect(await f.presence.refresh('g1', [alice.deviceId], 10_000)).toBe(0);
+      expect(await f.presence.routes(['u-alice'])).toEqual([{ ...alice, gatewayId: 'g2' }]);
+    });
+
+    it('records last seen on disconnect', async () => {
+      await f.presence.connect(alice, 10_000);
+      f.clock.advance(5_000);
+      await f.presence.disconnect(alice);
+      const [s] = await f.presence.status(['u-alice']);
+      expect(s!.online).toBe(false);
+      expect(s!.lastSeen).toBe(f.clock.now());
+      expect(await f.presence.routes(['u-alice'])).toEqual([]);
+    });
+
+    it('forgets a route whose TTL ran out, and keeps a refreshed one', async () => {
+      await f.presence.connect(alice, 1_000);
+      await f.presence.connect(alice2, 1_000);
+      await f.expire(600);
+      expect(await f.presence.refresh('g2', [alice2.deviceId], 1_000)).toBe(1);
+      await f.expire(600);
+      expect(await f.presence.routes(['u-alice'])).toEqual([alice2]);
+      await f.expire(1_100);
+      expect(await f.presence.routes(['u-alice'])).toEqual([]);
+      const [s] = await f.presence.status(['u-alice']);
+      expect(s!.online).toBe(false);
+      expect(s!.lastSeen).not.toBeNull();
+    });
+  });
+}

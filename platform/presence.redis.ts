@@ -1,0 +1,159 @@
+// Presence on Redis (ioredis): routes with TTLs shared by every gateway process.
+import type { Redis } from 'ioredis';
+import type { Clock } from './clock.js';
+import { AppError } from './errors.js';
+import type { Presence, Route, UserStatus } from './presence.js';
+
+/**
+ * Key layout (prefix default `parley:`):
+ * - `{p}route:{deviceId}` → gateway id, with a PX TTL; heartbeats extend it (PEXPIRE) only
+ *   while the same gateway holds it, so a dead gateway's routes vanish within the TTL.
+ * - `{p}devices:{userId}` → set of the user's device ids that may be online; members whose
+ *   route key is gone are pruned lazily on read.
+ * - `{p}seen:{userId}` → last seen, epoch ms: written on disconnect, and when a route is
+ *   found expired (then it is the time that was noticed, at most one TTL late).
+ * Single Redis (or a primary with replicas); multi-key scripts assume no Redis Cluster.
+ * Every command failure is an `unavailable` AppError.
+ */
+export interface RedisPresenceOptions {
+  /** Key prefix. Default `parley:`. */
+  prefix?: string;
+}
+
+const CONNECT = `
+local prev = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+if prev and prev ~= ARGV[1] then return prev end
+return false`;
+
+const REFRESH = `
+local n = 0
+for i, k in ipairs(KEYS) do
+  if redis.call('GET', k) == ARGV[1] then redis.call('PEXPIRE', k, ARGV[2]); n = n + 1 end
+end
+return n`;
+
+const DISCONNECT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], ARGV[2])
+  redis.call('SET', KEYS[3], ARGV[3])
+  return 1
+end
+return 0`;
+
+/** Refresh scripts take at most this many keys, so one call never blocks Redis for long. */
+const REFRESH_CHUNK = 1000;
+
+export class RedisPresence implements Presence {
+  private readonly p: string;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly clock: Clock,
+    options: RedisPresenceOptions = {},
+  ) {
+    this.p = options.prefix ?? 'parley:';
+  }
+
+  async connect(route: Route, ttlMs: number): Promise<string | null> {
+    const prev = await this.run(() =>
+      this.redis.eval(CONNECT, 2, this.routeKey(route.deviceId), this.devicesKey(route.userId), route.gatewayId, ttlMs, route.deviceId),
+    );
+    return typeof prev === 'string' ? prev : null;
+  }
+
+  async refresh(gatewayId: string, deviceIds: readonly string[], ttlMs: number): Promise<number> {
+    let n = 0;
+    for (let i = 0; i < deviceIds.length; i += REFRESH_CHUNK) {
+      const keys = deviceIds.slice(i, i + REFRESH_CHUNK).map((d) => this.routeKey(d));
+      n += Number(await this.run(() => this.redis.eval(REFRESH, keys.length, ...keys, gatewayId, ttlMs)));
+    }
+    return n;
+  }
+
+  async disconnect(route: Route): Promise<void> {
+    await this.run(() =>
+      this.redis.eval(
+        DISCONNECT,
+        3,
+        this.routeKey(route.deviceId),
+        this.devicesKey(route.userId),
+        this.seenKey(route.userId),
+        route.gatewayId,
+        route.deviceId,
+        this.clock.now(),
+      ),
+    );
+  }
+
+  async routes(userIds: readonly string[]): Promise<Route[]> {
+    return (await this.live(userIds)).routes;
+  }
+
+  async status(userIds: readonly string[]): Promise<UserStatus[]> {
+    const { routes } = await this.live(userIds);
+    const seen = userIds.length > 0 ? await this.run(() => this.redis.mget(userIds.map((u) => this.seenKey(u)))) : [];
+    const online = new Set(routes.map((r) => r.userId));
+    return userIds.map((userId, i) => ({ userId, online: online.has(userId), lastSeen: seen[i] ? Number(seen[i]) : null }));
+  }
+
+  async close(): Promise<void> {}
+
+  /** Live routes of the users' devices; prunes devices whose route expired and records last seen. */
+  private async live(userIds: readonly string[]): Promise<{ routes: Route[] }> {
+    if (userIds.length === 0) return { routes: [] };
+    const members = await this.run(async () => {
+      const pipe = this.redis.pipeline();
+      for (const u of userIds) pipe.smembers(this.devicesKey(u));
+      return (await pipe.exec())!.map(([err, v]) => {
+        if (err) throw err;
+        return v as string[];
+      });
+    });
+    const candidates: { userId: string; deviceId: string }[] = [];
+    userIds.forEach((userId, i) => {
+      for (const deviceId of members[i] ?? []) candidates.push({ userId, deviceId });
+    });
+    if (candidates.length === 0) return { routes: [] };
+    const gateways = await this.run(() => this.redis.mget(candidates.map((c) => this.routeKey(c.deviceId))));
+    const routes: Route[] = [];
+    const expired: { userId: string; deviceId: string }[] = [];
+    candidates.forEach((c, i) => {
+      const g = gateways[i];
+      if (g) routes.push({ userId: c.userId, deviceId: c.deviceId, gatewayId: g });
+      else expired.push(c);
+    });
+    if (expired.length > 0) {
+      const now = String(this.clock.now());
+      await this.run(async () => {
+        const pipe = this.redis.pipeline();
+        for (const e of expired) {
+          pipe.srem(this.devicesKey(e.userId), e.deviceId);
+          pipe.set(this.seenKey(e.userId), now);
+        }
+        await pipe.exec();
+      });
+    }
+    return { routes };
+  }
+
+  private routeKey(deviceId: string): string {
+    return `${this.p}route:${deviceId}`;
+  }
+  private devicesKey(userId: string): string {
+    return `${this.p}devices:${userId}`;
+  }
+  private seenKey(userId: string): string {
+    return `${this.p}seen:${userId}`;
+  }
+
+  private async run<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw new AppError('unavailable', 'presence store unavailable', { cause: err });
+    }
+  }
+}

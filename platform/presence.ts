@@ -1,0 +1,40 @@
+// The presence port: which gateway holds each connected device, and when each user was last seen.
+
+/** Where one connected device can be reached. */
+export interface Route {
+  userId: string;
+  deviceId: string;
+  gatewayId: string;
+}
+
+/** Whether a user has any device connected, and when the last one left (epoch ms). */
+export interface UserStatus {
+  userId: string;
+  online: boolean;
+  lastSeen: number | null;
+}
+
+/**
+ * Presence is a hint for routing, never the record: losing it loses no message, because
+ * devices that look offline get everything on their next sync.
+ *
+ * Contract (presence.contract.ts runs it against every adapter):
+ * - `connect` records `deviceId → gatewayId` for `ttlMs`; connecting again (any gateway)
+ *   replaces the route and refreshes the TTL. It resolves to the gateway that held the device
+ *   before, if any and different, so that gateway can close its stale socket.
+ * - `refresh` extends the TTL of routes held by `gatewayId` and returns how many it found;
+ *   a route that has moved to another gateway is left alone.
+ * - A route not refreshed within its TTL disappears: a dead gateway stops owning its devices.
+ * - `disconnect` removes the route only if `gatewayId` still holds it, and records last seen.
+ * - `routes` returns the live routes of every device of the given users (any order).
+ * - `status` reports online (any live route) and last seen for each user asked about, in order;
+ *   a user never seen is offline with lastSeen null.
+ */
+export interface Presence {
+  connect(route: Route, ttlMs: number): Promise<string | null>;
+  refresh(gatewayId: string, deviceIds: readonly string[], ttlMs: number): Promise<number>;
+  disconnect(route: Route): Promise<void>;
+  routes(userIds: readonly string[]): Promise<Route[]>;
+  status(userIds: readonly string[]): Promise<UserStatus[]>;
+  close(): Promise<void>;
+}

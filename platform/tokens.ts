@@ -1,0 +1,65 @@
+// Session tokens: HS256 JWTs (jose) that name the user and the device.
+import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
+import type { Clock } from './clock.js';
+import { AppError } from './errors.js';
+
+export interface TokenClaims {
+  userId: string;
+  deviceId: string;
+  /** Expiry, epoch seconds. */
+  exp: number;
+}
+
+const ISSUER = 'parley';
+const AUDIENCE = 'parley-client';
+
+/**
+ * Issues and verifies tokens.
+ * @example const { token } = await tokens.issue({ userId, deviceId })
+ */
+export class Tokens {
+  private readonly key: Uint8Array;
+
+  constructor(
+    secret: string,
+    private readonly ttlSeconds: number,
+    private readonly clock: Clock,
+  ) {
+    this.key = new TextEncoder().encode(secret);
+  }
+
+  async issue(subject: { userId: string; deviceId: string }): Promise<{ token: string; expiresAt: number }> {
+    const now = Math.floor(this.clock.now() / 1000);
+    const exp = now + this.ttlSeconds;
+    const token = await new SignJWT({ did: subject.deviceId })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject(subject.userId)
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setIssuedAt(now)
+      .setExpirationTime(exp)
+      .sign(this.key);
+    return { token, expiresAt: exp * 1000 };
+  }
+
+  /** Resolves to the claims, or rejects with `unauthorized` for a missing, bad or expired token. */
+  async verify(token: string | undefined): Promise<TokenClaims> {
+    if (!token) throw new AppError('unauthorized', 'missing token');
+    try {
+      const { payload } = await jwtVerify(token, this.key, {
+        issuer: ISSUER,
+        audience: AUDIENCE,
+        algorithms: ['HS256'],
+        currentDate: new Date(this.clock.now()),
+      });
+      if (typeof payload.sub !== 'string' || typeof payload.did !== 'string' || typeof payload.exp !== 'number') {
+        throw new AppError('unauthorized', 'malformed token');
+      }
+      return { userId: payload.sub, deviceId: payload.did, exp: payload.exp };
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      const expired = err instanceof joseErrors.JWTExpired;
+      throw new AppError('unauthorized', expired ? 'token expired' : 'invalid token', { details: { expired } });
+    }
+  }
+}

@@ -1,0 +1,57 @@
+// The one place that chooses adapters: from the configuration to ready ports.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Broker } from './broker.js';
+import { MemoryBroker } from './broker.memory.js';
+import type { Clock } from './clock.js';
+import type { Config } from './config.js';
+import type { Presence } from './presence.js';
+import { MemoryPresence } from './presence.memory.js';
+import { RedisPresence } from './presence.redis.js';
+import { RedisBroker } from './broker.redis.js';
+import { openRedis } from './redis.js';
+import type { Redis } from 'ioredis';
+import type { Sql } from './sql.js';
+import { PgliteSql } from './sql.pglite.js';
+import { PostgresSql } from './sql.postgres.js';
+
+export interface Adapters {
+  sql: Sql;
+  presence: Presence;
+  broker: Broker;
+  close(): Promise<void>;
+}
+
+export async function openAdapters(config: Config, clock: Clock): Promise<Adapters> {
+  let sql: Sql;
+  if (config.SQL_DRIVER === 'postgres') {
+    sql = new PostgresSql(config.DATABASE_URL!, { max: config.SQL_POOL_SIZE });
+  } else {
+    const dir = join(config.DATA_DIR, 'pglite');
+    await mkdir(dir, { recursive: true });
+    sql = await PgliteSql.open(dir);
+  }
+  let presence: Presence;
+  let broker: Broker;
+  const redisClients: Redis[] = [];
+  if (config.PRESENCE_DRIVER === 'redis') {
+    const [main, pub, sub] = await Promise.all(['presence', 'publish', 'subscribe'].map((n) => openRedis(config.REDIS_URL!, `parley-${n}`)));
+    redisClients.push(main!, pub!, sub!);
+    presence = new RedisPresence(main!, clock, { prefix: config.REDIS_KEY_PREFIX });
+    broker = new RedisBroker(pub!, sub!, { prefix: config.REDIS_KEY_PREFIX });
+  } else {
+    presence = new MemoryPresence(clock);
+    broker = new MemoryBroker();
+  }
+  return {
+    sql,
+    presence,
+    broker,
+    close: async () => {
+      await broker.close();
+      await presence.close();
+      for (const c of redisClients) c.disconnect();
+      await sql.close();
+    },
+  };
+}

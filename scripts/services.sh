@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Starts the real backing services the tests and the cluster need, when they are not already
+# running, on loopback. Usage: scripts/services.sh postgres|redis|kafka   (prints the service address on stdout);
+# scripts/services.sh kafka-stop stops the broker this script started.
+# Everything it does is idempotent; progress goes to stderr.
+set -euo pipefail
+
+log() { echo "[services] $*" >&2; }
+
+PGHOST_=${PARLEY_PG_HOST:-127.0.0.1}
+PGPORT_=${PARLEY_PG_PORT:-5432}
+
+pg_ready() { pg_isready -q -h "$PGHOST_" -p "$PGPORT_" 2>/dev/null; }
+
+ensure_postgres() {
+  if ! command -v pg_isready >/dev/null 2>&1 || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    log "PostgreSQL is not installed; installing it from Debian's packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 && apt-get install -y -qq postgresql >&2
+  fi
+  if ! pg_ready; then
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    log "starting PostgreSQL $version on $PGHOST_:$PGPORT_"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2 || true
+    for _ in $(seq 1 60); do pg_ready && break; sleep 0.5; done
+  fi
+  if ! pg_ready; then log "PostgreSQL did not become ready"; return 1; fi
+  # Trust auth on loopback is how these machines are set up; fall back to the postgres OS user.
+  if ! psql -h "$PGHOST_" -p "$PGPORT_" -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1; then
+    log "cannot log in as postgres over TCP; check pg_hba.conf (trust for 127.0.0.1 is expected)"
+    return 1
+  fi
+  echo "postgres://postgres@$PGHOST_:$PGPORT_/postgres"
+}
+
+REDIS_PORT_=${PARLEY_REDIS_PORT:-6379}
+
+redis_ready() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT_" ping 2>/dev/null | grep -q PONG; }
+
+ensure_redis() {
+  if ! command -v redis-server >/dev/null 2>&1; then
+    log "Redis is not installed; installing it from Debian's packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 && apt-get install -y -qq redis-server >&2
+  fi
+  if ! redis_ready; then
+    log "starting Redis on 127.0.0.1:$REDIS_PORT_"
+    mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT_" --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/parley.log >&2 || true
+    for _ in $(seq 1 40); do redis_ready && break; sleep 0.25; done
+  fi
+  if ! redis_ready; then log "Redis did not become ready"; return 1; fi
+  echo "redis://127.0.0.1:$REDIS_PORT_"
+}
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+KAFKA_PORT_=${PARLEY_KAFKA_PORT:-9092}
+KAFKA_CTRL_PORT_=${PARLEY_KAFKA_CONTROLLER_PORT:-9093}
+KAFKA_DIR=${PARLEY_KAFKA_DIR:-$ROOT/.services/kafka}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A single-node Apache Kafka 3.9.1 broker in KRaft mode, from Maven Central jars (see RECIPES).
+ensure_kafka() {
+  if port_open "$KAFKA_PORT_"; then echo "127.0.0.1:$KAFKA_PORT_"; return 0; fi
+  command -v java >/dev/null 2>&1 || { log "java is required for Kafka"; return 1; }
+  mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
+  if [ ! -d "$KAFKA_DIR/lib" ] || [ -z "$(ls -A "$KAFKA_DIR/lib" 2>/dev/null)" ]; then
+    command -v mvn >/dev/null 2>&1 || { log "maven is required to fetch the Kafka jars"; return 1; }
+    log "fetching Kafka jars from Maven Central"
+    mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+      -DoutputDirectory="$KAFKA_DIR/lib" >&2
+  fi
+  cat > "$KAFKA_DIR/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CTRL_PORT_
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT_,CONTROLLER://127.0.0.1:$KAFKA_CTRL_PORT_
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT_
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$KAFKA_DIR/data
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+PROPS
+  local cp="$KAFKA_DIR/lib/*"
+  if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
+    local id
+    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)
+    java -cp "$cp" kafka.tools.StorageTool format -t "$id" -c "$KAFKA_DIR/server.properties" >&2
+  fi
+  log "starting Kafka on 127.0.0.1:$KAFKA_PORT_"
+  : > "$KAFKA_DIR/logs/server.log"
+  setsid nohup java -Xms256m -Xmx512m -Dkafka.logs.dir="$KAFKA_DIR/logs" \
+    -Dlog4j.configuration="file:$ROOT/scripts/kafka/log4j.properties" \
+    -cp "$cp" kafka.Kafka "$KAFKA_DIR/server.properties" > "$KAFKA_DIR/logs/stdout.log" 2>&1 < /dev/null &
+  echo $! > "$KAFKA_DIR/kafka.pid"
+  for _ in $(seq 1 180); do
+    if port_open "$KAFKA_PORT_" && grep -q "Kafka Server started" "$KAFKA_DIR/logs/server.log" 2>/dev/null; then
+      echo "127.0.0.1:$KAFKA_PORT_"; return 0
+    fi
+    if ! kill -0 "$(cat "$KAFKA_DIR/kafka.pid")" 2>/dev/null; then
+      log "Kafka exited; see $KAFKA_DIR/logs"; tail -n 20 "$KAFKA_DIR/logs/stdout.log" >&2; return 1
+    fi
+    sleep 0.5
+  done
+  log "Kafka did not become ready in 90 s; see $KAFKA_DIR/logs"
+  return 1
+}
+
+stop_kafka() {
+  local pid
+  pid=$(cat "$KAFKA_DIR/kafka.pid" 2>/dev/null) || { log "no Kafka started by this script"; return 0; }
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$KAFKA_DIR/kafka.pid"
+}
+
+case "${1:-}" in
+  postgres) ensure_postgres ;;
+  redis) ensure_redis ;;
+  kafka) ensure_kafka ;;
+  kafka-stop) stop_kafka ;;
+  *) echo "usage: $0 postgres|redis|kafka|kafka-stop" >&2; exit 2 ;;
+esac

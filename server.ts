@@ -1,0 +1,75 @@
+// Entry point: the whole platform in one process (gateway, messaging, REST) on the configured adapters.
+import { Accounts, signingSecret } from './gateway/accounts.js';
+import { buildGateway } from './gateway/app.js';
+import { Delivery } from './gateway/delivery.js';
+import { MessageStore } from './messaging/message-store.js';
+import { MessagesManager } from './messaging/messages.js';
+import { systemClock } from './platform/clock.js';
+import { ConfigError, loadConfig } from './platform/config.js';
+import { createLogger } from './platform/log.js';
+import { createMetrics } from './platform/metrics.js';
+import { migrate } from './platform/migrations.js';
+import { Tokens } from './platform/tokens.js';
+import { openAdapters } from './platform/wiring.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(config.LOG_LEVEL);
+  const clock = systemClock;
+  const metrics = createMetrics();
+  const adapters = await openAdapters(config, clock);
+  await migrate(adapters.sql);
+
+  const tokens = new Tokens(await signingSecret(adapters.sql, config.JWT_SECRET), config.TOKEN_TTL_SECONDS, clock);
+  const accounts = new Accounts(adapters.sql, tokens, clock);
+  const store = new MessageStore(adapters.sql, clock, {
+    batchMax: config.SEND_BATCH_MAX,
+    shards: config.SEND_COMMIT_SHARDS ?? (config.SQL_DRIVER === 'postgres' ? 4 : 1),
+    onBatch: (n) => metrics.commitBatchSize.observe(n),
+  });
+  const delivery = new Delivery(adapters.presence, adapters.broker, log, metrics, {
+    gatewayId: config.GATEWAY_ID,
+    presenceTtlMs: config.PRESENCE_TTL_MS,
+    heartbeatMs: config.HEARTBEAT_INTERVAL_MS,
+  });
+  await delivery.start();
+  const messages = new MessagesManager(store, accounts, delivery, metrics, log);
+  const gateway = await buildGateway({ config, log, metrics, clock, sql: adapters.sql, tokens, accounts, store, messages, delivery });
+
+  const address = await gateway.http.listen({ port: config.PORT, host: config.HOST });
+  const port = new URL(address).port;
+  const url = `http://${config.HOST === '0.0.0.0' || config.HOST === '::' ? 'localhost' : config.HOST}:${port}`;
+  log.info({ url, gateway: delivery.gatewayId, sql: config.SQL_DRIVER, port: Number(port) }, 'listening');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    try {
+      await gateway.close();
+      await delivery.stop();
+      await store.flush();
+      await adapters.close();
+    } catch (err) {
+      log.error({ err }, 'error during shutdown');
+    }
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((err) => {
+  console.error('parley failed to start:', err);
+  process.exit(1);
+});
