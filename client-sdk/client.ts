@@ -1,5 +1,6 @@
 // The Parley client: accounts, an auto-reconnecting socket, an outbox of unacknowledged sends, and per-device encryption.
 import { open, ready, seal, generateKeyPair, type KeyPair } from './crypto.js';
+import { decodeContent, encodeContent } from './content.js';
 import { Emitter } from './emitter.js';
 import { ParleyError, request } from './http.js';
 import { CLOSE, PROTOCOL, shouldReconnect, WS_PATH, type ClientFrame, type ErrorFrame, type ReceiptKind, type ServerFrame } from './protocol.js';
@@ -99,7 +100,6 @@ interface OutboxEntry {
 const OPEN = 1;
 /** Error codes after which the same request may succeed later. (`internal` is a server bug: not retried.) */
 const TEMPORARY = new Set(['unavailable', 'rate_limited']);
-const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 /**
@@ -235,7 +235,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   /** Encrypts `text` for each of the user's devices (and your other devices) and sends it; resolves on the server's ack. */
   sendText(userId: string, text: string): Promise<SendResult> {
-    return this.enqueueSend(userId, enc.encode(JSON.stringify({ v: 1, text })));
+    return this.enqueueSend(userId, encodeContent({ text }));
   }
 
   /** Marks everything up to `seq` in the conversation read; the sender's devices get a 'read' receipt. */
@@ -482,14 +482,14 @@ export class ParleyClient extends Emitter<ClientEvents> {
           key = this.deviceKeys.get(f.fromDevice);
         }
         if (!key) throw new Error('unknown sender device');
-        const content = JSON.parse(dec.decode(open(f.body, key, this.device!.keys.secretKey))) as { text?: unknown };
+        const content = decodeContent(open(f.body, key, this.device!.keys.secretKey));
         this.emit('message', {
           id: f.id,
           from: f.from,
           fromDevice: f.fromDevice,
           conversationId: f.conversationId,
           seq: f.seq,
-          text: typeof content.text === 'string' ? content.text : '',
+          text: content.text,
           sentAt: f.sentAt,
         });
       } catch (err) {

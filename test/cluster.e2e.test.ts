@@ -31,7 +31,7 @@ describe.skipIf(!realTier)('cluster: three gateways on PostgreSQL and Redis', ()
         acked.push(
           await from.client.sendText(to.client.userId, `${prefix} ${i}`).catch(async (e: Error) => {
             await new Promise((r) => setTimeout(r, 500));
-            const failed = gateways.flatMap((g) => g.logs.filter((l) => l.includes('internal') && !l.includes('node:internal'))).slice(-3);
+            const failed = gateways.flatMap((g) => g.logs.filter((l) => l.includes('failed"') && !l.includes('"code":"unavailable"'))).slice(-5);
             throw new Error(`send ${i} failed: ${e.message}\n${failed.join('\n')}`);
           }),
         );
