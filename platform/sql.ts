@@ -67,7 +67,10 @@ export async function runTransaction<T, Raw>(
   rawQuery: (raw: Raw, text: string, params: unknown[]) => Promise<Row[]>,
   fn: (tx: SqlTx) => Promise<T>,
 ): Promise<T> {
-  let fromFn = false;
+  // What `fn` threw, so it passes through untouched. The driver may reject with a different
+  // error (e.g. its ROLLBACK failed because the connection died): that one is wrapped.
+  const none = Symbol('none');
+  let fnError: unknown = none;
   try {
     return await begin(async (raw) => {
       const tx: SqlTx = {
@@ -82,11 +85,12 @@ export async function runTransaction<T, Raw>(
       try {
         return await fn(tx);
       } catch (err) {
-        fromFn = true;
+        fnError = err;
         throw err;
       }
     });
   } catch (err) {
-    throw fromFn ? err : wrapSqlError(err);
+    if (fnError !== none && fnError === err) throw err;
+    throw wrapSqlError(err);
   }
 }

@@ -104,13 +104,16 @@ describe.skipIf(!realTier)('cluster: three gateways on PostgreSQL and Redis', ()
     const alice = await user('alice', [url(0)]);
     const bob = await user('bob', [url(1), url(2)]);
     const { acked, done } = stream(alice, bob, 120, 'steady');
-    await until(() => acked.length >= 40, 'stream under way');
-    await gateways[1]!.kill();
-    await done;
-    await until(() => bob.messages.length >= 120, 'bob has the whole stream');
-    expect(bob.messages.map((m) => m.seq)).toEqual(acked.map((a) => a.seq));
-    expect(bob.messages.map((m) => m.text)).toEqual(acked.map((_, i) => `steady ${i}`));
-    await gateways[1]!.start(); // back for the next tests
+    try {
+      await until(() => acked.length >= 40, 'stream under way');
+      await gateways[1]!.kill();
+      await done;
+      await until(() => bob.messages.length >= 120, () => `bob has the whole stream (has ${bob.messages.length}, connected: ${bob.client.connected})`);
+      expect(bob.messages.map((m) => m.seq)).toEqual(acked.map((a) => a.seq));
+      expect(bob.messages.map((m) => m.text)).toEqual(acked.map((_, i) => `steady ${i}`));
+    } finally {
+      if (!gateways[1]!.running) await gateways[1]!.start(); // back for the next tests
+    }
   });
 
   it('Redis restarted during traffic: no acked message is lost and routing recovers by itself', async () => {
