@@ -4,6 +4,10 @@ import { buildGateway } from './gateway/app.js';
 import { Delivery } from './gateway/delivery.js';
 import { MessageStore } from './messaging/message-store.js';
 import { MessagesManager } from './messaging/messages.js';
+import { GroupFanout } from './groups/fanout.js';
+import { GroupReceipts } from './groups/group-receipts.js';
+import { GroupStore } from './groups/group-store.js';
+import { GroupsManager } from './groups/groups.js';
 import { systemClock } from './platform/clock.js';
 import { ConfigError, loadConfig } from './platform/config.js';
 import { createLogger } from './platform/log.js';
@@ -26,7 +30,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.LOG_LEVEL);
   const clock = systemClock;
   const metrics = createMetrics();
-  const adapters = await openAdapters(config, clock);
+  const adapters = await openAdapters(config, clock, log, metrics);
   await migrate(adapters.sql);
 
   const tokens = new Tokens(await signingSecret(adapters.sql, config.JWT_SECRET), config.TOKEN_TTL_SECONDS, clock);
@@ -42,8 +46,21 @@ async function main(): Promise<void> {
     heartbeatMs: config.HEARTBEAT_INTERVAL_MS,
   });
   await delivery.start();
-  const messages = new MessagesManager(store, accounts, delivery, metrics, log);
-  const gateway = await buildGateway({ config, log, metrics, clock, sql: adapters.sql, tokens, accounts, store, messages, delivery });
+  const groupStore = new GroupStore(adapters.sql, clock);
+  const groups = new GroupsManager(groupStore, adapters.cache, adapters.groupLog, clock, metrics, log, { maxMembers: config.GROUP_MAX_MEMBERS });
+  const receipts = new GroupReceipts(groupStore, groups, delivery, metrics, log, { intervalMs: config.GROUP_RECEIPT_INTERVAL_MS });
+  receipts.start();
+  const messages = new MessagesManager(store, accounts, delivery, metrics, log, {
+    groups,
+    log: adapters.groupLog,
+    receipts,
+    typingMaxMembers: config.GROUP_TYPING_MAX_MEMBERS,
+  });
+  const fanout = config.FANOUT_WORKER
+    ? new GroupFanout(adapters.groupLog, groups, delivery, metrics, log, { crashBeforeCommitMarker: config.FAULT_FANOUT_CRASH_MARKER })
+    : null;
+  await fanout?.start();
+  const gateway = await buildGateway({ config, log, metrics, clock, sql: adapters.sql, tokens, accounts, store, messages, delivery, groups });
 
   const address = await gateway.http.listen({ port: config.PORT, host: config.HOST });
   const port = new URL(address).port;
@@ -57,6 +74,8 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down');
     try {
       await gateway.close();
+      await fanout?.stop();
+      await receipts.stop();
       await delivery.stop();
       await store.flush();
       await adapters.close();

@@ -2,6 +2,7 @@
 import { open, ready, seal, generateKeyPair, type KeyPair } from './crypto.js';
 import { decodeContent, encodeContent } from './content.js';
 import { Emitter } from './emitter.js';
+import { decryptGroupMessage, encryptForGroup, GroupDirectory, type GroupEvent, type GroupInfo, type GroupReceipt, type GroupReceipts, type GroupRole, type GroupSummary } from './groups.js';
 import { ParleyError, request } from './http.js';
 import { CLOSE, PROTOCOL, shouldReconnect, WS_PATH, type ClientFrame, type ErrorFrame, type ReceiptKind, type ServerFrame } from './protocol.js';
 
@@ -10,6 +11,8 @@ export interface Message {
   from: string;
   fromDevice: string;
   conversationId: string;
+  /** Set for group messages (the group's id, which is also its conversation id). */
+  groupId?: string;
   seq: number;
   text: string;
   sentAt: number;
@@ -37,6 +40,10 @@ export interface ClientEvents extends Record<string, unknown> {
   connected: { deviceId: string };
   disconnected: { code: number; reason: string; willReconnect: boolean };
   caught_up: Record<string, never>;
+  /** A group changed (created, renamed, members added/removed/left, roles, deleted), in the group's seq order. */
+  group: GroupEvent;
+  /** Every current member of a group has received / read up to these seqs. */
+  group_receipt: GroupReceipt;
   /** Problems that belong to no call: an undecryptable message, a server error frame. */
   error: ParleyError;
 }
@@ -89,9 +96,11 @@ export interface ClientOptions {
 
 interface OutboxEntry {
   id: string;
+  /** A user id, or a group id when `group` is set. */
   to: string;
+  group: boolean;
   plaintext: Uint8Array;
-  frame?: Extract<ClientFrame, { type: 'send' }>;
+  frame?: Extract<ClientFrame, { type: 'send' | 'group.send' }>;
   inFlight: boolean;
   resolve: (r: SendResult) => void;
   reject: (e: ParleyError) => void;
@@ -141,6 +150,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private readonly keyStore: KeyStore;
   private readonly urls: string[];
   private urlIndex = 0;
+  private readonly groups = new GroupDirectory(async (method, path, body) => this.call(method, path, { body, token: await this.freshToken() }));
 
   constructor(private readonly options: ClientOptions) {
     super();
@@ -235,7 +245,61 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   /** Encrypts `text` for each of the user's devices (and your other devices) and sends it; resolves on the server's ack. */
   sendText(userId: string, text: string): Promise<SendResult> {
-    return this.enqueueSend(userId, encodeContent({ text }));
+    return this.enqueueSend(userId, false, encodeContent({ text }));
+  }
+
+  /** Encrypts `text` for every member device of the group and sends it; resolves on the server's ack. */
+  sendGroupText(groupId: string, text: string): Promise<SendResult> {
+    return this.enqueueSend(groupId, true, encodeContent({ text }));
+  }
+
+  /** Creates a group you own with these members (user ids). */
+  async createGroup(options: { name: string; members: string[] }): Promise<{ id: string }> {
+    const g = await this.groups.create(options.name, options.members);
+    return { id: g.id };
+  }
+
+  /** The groups you are a member of. */
+  listGroups(): Promise<GroupSummary[]> {
+    return this.groups.list();
+  }
+
+  /** A group you are a member of, with its members and roles. */
+  getGroup(groupId: string): Promise<GroupInfo> {
+    return this.groups.get(groupId);
+  }
+
+  /** Adds a member (admins only); they receive what is sent from now on. */
+  addMember(groupId: string, userId: string): Promise<void> {
+    return this.groups.addMembers(groupId, [userId]);
+  }
+
+  /** Removes a member (admins only); they receive nothing sent afterwards. */
+  removeMember(groupId: string, userId: string): Promise<void> {
+    return this.groups.removeMember(groupId, userId);
+  }
+
+  leaveGroup(groupId: string): Promise<void> {
+    return this.groups.leave(groupId);
+  }
+
+  renameGroup(groupId: string, name: string): Promise<void> {
+    return this.groups.rename(groupId, name);
+  }
+
+  /** Admins toggle admin/member; the owner passes ownership on with 'owner'. */
+  setGroupRole(groupId: string, userId: string, role: GroupRole): Promise<void> {
+    return this.groups.setRole(groupId, userId, role);
+  }
+
+  /** Deletes the group (owner only). */
+  deleteGroup(groupId: string): Promise<void> {
+    return this.groups.delete(groupId);
+  }
+
+  /** Per-member delivered/read seqs in a group, and the aggregates. */
+  groupReceipts(groupId: string): Promise<GroupReceipts> {
+    return this.groups.receipts(groupId);
   }
 
   /** Marks everything up to `seq` in the conversation read; the sender's devices get a 'read' receipt. */
@@ -255,10 +319,10 @@ export class ParleyClient extends Emitter<ClientEvents> {
     this.sendFrame({ type: 'presence.subscribe', users: userIds });
   }
 
-  private enqueueSend(to: string, plaintext: Uint8Array): Promise<SendResult> {
+  private enqueueSend(to: string, group: boolean, plaintext: Uint8Array): Promise<SendResult> {
     return new Promise<SendResult>((resolve, reject) => {
       const id = crypto.randomUUID();
-      this.outbox.set(id, { id, to, plaintext, inFlight: false, resolve, reject });
+      this.outbox.set(id, { id, to, group, plaintext, inFlight: false, resolve, reject });
       void this.pump();
     });
   }
@@ -305,7 +369,13 @@ export class ParleyClient extends Emitter<ClientEvents> {
     }
   }
 
-  private async encryptFor(entry: OutboxEntry): Promise<Extract<ClientFrame, { type: 'send' }>> {
+  private async encryptFor(entry: OutboxEntry): Promise<Extract<ClientFrame, { type: 'send' | 'group.send' }>> {
+    if (entry.group) {
+      const members = await this.groups.memberDevices(entry.to);
+      const { body, payloads } = encryptForGroup(entry.plaintext, members, this.device!.keys.secretKey, this.device!.deviceId!);
+      for (const d of members.flatMap((m) => m.devices)) this.deviceKeys.set(d.id, d.publicKey);
+      return { type: 'group.send', id: entry.id, group: entry.to, body, payloads };
+    }
     const [theirs, mine] = await Promise.all([this.devicesOf(entry.to), this.devicesOf(this.userId)]);
     const sk = this.device!.keys.secretKey;
     const payloads = [...theirs, ...mine]
@@ -447,6 +517,15 @@ export class ParleyClient extends Emitter<ClientEvents> {
       case 'msg':
         this.inbound = this.inbound.then(() => this.onMessage(f));
         return;
+      case 'group_receipt': {
+        const k = `${f.conversationId}|group`;
+        const seen = this.receiptsSeen.get(k) ?? 0;
+        const packed = f.delivered * 2 ** 26 + f.read; // order by delivered, then read
+        if (packed <= seen) return;
+        this.receiptsSeen.set(k, packed);
+        this.emit('group_receipt', { groupId: f.conversationId, delivered: f.delivered, read: f.read });
+        return;
+      }
       case 'caught_up':
         this.inbound = this.inbound.then(() => this.emit('caught_up', {}));
         return;
@@ -474,31 +553,51 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private async onMessage(f: Extract<ServerFrame, { type: 'msg' }>): Promise<void> {
     if ((this.lastSeq.get(f.conversationId) ?? 0) < f.seq) {
       this.lastSeq.set(f.conversationId, f.seq);
-      try {
-        let key = this.deviceKeys.get(f.fromDevice);
-        if (!key) {
-          this.userDevices.delete(f.from);
-          await this.devicesOf(f.from);
-          key = this.deviceKeys.get(f.fromDevice);
+      if (f.system) {
+        this.groups.forget(f.conversationId); // the member list may have changed
+        this.emit('group', { ...f.system, groupId: f.conversationId, seq: f.seq, by: f.from, sentAt: f.sentAt });
+      } else {
+        try {
+          const senderKey = await this.senderDeviceKey(f.from, f.fromDevice);
+          const sk = this.device!.keys.secretKey;
+          let plaintext: Uint8Array;
+          if (f.groupId) {
+            if (!f.key) throw new Error('no message key for this device');
+            plaintext = decryptGroupMessage(f.body, f.key, senderKey, sk);
+          } else {
+            plaintext = open(f.body, senderKey, sk);
+          }
+          const content = decodeContent(plaintext);
+          this.emit('message', {
+            id: f.id,
+            from: f.from,
+            fromDevice: f.fromDevice!,
+            conversationId: f.conversationId,
+            ...(f.groupId ? { groupId: f.groupId } : {}),
+            seq: f.seq,
+            text: content.text,
+            sentAt: f.sentAt,
+          });
+        } catch (err) {
+          this.emit('error', new ParleyError('undecryptable', `message ${f.conversationId}#${f.seq} could not be decrypted: ${(err as Error).message}`));
         }
-        if (!key) throw new Error('unknown sender device');
-        const content = decodeContent(open(f.body, key, this.device!.keys.secretKey));
-        this.emit('message', {
-          id: f.id,
-          from: f.from,
-          fromDevice: f.fromDevice,
-          conversationId: f.conversationId,
-          seq: f.seq,
-          text: content.text,
-          sentAt: f.sentAt,
-        });
-      } catch (err) {
-        this.emit('error', new ParleyError('undecryptable', `message ${f.conversationId}#${f.seq} could not be decrypted: ${(err as Error).message}`));
       }
     }
     // Acknowledge duplicates too: the server resent them because it had no ack yet.
     this.pendingAcks.set(f.conversationId, Math.max(f.seq, this.pendingAcks.get(f.conversationId) ?? 0));
     this.ackTimer ??= setTimeout(() => this.flushAcks(), 10);
+  }
+
+  /** The public key of a sender's device, fetching their device list when it is new to us. */
+  private async senderDeviceKey(userId: string, deviceId: string | null): Promise<string> {
+    let key = deviceId ? this.deviceKeys.get(deviceId) : undefined;
+    if (!key && deviceId) {
+      this.userDevices.delete(userId);
+      await this.devicesOf(userId);
+      key = this.deviceKeys.get(deviceId);
+    }
+    if (!key) throw new Error('unknown sender device');
+    return key;
   }
 
   private flushAcks(): void {
@@ -524,7 +623,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
       return;
     }
     if (f.code === 'devices_changed') {
-      // Someone added or removed a device: refetch both device lists and encrypt again.
+      // Someone added or removed a device (or a group member): refetch and encrypt again.
+      if (entry.group) this.groups.forget(entry.to);
       this.userDevices.delete(entry.to);
       this.userDevices.delete(this.userId);
       entry.frame = undefined;

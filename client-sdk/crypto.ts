@@ -45,3 +45,26 @@ export function open(body: string, senderPublicKey: string, recipientSecretKey: 
     sodium.from_base64(recipientSecretKey, B64()),
   );
 }
+
+/**
+ * Group messages (until Sender Keys): the content is encrypted once under a fresh random key
+ * (XChaCha20-Poly1305), and that key is sealed for each member device with `seal`.
+ * Returns the key (to seal per device) and base64(nonce ‖ ciphertext).
+ */
+export function encryptShared(plaintext: Uint8Array): { key: Uint8Array; body: string } {
+  const key = sodium.crypto_aead_xchacha20poly1305_ietf_keygen();
+  const nonce = sodium.randombytes_buf(sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+  const box = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, null, null, nonce, key);
+  const out = new Uint8Array(nonce.length + box.length);
+  out.set(nonce);
+  out.set(box, nonce.length);
+  return { key, body: sodium.to_base64(out, B64()) };
+}
+
+/** Decrypts a shared body with its key; throws if either was altered. */
+export function decryptShared(body: string, key: Uint8Array): Uint8Array {
+  const raw = sodium.from_base64(body, B64());
+  const n = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+  if (raw.length < n + sodium.crypto_aead_xchacha20poly1305_ietf_ABYTES) throw new Error('ciphertext too short');
+  return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, raw.subarray(n), null, raw.subarray(0, n), key);
+}

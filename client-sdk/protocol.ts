@@ -9,8 +9,18 @@ export interface DevicePayload {
   body: string;
 }
 
+/** A server-authored change to a group, delivered in the group's stream as a message without ciphertext. */
+export interface SystemEvent {
+  kind: 'created' | 'renamed' | 'member_added' | 'member_removed' | 'member_left' | 'role_changed' | 'deleted';
+  /** The users the change concerns (added, removed, left, role changed), when there are any. */
+  users?: string[];
+  name?: string;
+  role?: string;
+}
+
 export type ClientFrame =
   | { type: 'send'; id: string; to: string; payloads: DevicePayload[] }
+  | { type: 'group.send'; id: string; group: string; body: string; payloads?: DevicePayload[] }
   | { type: 'ack'; conversationId: string; seq: number }
   | { type: 'read'; conversationId: string; seq: number }
   | { type: 'typing'; conversationId: string; active: boolean }
@@ -22,22 +32,33 @@ export type ReceiptKind = 'delivered' | 'read';
 export type ServerFrame =
   | { type: 'ready'; userId: string; deviceId: string; heartbeatMs: number; maxPayloadBytes: number }
   | { type: 'sent'; id: string; conversationId: string; seq: number; sentAt: number }
-  | {
-      type: 'msg';
-      id: string;
-      conversationId: string;
-      seq: number;
-      from: string;
-      fromDevice: string;
-      sentAt: number;
-      body: string;
-    }
+  | MsgFrame
   | { type: 'caught_up' }
   | { type: 'receipt'; kind: ReceiptKind; conversationId: string; seq: number; by: string }
+  | { type: 'group_receipt'; conversationId: string; delivered: number; read: number }
   | { type: 'typing'; conversationId: string; from: string; active: boolean }
   | { type: 'presence'; userId: string; online: boolean; lastSeen: number | null }
   | { type: 'pong'; id?: string }
   | ErrorFrame;
+
+/**
+ * A message for this device. Direct: `body` is this device's ciphertext. Group (`groupId`
+ * set): `body` is the ciphertext shared by all members and `key`, when present, this device's
+ * sealed message key. System (`system` set): a group change; `body` is '' and `fromDevice` null.
+ */
+export interface MsgFrame {
+  type: 'msg';
+  id: string;
+  conversationId: string;
+  seq: number;
+  from: string;
+  fromDevice: string | null;
+  sentAt: number;
+  body: string;
+  groupId?: string;
+  key?: string;
+  system?: SystemEvent;
+}
 
 export interface ErrorFrame {
   type: 'error';

@@ -6,6 +6,8 @@ import { WebSocketServer } from 'ws';
 import { CLOSE, PROTOCOL, WS_PATH } from '../client-sdk/protocol.js';
 import type { MessageStore } from '../messaging/message-store.js';
 import type { MessagesManager } from '../messaging/messages.js';
+import type { GroupsManager } from '../groups/groups.js';
+import { groupRoutes } from '../groups/groups.routes.js';
 import type { Clock } from '../platform/clock.js';
 import type { Config } from '../platform/config.js';
 import { AppError, HTTP_STATUS, toAppError } from '../platform/errors.js';
@@ -37,6 +39,7 @@ export interface GatewayDeps {
   store: MessageStore;
   messages: MessagesManager;
   delivery: Delivery;
+  groups: GroupsManager;
 }
 
 export interface Gateway {
@@ -97,6 +100,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   const routes = new Routes(http, authenticate);
   const authLimiter = new KeyedLimiter(config.AUTH_RATE_PER_MINUTE / 60, config.AUTH_RATE_PER_MINUTE, deps.clock);
   accountRoutes(routes, deps.accounts, deps.delivery, authLimiter);
+  groupRoutes(routes, deps.groups);
 
   http.get('/healthz', async () => ({ ok: true }));
   http.get('/readyz', async (_req, reply) => {

@@ -1,7 +1,7 @@
 // One device's WebSocket session: parses and answers frames, syncs on connect, and writes messages in seq order.
 import type { WebSocket } from 'ws';
-import { CLOSE, type ServerFrame } from '../client-sdk/protocol.js';
-import type { DeviceConversation, MessageStore } from '../messaging/message-store.js';
+import { CLOSE, type MsgFrame, type ServerFrame } from '../client-sdk/protocol.js';
+import type { DeviceConversation, MessageStore, StoredMessage } from '../messaging/message-store.js';
 import type { MessagesManager } from '../messaging/messages.js';
 import type { Clock } from '../platform/clock.js';
 import { AppError, toAppError } from '../platform/errors.js';
@@ -10,8 +10,6 @@ import type { Metrics } from '../platform/metrics.js';
 import type { Delivery, LocalDevice } from './delivery.js';
 import { clientFrameSchema, KNOWN_FRAME_TYPES } from './frames.js';
 import { TokenBucket } from './rate-limit.js';
-
-type MsgFrame = Extract<ServerFrame, { type: 'msg' }>;
 
 export interface ConnectionDeps {
   store: MessageStore;
@@ -169,10 +167,10 @@ export class Connection implements LocalDevice {
   private async catchUp(conversationId: string): Promise<void> {
     for (;;) {
       const after = this.covered.get(conversationId) ?? 0;
-      const rows = await this.deps.store.fetch(conversationId, this.deviceId, after, PAGE);
+      const rows = await this.deps.store.fetch(conversationId, this.deviceId, this.userId, after, PAGE);
       for (const m of rows) {
-        if (m.body === null) this.covered.set(conversationId, m.seq);
-        else this.write({ type: 'msg', ...m, body: m.body });
+        if (m.body === null && m.system === null) this.covered.set(conversationId, m.seq);
+        else this.write(toFrame(m));
       }
       if (rows.length < PAGE || this.closed) break;
       while (this.ws.bufferedAmount > SYNC_HIGH_WATER && !this.closed) await new Promise((r) => setTimeout(r, 10));
@@ -220,7 +218,7 @@ export class Connection implements LocalDevice {
       return;
     }
     const frame = parsed.data;
-    const ref = frame.type === 'send' ? frame.id : frame.type;
+    const ref = frame.type === 'send' || frame.type === 'group.send' ? frame.id : frame.type;
     if (!this.limit(1, ref)) return;
     const started = performance.now();
     this.handle(frame)
@@ -246,9 +244,12 @@ export class Connection implements LocalDevice {
   private async handle(frame: ReturnType<typeof clientFrameSchema.parse>): Promise<void> {
     const me = { userId: this.userId, deviceId: this.deviceId };
     switch (frame.type) {
-      case 'send': {
+      case 'send':
+      case 'group.send': {
         // Checks run one send at a time, so this device's sends are committed in frame order.
-        const submitted = this.sendOrder.then(() => this.deps.messages.submit(me, frame));
+        const submitted = this.sendOrder.then(() =>
+          frame.type === 'send' ? this.deps.messages.submit(me, frame) : this.deps.messages.submitGroup(me, frame),
+        );
         this.sendOrder = submitted.then(
           () => undefined,
           () => undefined,
@@ -257,7 +258,15 @@ export class Connection implements LocalDevice {
         this.send({ type: 'sent', id: frame.id, conversationId: r.conversationId, seq: r.seq, sentAt: r.sentAt });
         // Our own message carries nothing for us: count it as covered if it is the next seq.
         this.enqueue(async () => {
-          if ((this.covered.get(r.conversationId) ?? 0) === r.seq - 1) this.covered.set(r.conversationId, r.seq);
+          const c = r.conversationId;
+          if ((this.covered.get(c) ?? 0) !== r.seq - 1) return;
+          this.covered.set(c, r.seq);
+          // In groups the aggregate receipt is the least cursor over members, the sender too:
+          // move ours past our own message when nothing before it is waiting for an ack.
+          if (frame.type === 'group.send' && (this.lastBody.get(c) ?? 0) <= (this.acked.get(c) ?? 0)) {
+            this.acked.set(c, r.seq);
+            await this.deps.store.advanceCursor({ deviceId: this.deviceId, conversationId: c, delivered: r.seq, read: 0 });
+          }
         });
         return;
       }
@@ -345,4 +354,21 @@ export class Connection implements LocalDevice {
       });
     }
   }
+}
+
+/** The frame a device receives for a stored message. */
+function toFrame(m: StoredMessage): MsgFrame {
+  return {
+    type: 'msg',
+    id: m.id,
+    conversationId: m.conversationId,
+    seq: m.seq,
+    from: m.from,
+    fromDevice: m.fromDevice,
+    sentAt: m.sentAt,
+    body: m.body ?? '',
+    ...(m.group ? { groupId: m.conversationId } : {}),
+    ...(m.key === null ? {} : { key: m.key }),
+    ...(m.system === null ? {} : { system: m.system }),
+  };
 }

@@ -1,12 +1,10 @@
 // Delivery: routes frames to the devices' gateways (one publish per gateway) and keeps this gateway's routes alive.
 import { randomUUID } from 'node:crypto';
-import type { ServerFrame } from '../client-sdk/protocol.js';
+import type { MsgFrame, ServerFrame } from '../client-sdk/protocol.js';
 import { type Broker, gatewayChannel, PRESENCE_CHANNEL } from '../platform/broker.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { Presence, UserStatus } from '../platform/presence.js';
-
-type MsgFrame = Extract<ServerFrame, { type: 'msg' }>;
 
 /** A device connected to this gateway. */
 export interface LocalDevice {
@@ -25,6 +23,7 @@ export interface LocalDevice {
 /** What travels on a gateway's channel. */
 type Envelope =
   | { t: 'msg'; frames: { device: string; frame: MsgFrame }[] }
+  | { t: 'gmsg'; frame: MsgFrame; devices: string[]; keys?: Record<string, string> }
   | { t: 'frame'; devices: string[]; frame: ServerFrame }
   | { t: 'kick'; device: string; connection: string };
 
@@ -120,6 +119,24 @@ export class Delivery {
     );
   }
 
+  /**
+   * Delivers a group message (one shared body) to the online devices of `userIds` except
+   * `exceptDevice`: one publish per gateway, carrying the frame once and only the per-device
+   * keys of that gateway's devices.
+   */
+  async deliverGroup(userIds: readonly string[], frame: MsgFrame, keys: Record<string, string> | undefined, exceptDevice: string | null): Promise<number> {
+    const byGateway = await this.routesByGateway(userIds, exceptDevice ?? undefined);
+    let devices = 0;
+    await Promise.all(
+      [...byGateway].map(([gw, list]) => {
+        devices += list.length;
+        const mine = keys ? Object.fromEntries(list.filter((d) => keys[d] !== undefined).map((d) => [d, keys[d]!])) : undefined;
+        return this.publish(gw, { t: 'gmsg', frame, devices: list, ...(mine ? { keys: mine } : {}) });
+      }),
+    );
+    return devices;
+  }
+
   /** Sends an ephemeral frame to every online device of `userIds`, except `exceptDevice`. */
   async relay(userIds: readonly string[], frame: ServerFrame, exceptDevice?: string): Promise<void> {
     const byGateway = await this.routesByGateway(userIds, exceptDevice);
@@ -194,6 +211,12 @@ export class Delivery {
     switch (e.t) {
       case 'msg':
         for (const { device, frame } of e.frames) this.local.get(device)?.device.deliver(frame);
+        break;
+      case 'gmsg':
+        for (const d of e.devices) {
+          const key = e.keys?.[d];
+          this.local.get(d)?.device.deliver(key === undefined ? e.frame : { ...e.frame, key });
+        }
         break;
       case 'frame':
         for (const d of e.devices) this.local.get(d)?.device.send(e.frame);

@@ -8,16 +8,29 @@ const seq = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 /** Body limit per device ciphertext (base64 chars); the frame as a whole is capped by WS_MAX_PAYLOAD_BYTES. */
 export const MAX_BODY_CHARS = 65_536;
 export const MAX_DEVICES_PER_SEND = 64;
+/** Per-device payloads in a group send (sealed message keys); the frame limit usually binds first. */
+export const MAX_DEVICES_PER_GROUP_SEND = 8192;
+export const MAX_KEY_CHARS = 1024;
+
+const clientId = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only');
+const base64 = (max: number) => z.string().min(1).max(max).regex(/^[A-Za-z0-9+/]+={0,2}$/, 'base64');
 
 export const clientFrameSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('send'),
-    id: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only'),
+    id: clientId,
     to: uuid,
     payloads: z
-      .array(z.object({ device: uuid, body: z.string().min(1).max(MAX_BODY_CHARS).regex(/^[A-Za-z0-9+/]+={0,2}$/, 'base64') }))
+      .array(z.object({ device: uuid, body: base64(MAX_BODY_CHARS) }))
       .min(1)
       .max(MAX_DEVICES_PER_SEND),
+  }),
+  z.object({
+    type: z.literal('group.send'),
+    id: clientId,
+    group: uuid,
+    body: base64(MAX_BODY_CHARS),
+    payloads: z.array(z.object({ device: uuid, body: base64(MAX_KEY_CHARS) })).max(MAX_DEVICES_PER_GROUP_SEND).optional(),
   }),
   z.object({ type: z.literal('ack'), conversationId: uuid, seq }),
   z.object({ type: z.literal('read'), conversationId: uuid, seq }),

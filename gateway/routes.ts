@@ -1,7 +1,7 @@
 // REST routes defined once: zod schemas validate each request and generate the OpenAPI document.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { AppError } from '../platform/errors.js';
+import { AppError, type ErrorCode, HTTP_STATUS } from '../platform/errors.js';
 
 export interface RouteDef<B extends z.ZodType, Q extends z.ZodType, P extends z.ZodType, R extends z.ZodType> {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -24,7 +24,7 @@ export interface RouteDef<B extends z.ZodType, Q extends z.ZodType, P extends z.
     params: z.infer<P>;
     req: FastifyRequest;
     reply: FastifyReply;
-  }) => Promise<z.infer<R> | undefined>;
+  }) => Promise<z.infer<R> | undefined | void>;
 }
 
 type AnyRoute = RouteDef<z.ZodType, z.ZodType, z.ZodType, z.ZodType>;
@@ -76,7 +76,7 @@ export class Routes {
           ? { description: 'OK', content: { 'application/json': { schema: z.toJSONSchema(d.response) } } }
           : { description: 'No content' },
       };
-      for (const code of d.errors ?? []) responses[ERROR_STATUS_TEXT[code] ?? '400'] = { $ref: '#/components/responses/Error' };
+      for (const code of d.errors ?? []) responses[String(HTTP_STATUS[code as ErrorCode] ?? 400)] = { $ref: '#/components/responses/Error' };
       paths[path] ??= {};
       paths[path][d.method.toLowerCase()] = {
         summary: d.summary,
@@ -104,15 +104,6 @@ export class Routes {
   }
 }
 
-const ERROR_STATUS_TEXT: Record<string, string> = {
-  invalid: '400',
-  unauthorized: '401',
-  not_found: '404',
-  conflict: '409',
-  too_large: '413',
-  rate_limited: '429',
-  unavailable: '503',
-};
 
 export const errorBody = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() }),

@@ -76,17 +76,17 @@ export function messageStoreSuite(name: string, open: () => Promise<{ sql: Sql; 
       expect([x!.duplicate, y!.duplicate].sort()).toEqual([false, true]);
       const rows = await sql.query(`SELECT count(*)::int AS n FROM messages WHERE client_id IN ('same-id', 'twin')`);
       expect(rows[0]!.n).toBe(2);
-      const stored = await store.fetch(conv, bobDev, first.seq - 1, 1);
+      const stored = await store.fetch(conv, bobDev, bob, first.seq - 1, 1);
       expect(stored[0]!.body).toBe('c1'); // the first copy wins
     });
 
     it('fetches in seq order with each device its own ciphertext, and null for others', async () => {
-      const page = await store.fetch(conv, bobDev2, 0, 3);
+      const page = await store.fetch(conv, bobDev2, bob, 0, 3);
       expect(page.map((m) => m.seq)).toEqual([1, 2, 3]);
       expect(page.every((m) => m.body === 'c2' && m.from === alice && m.fromDevice === aliceDev)).toBe(true);
-      const forAlice = await store.fetch(conv, aliceDev, 0, 2);
+      const forAlice = await store.fetch(conv, aliceDev, alice, 0, 2);
       expect(forAlice.map((m) => m.body)).toEqual([null, null]);
-      const rest = await store.fetch(conv, bobDev, 100, 1000);
+      const rest = await store.fetch(conv, bobDev, bob, 100, 1000);
       expect(rest.map((m) => m.seq)[0]).toBe(101);
       expect(rest.at(-1)!.seq).toBe(162);
     });

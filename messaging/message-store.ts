@@ -3,38 +3,32 @@ import { createHash } from 'node:crypto';
 import type { Clock } from '../platform/clock.js';
 import { AppError } from '../platform/errors.js';
 import { GroupCommit } from '../platform/group-commit.js';
-import { num, type Sql, type SqlTx } from '../platform/sql.js';
+import { num, type Sql } from '../platform/sql.js';
+import { type AppendInput, type AppendResult, appendBatchTx, type SystemEvent } from './append.js';
 
-/** A message to append. `payloads` maps each recipient device id to its ciphertext (base64). */
-export interface AppendInput {
-  conversationId: string;
-  senderId: string;
-  senderDeviceId: string;
-  clientId: string;
-  payloads: Record<string, string>;
-}
+export type { AppendInput, AppendResult, SystemEvent } from './append.js';
 
-export interface AppendResult {
-  conversationId: string;
-  seq: number;
-  sentAt: number;
-  /** True when this client id had already been stored: the original seq is returned. */
-  duplicate: boolean;
-}
-
-/** A stored message as one device sees it: `body` is null when it carries nothing for that device. */
+/**
+ * A stored message as one device sees it. `body` is null when it carries nothing for that
+ * device (its own sends, a direct message from before it existed) unless it is a system
+ * message. Group messages have `group` set, a shared `body` and maybe a per-device `key`.
+ */
 export interface StoredMessage {
   conversationId: string;
   seq: number;
   id: string;
   from: string;
-  fromDevice: string;
+  fromDevice: string | null;
   sentAt: number;
   body: string | null;
+  key: string | null;
+  system: SystemEvent | null;
+  group: boolean;
 }
 
 export interface DeviceConversation {
   conversationId: string;
+  /** The last seq this device may see: the conversation's, or where the user's membership ended. */
   lastSeq: number;
   delivered: number;
 }
@@ -74,6 +68,7 @@ export class MessageStore {
   private readonly cursors: GroupCommit<CursorUpdate, void>;
   private readonly knownDirect = new Map<string, string>();
   private readonly membersCache = new Map<string, readonly string[]>();
+  private readonly kinds = new Map<string, 'direct' | 'group'>();
 
   constructor(
     private readonly sql: Sql,
@@ -118,17 +113,39 @@ export class MessageStore {
     return id;
   }
 
-  /** Member user ids of a conversation ([] when it does not exist). Direct memberships never change, so they are cached. */
+  /**
+   * Current member user ids of a conversation ([] when it does not exist). Direct memberships
+   * never change, so they are cached; group memberships are read each time (groups/ caches them).
+   */
   async members(conversationId: string): Promise<readonly string[]> {
     const cached = this.membersCache.get(conversationId);
     if (cached) return cached;
-    const rows = await this.sql.query<{ user_id: string }>(
-      `SELECT user_id FROM conversation_members WHERE conversation_id = $1 ORDER BY user_id`,
+    const rows = await this.sql.query<{ user_id: string; kind: string }>(
+      `SELECT m.user_id, c.kind FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
+        WHERE m.conversation_id = $1 AND m.left_seq IS NULL ORDER BY m.user_id`,
       [conversationId],
     );
     const members = rows.map((r) => r.user_id);
-    if (members.length > 0) this.membersCache.set(conversationId, members);
+    if (members.length > 0 && rows[0]!.kind === 'direct') this.membersCache.set(conversationId, members);
     return members;
+  }
+
+  /** Whether the conversation is direct or a group (null when it does not exist). Kinds never change, so they are cached. */
+  async kind(conversationId: string): Promise<'direct' | 'group' | null> {
+    const known = this.kinds.get(conversationId);
+    if (known) return known;
+    const [row] = await this.sql.query<{ kind: 'direct' | 'group' }>(`SELECT kind FROM conversations WHERE id = $1`, [conversationId]);
+    if (!row) return null;
+    this.kinds.set(conversationId, row.kind);
+    if (this.kinds.size > 100_000) this.kinds.delete(this.kinds.keys().next().value!);
+    return row.kind;
+  }
+
+  /** Whether the user can see (part of) the conversation: a member now, or one who left (up to leaving). */
+  async hasSeen(userId: string, conversationId: string): Promise<boolean> {
+    if (this.membersCache.get(conversationId)?.includes(userId)) return true;
+    const rows = await this.sql.query(`SELECT 1 FROM conversation_members WHERE conversation_id = $1 AND user_id = $2`, [conversationId, userId]);
+    return rows.length > 0;
   }
 
   /** The conversation's highest seq (0 when it has none or does not exist). */
@@ -144,10 +161,10 @@ export class MessageStore {
     return r;
   }
 
-  /** The device's conversations with their last seq and the device's delivered cursor. */
+  /** The device's conversations with the last seq it may see and its delivered cursor. */
   async deviceConversations(deviceId: string, userId: string): Promise<DeviceConversation[]> {
     const rows = await this.sql.query(
-      `SELECT c.id, c.last_seq, coalesce(dc.delivered_seq, 0) AS delivered
+      `SELECT c.id, least(c.last_seq, coalesce(m.left_seq, c.last_seq)) AS last_seq, coalesce(dc.delivered_seq, 0) AS delivered
          FROM conversation_members m
          JOIN conversations c ON c.id = m.conversation_id
          LEFT JOIN device_cursors dc ON dc.device_id = $1 AND dc.conversation_id = m.conversation_id
@@ -157,21 +174,33 @@ export class MessageStore {
     return rows.map((r) => ({ conversationId: r.id as string, lastSeq: num(r.last_seq), delivered: num(r.delivered) }));
   }
 
-  /** Messages after `afterSeq`, in seq order, with this device's ciphertext (or null). */
-  async fetch(conversationId: string, deviceId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
+  /**
+   * Messages after `afterSeq` that the user may see (within their membership window), in seq
+   * order, as `deviceId` sees them.
+   */
+  async fetch(conversationId: string, deviceId: string, userId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
     const rows = await this.sql.query(
-      `SELECT seq, client_id, sender_id, sender_device_id, sent_at, payloads ->> $3 AS body
-         FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $4`,
-      [conversationId, afterSeq, deviceId, limit],
+      `SELECT m.seq, m.client_id, m.sender_id, m.sender_device_id, m.sent_at, m.system, c.kind,
+              CASE WHEN m.sender_device_id = $3::uuid THEN NULL ELSE coalesce(m.body, m.payloads ->> $3::text) END AS body,
+              CASE WHEN m.body IS NULL THEN NULL ELSE m.payloads ->> $3::text END AS key
+         FROM messages m
+         JOIN conversations c ON c.id = m.conversation_id
+         JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = $5
+        WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq >= cm.joined_seq AND (cm.left_seq IS NULL OR m.seq <= cm.left_seq)
+        ORDER BY m.seq LIMIT $4`,
+      [conversationId, afterSeq, deviceId, limit, userId],
     );
     return rows.map((r) => ({
       conversationId,
       seq: num(r.seq),
       id: r.client_id as string,
       from: r.sender_id as string,
-      fromDevice: r.sender_device_id as string,
+      fromDevice: (r.sender_device_id as string | null) ?? null,
       sentAt: num(r.sent_at),
       body: (r.body as string | null) ?? null,
+      key: (r.key as string | null) ?? null,
+      system: (r.system as SystemEvent | null) ?? null,
+      group: r.kind === 'group',
     }));
   }
 
@@ -180,11 +209,12 @@ export class MessageStore {
     return this.cursors.submit(update);
   }
 
-  /** For each conversation of `userId`, the other members' highest delivered and read seq over their devices. */
+  /** For each direct conversation of `userId`, the other member's highest delivered and read seq over their devices. */
   async receiptState(userId: string): Promise<ReceiptState[]> {
     const rows = await this.sql.query(
       `SELECT dc.conversation_id, d.user_id, max(dc.delivered_seq) AS delivered, max(dc.read_seq) AS read
          FROM conversation_members m
+         JOIN conversations c ON c.id = m.conversation_id AND c.kind = 'direct'
          JOIN device_cursors dc ON dc.conversation_id = m.conversation_id
          JOIN devices d ON d.id = dc.device_id
         WHERE m.user_id = $1 AND d.user_id <> $1
@@ -208,7 +238,7 @@ export class MessageStore {
   private async appendBatch(items: AppendInput[]): Promise<(AppendResult | AppError)[]> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.sql.transaction((tx) => this.appendTx(tx, items));
+        return await this.sql.transaction((tx) => appendBatchTx(tx, items, this.clock.now()));
       } catch (err) {
         // A concurrent process may have stored one of these client ids (conflict) or the lock
         // order may have deadlocked: retrying re-reads the duplicates and re-assigns seqs.
@@ -216,88 +246,6 @@ export class MessageStore {
         if (!retryable || attempt >= 3) throw err;
       }
     }
-  }
-
-  private async appendTx(tx: SqlTx, items: AppendInput[]): Promise<(AppendResult | AppError)[]> {
-    const key = (d: string, c: string) => `${d}\u0000${c}`;
-    const existing = await tx.query(
-      `SELECT m.sender_device_id AS d, m.client_id AS c, m.conversation_id, m.seq, m.sent_at
-         FROM messages m JOIN json_to_recordset($1::json) AS k(d uuid, c text)
-           ON m.sender_device_id = k.d AND m.client_id = k.c`,
-      [JSON.stringify(items.map((i) => ({ d: i.senderDeviceId, c: i.clientId })))],
-    );
-    const done = new Map<string, AppendResult>();
-    for (const r of existing) {
-      done.set(key(r.d as string, r.c as string), {
-        conversationId: r.conversation_id as string,
-        seq: num(r.seq),
-        sentAt: num(r.sent_at),
-        duplicate: true,
-      });
-    }
-
-    // Fresh items, first occurrence of each client id only; count per conversation.
-    const fresh: AppendInput[] = [];
-    const seen = new Set<string>();
-    const counts = new Map<string, number>();
-    for (const i of items) {
-      const k = key(i.senderDeviceId, i.clientId);
-      if (done.has(k) || seen.has(k)) continue;
-      seen.add(k);
-      fresh.push(i);
-      counts.set(i.conversationId, (counts.get(i.conversationId) ?? 0) + 1);
-    }
-
-    const now = this.clock.now();
-    const assigned = new Map<string, AppendResult>();
-    if (fresh.length > 0) {
-      const bumped = await tx.query(
-        `WITH v AS (SELECT * FROM json_to_recordset($1::json) AS v(id uuid, n int)),
-              locked AS (SELECT c.id FROM conversations c JOIN v ON v.id = c.id ORDER BY c.id FOR UPDATE OF c)
-         UPDATE conversations c SET last_seq = c.last_seq + v.n
-           FROM v WHERE c.id = v.id AND c.id IN (SELECT id FROM locked)
-         RETURNING c.id, c.last_seq`,
-        [JSON.stringify([...counts].map(([id, n]) => ({ id, n })))],
-      );
-      const next = new Map<string, number>();
-      for (const r of bumped) next.set(r.id as string, num(r.last_seq) - (counts.get(r.id as string) ?? 0) + 1);
-      const rows: unknown[] = [];
-      for (const i of fresh) {
-        const seq = next.get(i.conversationId);
-        if (seq === undefined) continue; // conversation missing: reported below
-        next.set(i.conversationId, seq + 1);
-        assigned.set(key(i.senderDeviceId, i.clientId), { conversationId: i.conversationId, seq, sentAt: now, duplicate: false });
-        rows.push({
-          conversation_id: i.conversationId,
-          seq,
-          sender_id: i.senderId,
-          sender_device_id: i.senderDeviceId,
-          client_id: i.clientId,
-          payloads: i.payloads,
-          sent_at: now,
-        });
-      }
-      if (rows.length > 0) {
-        await tx.query(
-          `INSERT INTO messages (conversation_id, seq, sender_id, sender_device_id, client_id, payloads, sent_at)
-           SELECT conversation_id, seq, sender_id, sender_device_id, client_id, payloads, sent_at
-             FROM json_to_recordset($1::json)
-               AS m(conversation_id uuid, seq bigint, sender_id uuid, sender_device_id uuid, client_id text, payloads jsonb, sent_at bigint)`,
-          [JSON.stringify(rows)],
-        );
-      }
-    }
-
-    return items.map((i) => {
-      const k = key(i.senderDeviceId, i.clientId);
-      const d = done.get(k);
-      if (d) return d;
-      const a = assigned.get(k);
-      if (!a) return new AppError('not_found', 'no such conversation');
-      // A second copy of the same client id within this batch is a duplicate of the first.
-      if (seen.delete(k)) return a;
-      return { ...a, duplicate: true };
-    });
   }
 
   private async writeCursors(items: CursorUpdate[]): Promise<void[]> {

@@ -1,13 +1,33 @@
 // MessagesManager: what the gateway calls to send, acknowledge and mark read; it checks, persists and delivers.
-import type { ClientFrame, ReceiptKind } from '../client-sdk/protocol.js';
+import type { ClientFrame, DevicePayload, ReceiptKind } from '../client-sdk/protocol.js';
 import type { Accounts } from '../gateway/accounts.js';
 import type { Delivery } from '../gateway/delivery.js';
+import type { GroupReceipts } from '../groups/group-receipts.js';
+import { type GroupRecord, GroupsManager } from '../groups/groups.js';
 import { AppError } from '../platform/errors.js';
+import type { GroupLog } from '../platform/group-log.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
 import { type AppendResult, MessageStore } from './message-store.js';
 
 type SendFrame = Extract<ClientFrame, { type: 'send' }>;
+type GroupSendFrame = Extract<ClientFrame, { type: 'group.send' }>;
+
+/** The group side of messaging: memberships and the log that feeds the fan-out workers. */
+export interface GroupMessaging {
+  groups: GroupsManager;
+  log: GroupLog;
+  receipts: GroupReceipts;
+  /** Groups larger than this get no typing indicators (each would reach every member). */
+  typingMaxMembers: number;
+}
+
+/** Which expected devices a send's payloads leave out, and which they name that are not expected. */
+function coverage(expected: ReadonlySet<string>, payloads: readonly DevicePayload[]): { missing: string[]; extra: string[] } {
+  const given = new Set(payloads.map((p) => p.device));
+  if (given.size !== payloads.length) throw new AppError('invalid', 'a device is listed twice');
+  return { missing: [...expected].filter((d) => !given.has(d)), extra: [...given].filter((d) => !expected.has(d)) };
+}
 
 export interface Sender {
   userId: string;
@@ -28,6 +48,7 @@ export class MessagesManager {
     private readonly delivery: Delivery,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    private readonly group: GroupMessaging,
   ) {}
 
   /** Checks and persists a send; resolves once durable. */
@@ -47,10 +68,7 @@ export class MessagesManager {
     if (theirs.length === 0) throw new AppError('not_found', 'no such user');
 
     const expected = new Set([...theirs, ...mine].map((d) => d.id).filter((id) => id !== sender.deviceId));
-    const given = new Set(frame.payloads.map((p) => p.device));
-    const missing = [...expected].filter((d) => !given.has(d));
-    const extra = [...given].filter((d) => !expected.has(d));
-    if (given.size !== frame.payloads.length) throw new AppError('invalid', 'a device is listed twice');
+    const { missing, extra } = coverage(expected, frame.payloads);
     if (missing.length > 0 || extra.length > 0) {
       throw new AppError('devices_changed', 'encrypt for exactly the current devices', { details: { missing, extra } });
     }
@@ -90,22 +108,111 @@ export class MessagesManager {
     return result;
   }
 
-  /** Relays a receipt to the other members' devices (and, for reads, the reader's other devices). */
+  /**
+   * Checks a group send and queues it for the group commit, like `submit`. The sender must be
+   * a member now. When the send carries per-device payloads (sealed message keys), they must
+   * cover exactly the current members' devices but the sending one, or it fails with
+   * `devices_changed`; either way it is committed only if the membership has not changed since
+   * (else `devices_changed` too). Once durable it is appended to the group log, and only then
+   * acknowledged, so an acknowledged group message always reaches the fan-out.
+   */
+  async submitGroup(sender: Sender, frame: GroupSendFrame): Promise<{ done: Promise<AppendResult> }> {
+    const started = performance.now();
+    const { groups, log } = this.group;
+    const membership = await groups.membership(frame.group).catch((err) => {
+      throw err instanceof AppError && err.code === 'not_found' ? new AppError('not_found', 'no such group') : err;
+    });
+    const current = GroupsManager.current(membership);
+    if (!current.some((m) => m.userId === sender.userId)) throw new AppError('not_found', 'no such group');
+    const payloads = frame.payloads ?? [];
+    if (payloads.length > 0) {
+      const devices = await groups.memberDevices(membership);
+      const expected = new Set([...devices.values()].flat().map((d) => d.id).filter((id) => id !== sender.deviceId));
+      const { missing, extra } = coverage(expected, payloads);
+      if (missing.length > 0 || extra.length > 0) {
+        await groups.invalidate(frame.group);
+        throw new AppError('devices_changed', 'encrypt the key for exactly the current member devices', {
+          details: { missing, extra, membersVersion: membership.version },
+        });
+      }
+    }
+    const keys = Object.fromEntries(payloads.map((p) => [p.device, p.body]));
+    const appended = this.store.append({
+      conversationId: frame.group,
+      senderId: sender.userId,
+      senderDeviceId: sender.deviceId,
+      clientId: frame.id,
+      payloads: keys,
+      body: frame.body,
+      membersVersion: membership.version,
+    });
+    const done = appended.then(
+      async (result) => {
+        if (result.duplicate && result.conversationId !== frame.group) {
+          throw new AppError('conflict', 'this message id was already used for another conversation');
+        }
+        const record: GroupRecord = {
+          frame: {
+            type: 'msg',
+            id: frame.id,
+            conversationId: frame.group,
+            groupId: frame.group,
+            seq: result.seq,
+            from: sender.userId,
+            fromDevice: sender.deviceId,
+            sentAt: result.sentAt,
+            body: frame.body,
+          },
+          ...(payloads.length > 0 ? { keys } : {}),
+          membersVersion: result.membersVersion,
+        };
+        // A resend of a stored message is logged again: the first append may have failed.
+        await log.append([{ key: frame.group, value: JSON.stringify(record) }]);
+        this.metrics.sendCommitSeconds.observe((performance.now() - started) / 1000);
+        if (!result.duplicate) this.metrics.messagesSent.inc();
+        return result;
+      },
+      async (err) => {
+        if (err instanceof AppError && err.code === 'devices_changed') await groups.invalidate(frame.group);
+        throw err;
+      },
+    );
+    return { done };
+  }
+
+  /**
+   * Direct conversations: relays a receipt to the other member's devices (and, for reads, the
+   * reader's other devices). Groups: marks the group for the aggregate receipt (see
+   * GroupReceipts) and tells the reader's other devices about reads.
+   */
   async receipt(reader: Sender, kind: ReceiptKind, conversationId: string, seq: number): Promise<void> {
+    const frame = { type: 'receipt' as const, kind, conversationId, seq, by: reader.userId };
+    if ((await this.store.kind(conversationId)) === 'group') {
+      this.group.receipts.touched(conversationId);
+      if (kind === 'read') await this.delivery.relay([reader.userId], frame, reader.deviceId);
+      return;
+    }
     const members = await this.store.members(conversationId);
     const others = members.filter((m) => m !== reader.userId);
     const to = kind === 'read' ? [...others, reader.userId] : others;
-    await this.delivery.relay(to, { type: 'receipt', kind, conversationId, seq, by: reader.userId }, reader.deviceId);
+    await this.delivery.relay(to, frame, reader.deviceId);
   }
 
-  /** Whether the user belongs to the conversation. */
-  async isMember(userId: string, conversationId: string): Promise<boolean> {
-    return (await this.store.members(conversationId)).includes(userId);
+  /** Whether the user can see the conversation (a member now, or up to when they left a group). */
+  isMember(userId: string, conversationId: string): Promise<boolean> {
+    return this.store.hasSeen(userId, conversationId);
   }
 
-  /** Relays a typing indicator to the other members; never stored. */
+  /** Relays a typing indicator to the other current members; never stored. */
   async typing(sender: Sender, conversationId: string, active: boolean): Promise<void> {
-    const members = await this.store.members(conversationId);
+    let members: readonly string[];
+    if ((await this.store.kind(conversationId)) === 'group') {
+      const current = await this.group.groups.membership(conversationId).then(GroupsManager.current, () => []);
+      members = current.map((m) => m.userId);
+      if (members.includes(sender.userId) && members.length > this.group.typingMaxMembers) return;
+    } else {
+      members = await this.store.members(conversationId);
+    }
     if (!members.includes(sender.userId)) throw new AppError('not_found', 'no such conversation');
     const others = members.filter((m) => m !== sender.userId);
     await this.delivery.relay(others, { type: 'typing', conversationId, from: sender.userId, active });

@@ -32,6 +32,19 @@ const schema = z
     SEND_BATCH_MAX: int(256, 1, 10_000),
     /** Default: 4 on PostgreSQL, 1 on PGlite (one connection: shards would only split batches). */
     SEND_COMMIT_SHARDS: z.coerce.number().int().min(1).max(64).optional(),
+    GROUP_LOG_DRIVER: z.enum(['memory', 'kafka']).default('memory'),
+    KAFKA_BROKERS: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+:\d+(,[A-Za-z0-9_.-]+:\d+)*$/, 'host:port[,host:port…]')
+      .optional(),
+    KAFKA_TOPIC: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'letters, digits, . _ - only').default('parley.group-messages'),
+    KAFKA_PARTITIONS: int(8, 1, 1024),
+    FANOUT_WORKER: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+    GROUP_MAX_MEMBERS: int(1024, 2, 100_000),
+    GROUP_RECEIPT_INTERVAL_MS: int(250, 10, 60_000),
+    GROUP_TYPING_MAX_MEMBERS: int(256, 0, 100_000),
+    /** Test-only fault injection (see groups/fanout.ts); never set in production. */
+    FAULT_FANOUT_CRASH_MARKER: z.string().min(1).optional(),
   })
   .superRefine((c, ctx) => {
     if (c.SQL_DRIVER === 'postgres' && !c.DATABASE_URL) {
@@ -39,6 +52,9 @@ const schema = z
     }
     if (c.PRESENCE_DRIVER === 'redis' && !c.REDIS_URL) {
       ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'required when PRESENCE_DRIVER=redis' });
+    }
+    if (c.GROUP_LOG_DRIVER === 'kafka' && !c.KAFKA_BROKERS) {
+      ctx.addIssue({ code: 'custom', path: ['KAFKA_BROKERS'], message: 'required when GROUP_LOG_DRIVER=kafka' });
     }
     if (c.PRESENCE_TTL_MS <= c.HEARTBEAT_INTERVAL_MS) {
       ctx.addIssue({ code: 'custom', path: ['PRESENCE_TTL_MS'], message: 'must be longer than HEARTBEAT_INTERVAL_MS' });

@@ -10,6 +10,7 @@ export const ERROR_CODES = [
   'devices_changed', // a send did not carry one ciphertext per current device
   'rate_limited', // too many requests or frames; retry after `retryAfterMs`
   'too_large', // the payload is over the configured limit
+  'limit_exceeded', // a configured count limit would be passed (e.g. group size)
   'unavailable', // a backing service is down; retry with backoff
   'internal', // a bug; logged with its cause
 ] as const;
@@ -61,6 +62,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   conflict: 409,
   devices_changed: 409,
   too_large: 413,
+  limit_exceeded: 409,
   rate_limited: 429,
   unavailable: 503,
   internal: 500,

@@ -11,6 +11,7 @@ export interface Metrics {
   sendCommitSeconds: Histogram;
   commitBatchSize: Histogram;
   frameSeconds: Histogram<'type'>;
+  groupFanoutDevices: Counter;
 }
 
 export function createMetrics(): Metrics {
@@ -55,6 +56,11 @@ export function createMetrics(): Metrics {
       help: 'Time to handle an inbound frame, by type',
       labelNames: ['type'],
       buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
+      registers,
+    }),
+    groupFanoutDevices: new Counter({
+      name: 'parley_group_fanout_devices_total',
+      help: 'Group messages handed to gateways for online member devices by the fan-out workers',
       registers,
     }),
   };

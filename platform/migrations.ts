@@ -10,6 +10,18 @@ import type { Sql } from './sql.js';
  *   id to that device's ciphertext (base64). Idempotency: unique (sender_device_id, client_id).
  * - device_cursors: per device and conversation, the delivered and read high-water marks.
  * - settings: server-generated values (e.g. the token signing key when JWT_SECRET is unset).
+ *
+ * Version 2 (groups):
+ * - groups: a group's name, owner and deletion time; its id is its conversation's id.
+ * - conversation_members gains `role` (owner | admin | member) and the member's window on the
+ *   conversation: `joined_seq` (the first seq they may see: the system message that added
+ *   them) and `left_seq` (the last: the one that removed them; null while a member). A member
+ *   who is added again gets a new window; what was sent while they were out stays invisible.
+ * - conversations gains `members_version`: the seq of the last membership change, so a send
+ *   encrypted for an older member list is refused at commit time.
+ * - messages gains `body` (one ciphertext shared by every member device, group messages) and
+ *   `system` (a server-authored membership or name change, no ciphertext); a system message
+ *   has no sender device.
  */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE users (
@@ -61,6 +73,21 @@ export const MIGRATIONS: readonly string[] = [
      key text PRIMARY KEY,
      value text NOT NULL
    );`,
+  `CREATE TABLE groups (
+     id uuid PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+     name text NOT NULL,
+     owner_id uuid NOT NULL REFERENCES users(id),
+     created_at bigint NOT NULL,
+     deleted_at bigint
+   );
+   ALTER TABLE conversations ADD COLUMN members_version bigint NOT NULL DEFAULT 0;
+   ALTER TABLE conversation_members ADD COLUMN role text NOT NULL DEFAULT 'member';
+   ALTER TABLE conversation_members ADD COLUMN joined_seq bigint NOT NULL DEFAULT 0;
+   ALTER TABLE conversation_members ADD COLUMN left_seq bigint;
+   ALTER TABLE conversation_members ADD COLUMN joined_at bigint NOT NULL DEFAULT 0;
+   ALTER TABLE messages ALTER COLUMN sender_device_id DROP NOT NULL;
+   ALTER TABLE messages ADD COLUMN body text;
+   ALTER TABLE messages ADD COLUMN system jsonb`,
 ];
 
 /**

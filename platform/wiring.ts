@@ -14,15 +14,27 @@ import type { Redis } from 'ioredis';
 import type { Sql } from './sql.js';
 import { PgliteSql } from './sql.pglite.js';
 import { PostgresSql } from './sql.postgres.js';
+import { Kafka } from 'kafkajs';
+import type { Cache } from './cache.js';
+import { MemoryCache } from './cache.memory.js';
+import { RedisCache } from './cache.redis.js';
+import type { GroupLog } from './group-log.js';
+import { KafkaGroupLog, kafkaLogCreator } from './group-log.kafka.js';
+import { MemoryGroupLog } from './group-log.memory.js';
+import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
 
 export interface Adapters {
   sql: Sql;
   presence: Presence;
   broker: Broker;
+  /** Shared short-lived values (group memberships); on Redis whenever presence is. */
+  cache: Cache;
+  groupLog: GroupLog;
   close(): Promise<void>;
 }
 
-export async function openAdapters(config: Config, clock: Clock): Promise<Adapters> {
+export async function openAdapters(config: Config, clock: Clock, log: Logger, metrics: Metrics): Promise<Adapters> {
   let sql: Sql;
   if (config.SQL_DRIVER === 'postgres') {
     sql = new PostgresSql(config.DATABASE_URL!, { max: config.SQL_POOL_SIZE });
@@ -33,21 +45,45 @@ export async function openAdapters(config: Config, clock: Clock): Promise<Adapte
   }
   let presence: Presence;
   let broker: Broker;
+  let cache: Cache;
   const redisClients: Redis[] = [];
   if (config.PRESENCE_DRIVER === 'redis') {
     const [main, pub, sub] = await Promise.all(['presence', 'publish', 'subscribe'].map((n) => openRedis(config.REDIS_URL!, `parley-${n}`)));
     redisClients.push(main!, pub!, sub!);
     presence = new RedisPresence(main!, clock, { prefix: config.REDIS_KEY_PREFIX });
     broker = new RedisBroker(pub!, sub!, { prefix: config.REDIS_KEY_PREFIX });
+    cache = new RedisCache(main!, {
+      prefix: config.REDIS_KEY_PREFIX,
+      onFailure: (operation, err) => {
+        metrics.backendFailures.inc({ backend: 'cache', operation });
+        log.warn({ err, operation }, 'cache unavailable; reading from the store');
+      },
+    });
   } else {
     presence = new MemoryPresence(clock);
     broker = new MemoryBroker();
+    cache = new MemoryCache(clock);
+  }
+  let groupLog: GroupLog;
+  if (config.GROUP_LOG_DRIVER === 'kafka') {
+    const kafka = new Kafka({
+      clientId: `parley-${config.GATEWAY_ID ?? process.pid}`,
+      brokers: config.KAFKA_BROKERS!.split(','),
+      logCreator: kafkaLogCreator(log),
+    });
+    groupLog = await KafkaGroupLog.open(kafka, log, { topic: config.KAFKA_TOPIC, partitions: config.KAFKA_PARTITIONS });
+  } else {
+    groupLog = new MemoryGroupLog();
   }
   return {
     sql,
     presence,
     broker,
+    cache,
+    groupLog,
     close: async () => {
+      await groupLog.close();
+      await cache.close();
       await broker.close();
       await presence.close();
       for (const c of redisClients) c.disconnect();

@@ -1,0 +1,95 @@
+// GroupFanout: a worker in the fan-out consumer group; delivers each logged group message to its members' online devices.
+import { kill } from 'node:process';
+import { existsSync, writeFileSync } from 'node:fs';
+import type { Delivery } from '../gateway/delivery.js';
+import { AppError } from '../platform/errors.js';
+import type { GroupLog, LogConsumer, LogRecord } from '../platform/group-log.js';
+import type { Logger } from '../platform/log.js';
+import type { Metrics } from '../platform/metrics.js';
+import { sees } from './group-store.js';
+import type { GroupRecord, GroupsManager } from './groups.js';
+
+export interface GroupFanoutOptions {
+  /** The consumer group every fan-out worker joins. Default `parley-fanout`. */
+  consumerGroup?: string;
+  /**
+   * Fault injection for the end-to-end suite only: when set to a file path that does not
+   * exist yet, the worker creates it and kills itself (SIGKILL) right after delivering a
+   * batch and before its offsets are committed — once.
+   */
+  crashBeforeCommitMarker?: string;
+}
+
+/**
+ * At least once, shown once: offsets are committed after a batch was delivered, so a worker
+ * that dies in between hands the batch to the next one, which delivers it again; devices drop
+ * seqs they already have (gateway connections and the SDK both keep per-conversation order),
+ * so a redelivery changes nothing for the app.
+ *
+ * Membership is read at least as new as the version each message was committed under, and
+ * each member's seq window decides whether they get it: a member removed before the message
+ * does not, a member added before it does. A presence or broker outage skips live delivery
+ * (counted and logged; devices catch up from the store when routing recovers) rather than
+ * stalling the group's partition. A store outage fails the batch, which is handed again.
+ */
+export class GroupFanout {
+  private consumer: LogConsumer | null = null;
+
+  constructor(
+    private readonly log: GroupLog,
+    private readonly groups: GroupsManager,
+    private readonly delivery: Delivery,
+    private readonly metrics: Metrics,
+    private readonly logger: Logger,
+    private readonly options: GroupFanoutOptions = {},
+  ) {}
+
+  async start(): Promise<void> {
+    this.consumer = await this.log.consume(this.options.consumerGroup ?? 'parley-fanout', (records) => this.handle(records));
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.stop();
+    this.consumer = null;
+  }
+
+  private async handle(records: LogRecord[]): Promise<void> {
+    for (const r of records) {
+      let rec: GroupRecord;
+      try {
+        rec = JSON.parse(r.value) as GroupRecord;
+      } catch (err) {
+        this.logger.error({ err, partition: r.partition, offset: r.offset }, 'unreadable group record skipped');
+        continue;
+      }
+      await this.deliver(rec);
+    }
+    const marker = this.options.crashBeforeCommitMarker;
+    if (marker && !existsSync(marker)) {
+      writeFileSync(marker, String(records.length));
+      this.logger.warn({ records: records.length }, 'fault injection: killing the fan-out worker before it commits');
+      kill(process.pid, 'SIGKILL');
+    }
+  }
+
+  private async deliver(rec: GroupRecord): Promise<void> {
+    const { frame } = rec;
+    let membership;
+    try {
+      membership = await this.groups.membership(frame.conversationId, rec.membersVersion);
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'not_found') return; // the group is gone entirely
+      this.metrics.backendFailures.inc({ backend: 'sql', operation: 'fanout_membership' });
+      this.logger.error({ err, groupId: frame.conversationId }, 'fan-out cannot read the membership; the batch is retried');
+      throw err;
+    }
+    const users = membership.members.filter((m) => sees(m, frame.seq)).map((m) => m.userId);
+    try {
+      const devices = await this.delivery.deliverGroup(users, frame, rec.keys, frame.fromDevice);
+      this.metrics.groupFanoutDevices.inc(devices);
+    } catch (err) {
+      this.metrics.backendFailures.inc({ backend: 'presence', operation: 'fanout' });
+      this.logger.error({ err, groupId: frame.conversationId, seq: frame.seq }, 'live group delivery failed; members will catch up from the store');
+    }
+  }
+}

@@ -1,0 +1,32 @@
+import { randomBytes } from 'node:crypto';
+import { Kafka } from 'kafkajs';
+import { describe, inject, it } from 'vitest';
+import { groupLogContract } from './group-log.contract.js';
+import { KafkaGroupLog, kafkaLogCreator } from './group-log.kafka.js';
+import { createLogger } from './log.js';
+
+const brokers = inject('kafkaBrokers');
+process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
+
+if (brokers) {
+  groupLogContract(`Kafka (${brokers})`, async () => {
+    const log = createLogger('silent');
+    const kafka = new Kafka({ clientId: 'parley-test', brokers: [brokers], logCreator: kafkaLogCreator(log) });
+    const topic = `parley-test-${randomBytes(6).toString('hex')}`;
+    const groupLog = await KafkaGroupLog.open(kafka, log, { topic, partitions: 3, retryMs: 50 });
+    let n = 0;
+    return {
+      log: groupLog,
+      group: () => `${topic}-g${n++}`,
+      dispose: async () => {
+        await groupLog.close();
+        const admin = kafka.admin();
+        await admin.connect();
+        await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+        await admin.disconnect();
+      },
+    };
+  });
+} else {
+  describe('GroupLog contract: Kafka', () => it.skip(`skipped: ${inject('kafkaUnavailable')}`, () => {}));
+}
