@@ -59,6 +59,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 KAFKA_PORT_=${PARLEY_KAFKA_PORT:-9092}
 KAFKA_CTRL_PORT_=${PARLEY_KAFKA_CONTROLLER_PORT:-9093}
 KAFKA_DIR=${PARLEY_KAFKA_DIR:-$ROOT/.services/kafka}
+# The jars are shared by every broker this script starts (a test's private broker too).
+KAFKA_LIB=${PARLEY_KAFKA_LIB:-$ROOT/.services/kafka/lib}
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -67,11 +69,11 @@ ensure_kafka() {
   if port_open "$KAFKA_PORT_"; then echo "127.0.0.1:$KAFKA_PORT_"; return 0; fi
   command -v java >/dev/null 2>&1 || { log "java is required for Kafka"; return 1; }
   mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
-  if [ ! -d "$KAFKA_DIR/lib" ] || [ -z "$(ls -A "$KAFKA_DIR/lib" 2>/dev/null)" ]; then
+  if [ ! -d "$KAFKA_LIB" ] || [ -z "$(ls -A "$KAFKA_LIB" 2>/dev/null)" ]; then
     command -v mvn >/dev/null 2>&1 || { log "maven is required to fetch the Kafka jars"; return 1; }
     log "fetching Kafka jars from Maven Central"
     mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
-      -DoutputDirectory="$KAFKA_DIR/lib" >&2
+      -DoutputDirectory="$KAFKA_LIB" >&2
   fi
   cat > "$KAFKA_DIR/server.properties" <<PROPS
 process.roles=broker,controller
@@ -90,7 +92,7 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
 PROPS
-  local cp="$KAFKA_DIR/lib/*"
+  local cp="$KAFKA_LIB/*"
   if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
     local id
     id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)

@@ -92,3 +92,31 @@ export async function privatePostgres(): Promise<PrivateService> {
     },
   };
 }
+
+/**
+ * A throwaway single-node Kafka broker (KRaft) on free ports, started and stopped with the
+ * project's own scripts/services.sh (the jars it fetched for the shared broker are reused).
+ * `url` is the bootstrap address `127.0.0.1:<port>`.
+ */
+export async function privateKafka(): Promise<PrivateService> {
+  const [port, controller] = [await freePort(), await freePort()];
+  const dir = await mkdtemp(join(tmpdir(), 'parley-kafka-'));
+  const env = { ...process.env, PARLEY_KAFKA_PORT: String(port), PARLEY_KAFKA_CONTROLLER_PORT: String(controller), PARLEY_KAFKA_DIR: dir };
+  const script = join(import.meta.dirname, '..', '..', 'scripts', 'services.sh');
+  const start = async () => {
+    await run('bash', [script, 'kafka'], { env, timeout: 180_000 });
+  };
+  const stop = async () => {
+    await run('bash', [script, 'kafka-stop'], { env, timeout: 60_000 });
+  };
+  await start();
+  return {
+    url: `127.0.0.1:${port}`,
+    start,
+    stop,
+    dispose: async () => {
+      await stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
