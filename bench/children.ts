@@ -99,6 +99,11 @@ export class Child {
     }
   }
 
+  /** Writes one line to its stdin. */
+  writeLine(line: string): void {
+    this.proc.stdin?.write(`${line}\n`);
+  }
+
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once it has exited. */
   async stop(graceMs = 5_000): Promise<void> {
     if (!live.has(this.proc)) return;

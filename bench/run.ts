@@ -28,6 +28,9 @@
 //   --connections       instead: hold BENCH_CONNECTIONS [100000] idle authenticated connections over
 //                       several gateway processes and report memory per connection beside bare
 //                       `ws` servers holding the same count (see bench/connections.ts)
+//   --fanout            instead: one message to a group of BENCH_GROUP_MEMBERS [10000] online members
+//                       over BENCH_GATEWAYS [2] gateways on PostgreSQL, Redis and Kafka, beside a raw
+//                       `ws` broadcast to the same sockets (see bench/fanout.ts)
 //   --cluster           run Parley as BENCH_GATEWAYS [3] gateway processes on PostgreSQL and Redis
 //                       (Redis from scripts/services.sh, keys under a bench-only prefix); each
 //                       pair's sender and recipient connect to different gateways
@@ -37,6 +40,7 @@ import { join } from 'node:path';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { Child, killAll } from './children.js';
 import { benchConnections } from './connections.js';
+import { benchFanout } from './fanout.js';
 import { configuration, machine, ratios, table } from './report.js';
 import type { LoadResult, Target } from './results.js';
 import { mergeMetrics, type ServerMetrics, serverMetrics } from './server-metrics.js';
@@ -130,6 +134,11 @@ async function main(): Promise<void> {
   if (settings.scenario === 'connections') {
     console.log(machine());
     await benchConnections(settings, defer);
+    return;
+  }
+  if (settings.scenario === 'fanout') {
+    console.log(machine());
+    await benchFanout(settings, defer);
     return;
   }
   console.log(machine());

@@ -21,10 +21,16 @@ export interface Settings {
   pgAdminUrl: string;
   /** Parley gateway processes: 1, or several on PostgreSQL + Redis (`--cluster`). */
   gateways: number;
-  /** `--connections`: run the idle-connections scenario instead of the 1:1 ones. */
-  scenario: 'messages' | 'connections';
+  /** `--connections`: the idle-connections scenario; `--fanout`: the group fan-out one; else the 1:1 ones. */
+  scenario: 'messages' | 'connections' | 'fanout';
   /** Idle connections to hold in the connections scenario. */
   connections: number;
+  /** Fan-out: online members of the group, gateway processes, spaced messages and their interval, burst size. */
+  groupMembers: number;
+  fanoutGateways: number;
+  fanoutMessages: number;
+  fanoutIntervalMs: number;
+  fanoutBurst: number;
 }
 
 export class SettingsError extends Error {
@@ -41,8 +47,8 @@ function int(env: Record<string, string | undefined>, name: string, def: number,
 
 export function loadSettings(env: Record<string, string | undefined>, argv: readonly string[]): Settings {
   for (const a of argv) {
-    if (!['--postgres', '--cluster', '--connections'].includes(a)) {
-      throw new SettingsError(`unknown argument ${a} (flags: --postgres, --cluster, --connections)`);
+    if (!['--postgres', '--cluster', '--connections', '--fanout'].includes(a)) {
+      throw new SettingsError(`unknown argument ${a} (flags: --postgres, --cluster, --connections, --fanout)`);
     }
   }
   const cluster = argv.includes('--cluster');
@@ -64,7 +70,12 @@ export function loadSettings(env: Record<string, string | undefined>, argv: read
     sql,
     pgAdminUrl,
     gateways: cluster ? int(env, 'BENCH_GATEWAYS', 3, 2, 16) : 1,
-    scenario: argv.includes('--connections') ? 'connections' : 'messages',
+    scenario: argv.includes('--connections') ? 'connections' : argv.includes('--fanout') ? 'fanout' : 'messages',
     connections: int(env, 'BENCH_CONNECTIONS', 100_000, 1, 200_000),
+    groupMembers: int(env, 'BENCH_GROUP_MEMBERS', 10_000, 1, 100_000),
+    fanoutGateways: int(env, 'BENCH_GATEWAYS', 2, 1, 16),
+    fanoutMessages: int(env, 'BENCH_FANOUT_MESSAGES', 10, 1, 1_000),
+    fanoutIntervalMs: int(env, 'BENCH_FANOUT_INTERVAL_MS', 1_000, 0, 60_000),
+    fanoutBurst: int(env, 'BENCH_FANOUT_BURST', 10, 1, 1_000),
   };
 }

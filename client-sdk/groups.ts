@@ -1,18 +1,8 @@
 // The SDK's group side: REST calls for group management, member device lists, and group message encryption.
 import { decryptShared, encryptShared, open, seal } from './crypto.js';
-import type { DevicePayload, SystemEvent } from './protocol.js';
+import type { DevicePayload, GroupInfo, GroupRole, SystemEvent } from './protocol.js';
 
-export type GroupRole = 'owner' | 'admin' | 'member';
-
-export interface GroupInfo {
-  id: string;
-  name: string;
-  ownerId: string;
-  createdAt: number;
-  lastSeq: number;
-  membersVersion: number;
-  members: { userId: string; role: GroupRole; joinedSeq: number }[];
-}
+export type { GroupInfo, GroupRole } from './protocol.js';
 
 export interface GroupSummary {
   id: string;

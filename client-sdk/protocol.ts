@@ -18,6 +18,21 @@ export interface SystemEvent {
   role?: string;
 }
 
+export type GroupRole = 'owner' | 'admin' | 'member';
+
+/** A group as its members see it (REST `GET /v1/groups/{id}`). */
+export interface GroupInfo {
+  id: string;
+  name: string;
+  ownerId: string;
+  createdAt: number;
+  lastSeq: number;
+  /** The seq of the last membership change. */
+  membersVersion: number;
+  /** Current members, oldest first. */
+  members: { userId: string; role: GroupRole; joinedSeq: number }[];
+}
+
 export type ClientFrame =
   | { type: 'send'; id: string; to: string; payloads: DevicePayload[] }
   | { type: 'group.send'; id: string; group: string; body: string; payloads?: DevicePayload[] }

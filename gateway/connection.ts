@@ -103,7 +103,7 @@ export class Connection implements LocalDevice {
       this.close(CLOSE.SLOW_CONSUMER, 'slow consumer');
       return;
     }
-    this.ws.send(JSON.stringify(frame));
+    this.ws.send(serialize(frame));
   }
 
   replaced(): void {
@@ -354,6 +354,18 @@ export class Connection implements LocalDevice {
       });
     }
   }
+}
+
+/**
+ * JSON of a frame, computed once per frame object: a group message fanned out to thousands of
+ * devices on this gateway is one shared object (when it carries no per-device key).
+ */
+const serialized = new WeakMap<object, string>();
+function serialize(frame: ServerFrame): string {
+  if (frame.type !== 'msg') return JSON.stringify(frame);
+  let json = serialized.get(frame);
+  if (json === undefined) serialized.set(frame, (json = JSON.stringify(frame)));
+  return json;
 }
 
 /** The frame a device receives for a stored message. */

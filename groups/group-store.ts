@@ -5,7 +5,10 @@ import type { Clock } from '../platform/clock.js';
 import { AppError } from '../platform/errors.js';
 import { num, type Sql, type SqlTx } from '../platform/sql.js';
 
-export type Role = 'owner' | 'admin' | 'member';
+import type { GroupInfo, GroupRole } from '../client-sdk/protocol.js';
+
+export type { GroupInfo } from '../client-sdk/protocol.js';
+export type Role = GroupRole;
 
 /** One member's place in a group: their role and the window of seqs they may see. */
 export interface MemberRow {
@@ -22,17 +25,6 @@ export interface Membership {
   /** The seq of the last membership change. */
   version: number;
   members: MemberRow[];
-}
-
-export interface GroupInfo {
-  id: string;
-  name: string;
-  ownerId: string;
-  createdAt: number;
-  lastSeq: number;
-  membersVersion: number;
-  /** Current members, oldest first. */
-  members: { userId: string; role: Role; joinedSeq: number }[];
 }
 
 export interface MemberReceipts {

@@ -1,4 +1,4 @@
-// `npm run cluster`: N gateway processes on the real tier (PostgreSQL + Redis), started with the project's service script.
+// `npm run cluster`: N gateway processes on the real tier (PostgreSQL, Redis, Kafka), started with the project's service script.
 //
 // Settings: CLUSTER_GATEWAYS (3), CLUSTER_BASE_PORT (8081: gateways listen on 8081, 8082, …),
 // CLUSTER_HOST (127.0.0.1), CLUSTER_DATABASE (parley_cluster, created if missing),
@@ -25,6 +25,7 @@ const service = (name: string) =>
 
 const adminUrl = service('postgres');
 const redisUrl = service('redis');
+const kafkaBrokers = service('kafka');
 const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
 const exists = await admin`SELECT 1 FROM pg_database WHERE datname = ${database}`;
 if (exists.length === 0) await admin.unsafe(`CREATE DATABASE ${database}`);
@@ -54,6 +55,8 @@ async function startGateway(i: number): Promise<string> {
       DATABASE_URL: databaseUrl,
       PRESENCE_DRIVER: 'redis',
       REDIS_URL: redisUrl,
+      GROUP_LOG_DRIVER: 'kafka',
+      KAFKA_BROKERS: kafkaBrokers,
       ...(process.env.CLUSTER_JWT_SECRET ? { JWT_SECRET: process.env.CLUSTER_JWT_SECRET } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -80,4 +83,4 @@ async function startGateway(i: number): Promise<string> {
 // The first gateway migrates the schema (and creates the signing secret); the rest follow.
 const urls = [await startGateway(1)];
 urls.push(...(await Promise.all(Array.from({ length: n - 1 }, (_, k) => startGateway(k + 2)))));
-console.log(`\nParley cluster: ${n} gateways on PostgreSQL (${database}) and Redis\n  ${urls.join('\n  ')}\nCtrl-C stops them.`);
+console.log(`\nParley cluster: ${n} gateways (each also a group fan-out worker) on PostgreSQL (${database}), Redis and Kafka (${kafkaBrokers})\n  ${urls.join('\n  ')}\nCtrl-C stops them.`);

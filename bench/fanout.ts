@@ -1,0 +1,315 @@
+// The fan-out scenario (`npm run bench -- --fanout`): one message to a group whose members are all online, Parley vs a raw `ws` broadcast.
+//
+// M = BENCH_GROUP_MEMBERS [10000] member sockets are held by holder processes (bench/fanout-holder.ts)
+// from several 127.0.x.y source addresses. Parley runs as BENCH_GATEWAYS [2] gateway processes on
+// PostgreSQL (a fresh database), Redis (a bench-only key prefix) and Kafka (scripts/services.sh, a
+// bench-only topic), each also a fan-out worker; members are spread over the gateways and the
+// sender (the group's owner) sits on the first. Users, devices and the group are created with SQL
+// and GroupStore (registering 10k users through scrypt would take long); tokens are signed with
+// the servers' JWT_SECRET. The sender speaks the wire protocol: a `group.send` with one shared
+// ciphertext body and no per-device keys (the Sender Keys shape). The ceiling is bench/raw-broadcast.ts:
+// one process writing each message from its sender to every receiver socket.
+//
+// Two phases per target, after a warm-up message:
+//   spaced  BENCH_FANOUT_MESSAGES [10] messages, one every BENCH_FANOUT_INTERVAL_MS [1000]: for each,
+//           the time until the last member had it, and every delivery's latency.
+//   burst   BENCH_FANOUT_BURST [10] messages back to back: deliveries per second, from the first
+//           send to the last member receiving the last message.
+// Latency is from just before the sender writes the frame to a member's socket reading it; the
+// send time travels in the message id and both ends read the same machine clock.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SignJWT } from 'jose';
+import { Kafka, logLevel } from 'kafkajs';
+import postgres from 'postgres';
+import WebSocket from 'ws';
+import { GroupStore } from '../groups/group-store.js';
+import { systemClock } from '../platform/clock.js';
+import { PostgresSql } from '../platform/sql.postgres.js';
+import { createTestDatabase } from '../platform/test-databases.js';
+import { Child } from './children.js';
+import type { FanoutHolderJob } from './fanout-holder.js';
+import type { Settings } from './settings.js';
+import { percentile, summarize } from './stats.js';
+
+type Defer = (fn: () => Promise<unknown>) => void;
+
+const PER_HOLDER = 16_000;
+const STALL_MS = 30_000;
+const BODY = randomBytes(150).toString('base64');
+const nowUs = (): number => Math.round((performance.timeOrigin + performance.now()) * 1000);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Outcome {
+  target: string;
+  processes: string;
+  held: number;
+  connectSeconds: number;
+  /** Per spaced message: ms until the last member had it. */
+  lastMember: number[];
+  /** Every delivery of the spaced phase, ms. */
+  deliveries: number[];
+  burstDeliveries: number;
+  burstSeconds: number;
+  missing: number;
+}
+
+/** Sends message `k` stamped with `t0` (µs); resolves once written (Parley: once acknowledged). */
+type Sender = (k: number, t0: number) => Promise<void>;
+
+async function startHolders(kind: FanoutHolderJob['kind'], urls: string[], count: number, extra: Pick<FanoutHolderJob, 'secret' | 'devices'>, defer: Defer) {
+  const n = Math.ceil(count / PER_HOLDER);
+  const dir = await mkdtemp(join(tmpdir(), 'parley-fanout-'));
+  defer(() => rm(dir, { recursive: true, force: true }));
+  const holders: Child[] = [];
+  for (let h = 0; h < n; h++) {
+    const from = Math.floor((h * count) / n);
+    const to = Math.floor(((h + 1) * count) / n);
+    const job: FanoutHolderJob = {
+      kind,
+      urls,
+      sourceIps: [`127.0.${30 + h}.1`, `127.0.${30 + h}.2`],
+      count: to - from,
+      concurrency: 64,
+      secret: extra.secret,
+      devices: extra.devices?.slice(from, to),
+    };
+    const file = join(dir, `job-${h}.json`);
+    await writeFile(file, JSON.stringify(job));
+    const child = new Child(`fanout-holder-${kind}-${h}`, 'bench/fanout-holder.ts', [file], { env: process.env, echoStderr: true });
+    defer(() => child.stop(1_000));
+    holders.push(child);
+  }
+  const reports = await Promise.all(
+    holders.map((c) => c.waitFor('held report', (l) => (l.startsWith('{"held"') ? (JSON.parse(l) as { held: number; failed: number; firstError: string; seconds: number }) : undefined), 10 * 60_000)),
+  );
+  for (const r of reports) if (r.failed > 0) console.error(`[fanout] ${kind}: ${r.failed} sockets failed, e.g. ${r.firstError}`);
+  return { holders, held: reports.reduce((a, r) => a + r.held, 0), seconds: Math.max(...reports.map((r) => r.seconds)) };
+}
+
+let request = 0;
+async function ask<T>(holders: Child[], cmd: 'count' | 'report', field: string): Promise<T[]> {
+  const n = ++request;
+  for (const h of holders) h.writeLine(`${cmd} ${n}`);
+  return Promise.all(
+    holders.map((h) =>
+      h.waitFor(`${cmd} ${n}`, (l) => {
+        if (!l.startsWith(`{"${field}":${n},`)) return undefined;
+        return JSON.parse(l) as T;
+      }, 60_000),
+    ),
+  );
+}
+
+/** Waits until `expected` broadcast frames arrived in all, or nothing moved for STALL_MS. */
+async function arrived(holders: Child[], expected: number): Promise<number> {
+  let last = -1;
+  let since = Date.now();
+  for (;;) {
+    const got = (await ask<{ received: number }>(holders, 'count', 'count')).reduce((a, r) => a + r.received, 0);
+    if (got >= expected) return got;
+    if (got !== last) [last, since] = [got, Date.now()];
+    else if (Date.now() - since > STALL_MS) return got;
+    await sleep(100);
+  }
+}
+
+async function collect(holders: Child[]): Promise<Map<number, number[]>> {
+  const out = new Map<number, number[]>();
+  for (const r of await ask<{ byMessage: Record<string, number[]> }>(holders, 'report', 'report')) {
+    for (const [k, list] of Object.entries(r.byMessage)) out.set(Number(k), [...(out.get(Number(k)) ?? []), ...list]);
+  }
+  for (const h of holders) h.writeLine('reset');
+  return out;
+}
+
+async function measure(target: string, processes: string, held: { holders: Child[]; held: number; seconds: number }, send: Sender, settings: Settings): Promise<Outcome> {
+  const { holders } = held;
+  const members = held.held;
+  let k = 0;
+  // Warm-up: caches, JIT, connections.
+  await send(k++, nowUs());
+  await arrived(holders, members);
+  await collect(holders);
+
+  const spaced: number[] = [];
+  for (let i = 0; i < settings.fanoutMessages; i++) {
+    spaced.push(k);
+    await send(k++, nowUs());
+    await sleep(settings.fanoutIntervalMs);
+  }
+  const spacedGot = await arrived(holders, members * spaced.length);
+  const byMessage = await collect(holders);
+  const lastMember = spaced.map((m) => Math.max(...(byMessage.get(m) ?? [Number.NaN])));
+  const deliveries = spaced.flatMap((m) => byMessage.get(m) ?? []);
+
+  const burst: { k: number; t0: number }[] = [];
+  const sends: Promise<void>[] = [];
+  for (let i = 0; i < settings.fanoutBurst; i++) {
+    const t0 = nowUs();
+    burst.push({ k, t0 });
+    sends.push(send(k++, t0));
+  }
+  await Promise.all(sends);
+  const burstGot = await arrived(holders, members * burst.length);
+  const burstBy = await collect(holders);
+  const end = Math.max(...burst.map((b) => b.t0 / 1000 + Math.max(...(burstBy.get(b.k) ?? [0]))));
+  return {
+    target,
+    processes,
+    held: members,
+    connectSeconds: held.seconds,
+    lastMember,
+    deliveries,
+    burstDeliveries: burst.reduce((a, b) => a + (burstBy.get(b.k)?.length ?? 0), 0),
+    burstSeconds: (end - burst[0]!.t0 / 1000) / 1000,
+    missing: members * spaced.length - spacedGot + members * burst.length - burstGot,
+  };
+}
+
+async function runRaw(settings: Settings, defer: Defer): Promise<Outcome> {
+  const server = new Child('raw-broadcast', 'bench/raw-broadcast.ts', [], { env: process.env });
+  defer(() => server.stop());
+  const port = await server.waitFor('port', (l) => (l.startsWith('{"port"') ? (JSON.parse(l).port as number) : undefined), 30_000);
+  const held = await startHolders('raw', [`ws://127.0.0.1:${port}/`], settings.groupMembers, {}, defer);
+  const sender = new WebSocket(`ws://127.0.0.1:${port}/send`, { perMessageDeflate: false });
+  await new Promise((r, j) => sender.once('open', r).once('error', j));
+  const acks: (() => void)[] = [];
+  sender.on('message', () => acks.shift()?.());
+  const send: Sender = (k, t0) =>
+    new Promise<void>((resolve) => {
+      acks.push(resolve);
+      sender.send(JSON.stringify({ type: 'msg', id: `f-${k}-${t0}`, conversationId: 'raw', seq: k + 1, body: BODY }));
+    });
+  const out = await measure('raw ws broadcast', '1 server', held, send, settings);
+  sender.close();
+  for (const h of held.holders) await h.stop(1_000);
+  await server.stop();
+  return out;
+}
+
+async function runParley(settings: Settings, defer: Defer): Promise<Outcome> {
+  const n = settings.groupMembers;
+  const db = await createTestDatabase(settings.pgAdminUrl);
+  defer(db.drop);
+  const service = (name: string) => execFileSync('bash', ['scripts/services.sh', name], { encoding: 'utf8' }).trim().split('\n').pop()!;
+  const [redisUrl, brokers] = [service('redis'), service('kafka')];
+  const topic = `bench-fanout-${process.pid}`;
+  defer(async () => {
+    const admin = new Kafka({ clientId: 'bench', brokers: [brokers], logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+    await admin.disconnect();
+  });
+  const secret = randomBytes(32).toString('base64url');
+  const unlimited = '1000000';
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
+    HOST: '0.0.0.0',
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    SQL_DRIVER: 'postgres',
+    DATABASE_URL: db.url,
+    SQL_POOL_SIZE: '4',
+    PRESENCE_DRIVER: 'redis',
+    REDIS_URL: redisUrl,
+    REDIS_KEY_PREFIX: `bench-fanout-${process.pid}:`,
+    GROUP_LOG_DRIVER: 'kafka',
+    KAFKA_BROKERS: brokers,
+    KAFKA_TOPIC: topic,
+    GROUP_MAX_MEMBERS: String(n + 1),
+    JWT_SECRET: secret,
+    WS_RATE_PER_SECOND: unlimited,
+    WS_RATE_BURST: unlimited,
+  };
+  const servers: Child[] = [];
+  const urls: string[] = [];
+  for (let i = 1; i <= settings.fanoutGateways; i++) {
+    const s = new Child(`parley-gw${i}`, 'server.ts', [], { env: { ...env, GATEWAY_ID: `gw${i}` } });
+    defer(() => s.stop());
+    const port = await s.waitFor('listening', (l) => (l.includes('"msg":"listening"') ? (JSON.parse(l).port as number) : undefined), 60_000);
+    servers.push(s);
+    urls.push(`http://127.0.0.1:${port}`);
+  }
+
+  // Members and the owner, with one device each; then the group.
+  const pg = postgres(db.url, { max: 1, onnotice: () => {} });
+  await pg.unsafe(`INSERT INTO users (id, username, password_hash, created_at) SELECT gen_random_uuid(), 'fan' || g, 'x', 0 FROM generate_series(0, ${n}) g`);
+  await pg.unsafe(`INSERT INTO devices (id, user_id, name, public_key, created_at) SELECT gen_random_uuid(), id, 'bench', 'AQ' || repeat('A', 41) || '=', 0 FROM users`);
+  const rows = await pg.unsafe<{ user_id: string; id: string; username: string }[]>(
+    `SELECT d.user_id, d.id, u.username FROM devices d JOIN users u ON u.id = d.user_id ORDER BY u.username`,
+  );
+  await pg.end();
+  const owner = rows.find((r) => r.username === 'fan0')!;
+  const members = rows.filter((r) => r !== owner);
+  const sql = new PostgresSql(db.url, { max: 2 });
+  const { id: groupId } = await new GroupStore(sql, systemClock).create(owner.user_id, 'fan-out bench', members.map((m) => m.user_id));
+  await sql.close();
+
+  const wsUrls = urls.map((u) => `${u.replace('http', 'ws')}/v1/ws`);
+  const held = await startHolders('parley', wsUrls, n, { secret, devices: members.map((m) => [m.user_id, m.id]) }, defer);
+
+  const token = await new SignJWT({ did: owner.id }).setProtectedHeader({ alg: 'HS256' }).setSubject(owner.user_id).setIssuer('parley').setAudience('parley-client').setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+  const sender = new WebSocket(wsUrls[0]!, ['parley.v1', `bearer.${token}`], { perMessageDeflate: false });
+  const pending = new Map<string, () => void>();
+  await new Promise<void>((resolve, reject) => {
+    sender.on('message', (d) => {
+      const f = JSON.parse(d.toString()) as { type: string; id?: string; ref?: string; message?: string };
+      if (f.type === 'ready') resolve();
+      else if (f.type === 'sent') pending.get(f.id!)?.();
+      else if (f.type === 'error') console.error(`[fanout] parley refused ${f.ref}: ${f.message}`);
+    });
+    sender.once('error', reject);
+  });
+  const send: Sender = (k, t0) =>
+    new Promise<void>((resolve) => {
+      const id = `f-${k}-${t0}`;
+      pending.set(id, resolve);
+      sender.send(JSON.stringify({ type: 'group.send', id, group: groupId, body: BODY }));
+    });
+  const out = await measure('parley', `${settings.fanoutGateways} gateways (+ fan-out workers), PostgreSQL, Redis, Kafka`, held, send, settings);
+  sender.close();
+  for (const h of held.holders) await h.stop(1_000);
+  for (const s of servers) await s.stop();
+  return out;
+}
+
+export async function benchFanout(settings: Settings, defer: Defer): Promise<void> {
+  console.log(
+    `fan-out: a group of ${settings.groupMembers.toLocaleString('en-US')} online members; ${settings.fanoutMessages} messages ${settings.fanoutIntervalMs} ms apart, ` +
+      `then a burst of ${settings.fanoutBurst}\n`,
+  );
+  const results = [await runRaw(settings, defer), await runParley(settings, defer)];
+  const header = ['target', 'processes', 'members held', 'last member p50 ms', 'p99 ms', 'max ms', 'delivery p50 ms', 'p99 ms', 'burst deliveries/s', 'missing'];
+  const rows = results.map((o) => {
+    const last = Float64Array.from(o.lastMember).sort();
+    const d = summarize(o.deliveries);
+    return [
+      o.target,
+      o.processes,
+      o.held.toLocaleString('en-US'),
+      percentile(last, 50).toFixed(1),
+      percentile(last, 99).toFixed(1),
+      Math.max(...o.lastMember).toFixed(1),
+      d.p50.toFixed(1),
+      d.p99.toFixed(1),
+      Math.round(o.burstDeliveries / o.burstSeconds).toLocaleString('en-US'),
+      String(o.missing),
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
+  for (const r of rows) console.log(line(r));
+  const [raw, parley] = results as [Outcome, Outcome];
+  console.log(
+    `\nparley / raw: burst throughput ${((parley.burstDeliveries / parley.burstSeconds) / (raw.burstDeliveries / raw.burstSeconds)).toFixed(2)}×, ` +
+      `last member p50 ${(percentile(Float64Array.from(parley.lastMember).sort(), 50) / percentile(Float64Array.from(raw.lastMember).sort(), 50)).toFixed(1)}×; ` +
+      `connect: raw ${raw.connectSeconds.toFixed(1)} s, parley ${parley.connectSeconds.toFixed(1)} s`,
+  );
+}
