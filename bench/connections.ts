@@ -11,17 +11,14 @@
 // servers' from their /mem.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import postgres from 'postgres';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { Child } from './children.js';
 import type { HolderJob } from './holder.js';
+import { spawnHolders } from './holders.js';
 import type { Settings } from './settings.js';
 
 const PER_PROCESS = 16_000;
-const DEADLINE_MS = 10 * 60_000;
 
 interface Memory {
   rss: number;
@@ -54,21 +51,14 @@ async function rawMemory(url: string): Promise<Memory> {
 }
 
 /** Runs the holders against `wsUrls` and waits until each reports how many it holds. */
-async function hold(
-  kind: HolderJob['kind'],
-  wsUrls: string[],
-  count: number,
-  extra: Pick<HolderJob, 'secret' | 'devices'>,
-  defer: Defer,
-): Promise<{ held: number; failed: number; seconds: number; holders: Child[] }> {
-  const n = Math.ceil(count / PER_PROCESS);
-  const dir = await mkdtemp(join(tmpdir(), 'parley-holders-'));
-  defer(() => rm(dir, { recursive: true, force: true }));
-  const holders: Child[] = [];
-  for (let h = 0; h < n; h++) {
-    const from = Math.floor((h * count) / n);
-    const to = Math.floor(((h + 1) * count) / n);
-    const job: HolderJob = {
+function hold(kind: HolderJob['kind'], wsUrls: string[], count: number, extra: Pick<HolderJob, 'secret' | 'devices'>, defer: Defer) {
+  return spawnHolders({
+    script: 'bench/holder.ts',
+    label: `holder-${kind}`,
+    count,
+    perProcess: PER_PROCESS,
+    defer,
+    jobFor: (h, from, to): HolderJob => ({
       kind,
       urls: wsUrls,
       sourceIps: [`127.0.${10 + h}.1`, `127.0.${10 + h}.2`],
@@ -76,23 +66,8 @@ async function hold(
       concurrency: 64,
       secret: extra.secret,
       devices: extra.devices?.slice(from, to),
-    };
-    const file = join(dir, `job-${h}.json`);
-    await writeFile(file, JSON.stringify(job));
-    const child = new Child(`holder-${kind}-${h}`, 'bench/holder.ts', [file], { env: process.env, echoStderr: true });
-    defer(() => child.stop(1_000));
-    holders.push(child);
-  }
-  const reports = await Promise.all(
-    holders.map((c) => c.waitFor('held report', (l) => (l.startsWith('{"held"') ? (JSON.parse(l) as { held: number; failed: number; firstError: string; seconds: number }) : undefined), DEADLINE_MS)),
-  );
-  for (const r of reports) if (r.failed > 0) console.error(`[connections] ${kind}: ${r.failed} failed, e.g. ${r.firstError}`);
-  return {
-    held: reports.reduce((a, r) => a + r.held, 0),
-    failed: reports.reduce((a, r) => a + r.failed, 0),
-    seconds: Math.max(...reports.map((r) => r.seconds)),
-    holders,
-  };
+    }),
+  });
 }
 
 async function settle(): Promise<void> {

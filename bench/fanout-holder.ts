@@ -1,8 +1,8 @@
 // A fan-out receiver process: holds its share of member sockets and measures when each broadcast message reaches each of them.
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { SignJWT } from 'jose';
 import WebSocket from 'ws';
+import { benchToken } from './tokens.js';
 
 export interface FanoutHolderJob {
   kind: 'raw' | 'parley';
@@ -20,7 +20,6 @@ export interface FanoutHolderJob {
 export const nowUs = (): number => Math.round((performance.timeOrigin + performance.now()) * 1000);
 
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as FanoutHolderJob;
-const key = new TextEncoder().encode(job.secret ?? '');
 /** Latencies (ms) per broadcast message number. */
 let byMessage = new Map<number, number[]>();
 let received = 0;
@@ -29,10 +28,7 @@ let firstError = '';
 let held = 0;
 const ID = /"id":"f-(\d+)-(\d+)"/;
 
-async function token(i: number): Promise<string> {
-  const [userId, deviceId] = job.devices![i]!;
-  return new SignJWT({ did: deviceId }).setProtectedHeader({ alg: 'HS256' }).setSubject(userId).setIssuer('parley').setAudience('parley-client').setExpirationTime('2h').sign(key);
-}
+const token = (i: number) => benchToken(job.secret ?? '', ...job.devices![i]!);
 
 async function open(i: number): Promise<void> {
   const protocols = job.kind === 'parley' ? ['parley.v1', `bearer.${await token(i)}`] : [];

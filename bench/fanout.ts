@@ -19,10 +19,6 @@
 // send time travels in the message id and both ends read the same machine clock.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SignJWT } from 'jose';
 import { Kafka, logLevel } from 'kafkajs';
 import postgres from 'postgres';
 import WebSocket from 'ws';
@@ -32,8 +28,10 @@ import { PostgresSql } from '../platform/sql.postgres.js';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { Child } from './children.js';
 import type { FanoutHolderJob } from './fanout-holder.js';
+import { spawnHolders } from './holders.js';
 import type { Settings } from './settings.js';
 import { percentile, summarize } from './stats.js';
+import { benchToken } from './tokens.js';
 
 type Defer = (fn: () => Promise<unknown>) => void;
 
@@ -60,15 +58,14 @@ interface Outcome {
 /** Sends message `k` stamped with `t0` (µs); resolves once written (Parley: once acknowledged). */
 type Sender = (k: number, t0: number) => Promise<void>;
 
-async function startHolders(kind: FanoutHolderJob['kind'], urls: string[], count: number, extra: Pick<FanoutHolderJob, 'secret' | 'devices'>, defer: Defer) {
-  const n = Math.ceil(count / PER_HOLDER);
-  const dir = await mkdtemp(join(tmpdir(), 'parley-fanout-'));
-  defer(() => rm(dir, { recursive: true, force: true }));
-  const holders: Child[] = [];
-  for (let h = 0; h < n; h++) {
-    const from = Math.floor((h * count) / n);
-    const to = Math.floor(((h + 1) * count) / n);
-    const job: FanoutHolderJob = {
+function startHolders(kind: FanoutHolderJob['kind'], urls: string[], count: number, extra: Pick<FanoutHolderJob, 'secret' | 'devices'>, defer: Defer) {
+  return spawnHolders({
+    script: 'bench/fanout-holder.ts',
+    label: `fanout-holder-${kind}`,
+    count,
+    perProcess: PER_HOLDER,
+    defer,
+    jobFor: (h, from, to): FanoutHolderJob => ({
       kind,
       urls,
       sourceIps: [`127.0.${30 + h}.1`, `127.0.${30 + h}.2`],
@@ -76,18 +73,8 @@ async function startHolders(kind: FanoutHolderJob['kind'], urls: string[], count
       concurrency: 64,
       secret: extra.secret,
       devices: extra.devices?.slice(from, to),
-    };
-    const file = join(dir, `job-${h}.json`);
-    await writeFile(file, JSON.stringify(job));
-    const child = new Child(`fanout-holder-${kind}-${h}`, 'bench/fanout-holder.ts', [file], { env: process.env, echoStderr: true });
-    defer(() => child.stop(1_000));
-    holders.push(child);
-  }
-  const reports = await Promise.all(
-    holders.map((c) => c.waitFor('held report', (l) => (l.startsWith('{"held"') ? (JSON.parse(l) as { held: number; failed: number; firstError: string; seconds: number }) : undefined), 10 * 60_000)),
-  );
-  for (const r of reports) if (r.failed > 0) console.error(`[fanout] ${kind}: ${r.failed} sockets failed, e.g. ${r.firstError}`);
-  return { holders, held: reports.reduce((a, r) => a + r.held, 0), seconds: Math.max(...reports.map((r) => r.seconds)) };
+    }),
+  });
 }
 
 let request = 0;
@@ -253,7 +240,7 @@ async function runParley(settings: Settings, defer: Defer): Promise<Outcome> {
   const wsUrls = urls.map((u) => `${u.replace('http', 'ws')}/v1/ws`);
   const held = await startHolders('parley', wsUrls, n, { secret, devices: members.map((m) => [m.user_id, m.id]) }, defer);
 
-  const token = await new SignJWT({ did: owner.id }).setProtectedHeader({ alg: 'HS256' }).setSubject(owner.user_id).setIssuer('parley').setAudience('parley-client').setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+  const token = await benchToken(secret, owner.user_id, owner.id);
   const sender = new WebSocket(wsUrls[0]!, ['parley.v1', `bearer.${token}`], { perMessageDeflate: false });
   const pending = new Map<string, () => void>();
   await new Promise<void>((resolve, reject) => {

@@ -1,7 +1,7 @@
 // A connection holder process: opens its share of idle WebSockets (Parley with signed tokens, or raw), waits for `ready` on each, then holds them.
 import { readFileSync } from 'node:fs';
-import { SignJWT } from 'jose';
 import WebSocket from 'ws';
+import { benchToken } from './tokens.js';
 
 export interface HolderJob {
   kind: 'raw' | 'parley';
@@ -17,21 +17,11 @@ export interface HolderJob {
 }
 
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as HolderJob;
-const key = new TextEncoder().encode(job.secret ?? '');
 const sockets: WebSocket[] = [];
 let failed = 0;
 let firstError = '';
 
-async function token(i: number): Promise<string> {
-  const [userId, deviceId] = job.devices![i]!;
-  return new SignJWT({ did: deviceId })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject(userId)
-    .setIssuer('parley')
-    .setAudience('parley-client')
-    .setExpirationTime('2h')
-    .sign(key);
-}
+const token = (i: number) => benchToken(job.secret ?? '', ...job.devices![i]!);
 
 async function open(i: number): Promise<void> {
   const protocols = job.kind === 'parley' ? ['parley.v1', `bearer.${await token(i)}`] : [];
