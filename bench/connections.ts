@@ -11,11 +11,10 @@
 // servers' from their /mem.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import postgres from 'postgres';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { Child } from './children.js';
-import type { HolderJob } from './holder.js';
-import { spawnHolders } from './holders.js';
+import { type HolderJob, spawnHolders } from './holders.js';
+import { insertUsers, startGateways } from './gateways.js';
 import type { Settings } from './settings.js';
 
 const PER_PROCESS = 16_000;
@@ -52,22 +51,7 @@ async function rawMemory(url: string): Promise<Memory> {
 
 /** Runs the holders against `wsUrls` and waits until each reports how many it holds. */
 function hold(kind: HolderJob['kind'], wsUrls: string[], count: number, extra: Pick<HolderJob, 'secret' | 'devices'>, defer: Defer) {
-  return spawnHolders({
-    script: 'bench/holder.ts',
-    label: `holder-${kind}`,
-    count,
-    perProcess: PER_PROCESS,
-    defer,
-    jobFor: (h, from, to): HolderJob => ({
-      kind,
-      urls: wsUrls,
-      sourceIps: [`127.0.${10 + h}.1`, `127.0.${10 + h}.2`],
-      count: to - from,
-      concurrency: 64,
-      secret: extra.secret,
-      devices: extra.devices?.slice(from, to),
-    }),
-  });
+  return spawnHolders({ script: 'bench/holder.ts', kind, urls: wsUrls, count, perProcess: PER_PROCESS, ipBase: 10, ...extra, defer });
 }
 
 async function settle(): Promise<void> {
@@ -114,23 +98,8 @@ async function benchParleyConnections(count: number, settings: Settings, defer: 
     REDIS_KEY_PREFIX: `bench-conn-${process.pid}:`,
     JWT_SECRET: secret,
   };
-  const servers: Child[] = [];
-  const urls: string[] = [];
-  for (let i = 1; i <= n; i++) {
-    const s = new Child(`parley-gw${i}`, 'server.ts', [], { env: { ...env, GATEWAY_ID: `gw${i}` } });
-    defer(() => s.stop());
-    const port = await s.waitFor('listening', (l) => (l.includes('"msg":"listening"') ? (JSON.parse(l).port as number) : undefined), 60_000);
-    servers.push(s);
-    urls.push(`http://127.0.0.1:${port}`);
-  }
-  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
-  await sql.unsafe(`INSERT INTO users (id, username, password_hash, created_at)
-                    SELECT gen_random_uuid(), 'conn' || g, 'x', 0 FROM generate_series(1, ${count}) g`);
-  await sql.unsafe(`INSERT INTO devices (id, user_id, name, public_key, created_at)
-                    SELECT gen_random_uuid(), id, 'bench', 'AQ' || repeat('A', 41) || '=', 0 FROM users`);
-  const rows = await sql.unsafe<{ user_id: string; id: string }[]>(`SELECT user_id, id FROM devices`);
-  await sql.end();
-  const devices = rows.map((r) => [r.user_id, r.id] as [string, string]);
+  const { servers, urls } = await startGateways(env, n, defer);
+  const devices = (await insertUsers(db.url, 'conn', 1, count)).map((d) => [d.userId, d.deviceId] as [string, string]);
 
   const before = sumMem(await Promise.all(urls.map(parleyMemory)));
   const wsUrls = urls.map((u) => `${u.replace('http', 'ws')}/v1/ws`);

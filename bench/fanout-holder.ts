@@ -2,24 +2,14 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
+import type { HolderJob } from './holders.js';
 import { benchToken } from './tokens.js';
 
-export interface FanoutHolderJob {
-  kind: 'raw' | 'parley';
-  /** ws:// URLs; socket i goes to urls[i % n]. */
-  urls: string[];
-  sourceIps: string[];
-  count: number;
-  concurrency: number;
-  /** Parley: the token secret and one [userId, deviceId] per socket. */
-  secret?: string;
-  devices?: [string, string][];
-}
 
 /** Microseconds on a clock shared by the processes of one machine (wall-clock origin + monotonic offset). */
 export const nowUs = (): number => Math.round((performance.timeOrigin + performance.now()) * 1000);
 
-const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as FanoutHolderJob;
+const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as HolderJob;
 /** Latencies (ms) per broadcast message number. */
 let byMessage = new Map<number, number[]>();
 let received = 0;

@@ -20,15 +20,14 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
-import postgres from 'postgres';
 import WebSocket from 'ws';
 import { GroupStore } from '../groups/group-store.js';
 import { systemClock } from '../platform/clock.js';
 import { PostgresSql } from '../platform/sql.postgres.js';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { Child } from './children.js';
-import type { FanoutHolderJob } from './fanout-holder.js';
-import { spawnHolders } from './holders.js';
+import { type HolderJob, spawnHolders } from './holders.js';
+import { insertUsers, startGateways } from './gateways.js';
 import type { Settings } from './settings.js';
 import { percentile, summarize } from './stats.js';
 import { benchToken } from './tokens.js';
@@ -58,23 +57,8 @@ interface Outcome {
 /** Sends message `k` stamped with `t0` (µs); resolves once written (Parley: once acknowledged). */
 type Sender = (k: number, t0: number) => Promise<void>;
 
-function startHolders(kind: FanoutHolderJob['kind'], urls: string[], count: number, extra: Pick<FanoutHolderJob, 'secret' | 'devices'>, defer: Defer) {
-  return spawnHolders({
-    script: 'bench/fanout-holder.ts',
-    label: `fanout-holder-${kind}`,
-    count,
-    perProcess: PER_HOLDER,
-    defer,
-    jobFor: (h, from, to): FanoutHolderJob => ({
-      kind,
-      urls,
-      sourceIps: [`127.0.${30 + h}.1`, `127.0.${30 + h}.2`],
-      count: to - from,
-      concurrency: 64,
-      secret: extra.secret,
-      devices: extra.devices?.slice(from, to),
-    }),
-  });
+function startHolders(kind: HolderJob['kind'], urls: string[], count: number, extra: Pick<HolderJob, 'secret' | 'devices'>, defer: Defer) {
+  return spawnHolders({ script: 'bench/fanout-holder.ts', kind, urls, count, perProcess: PER_HOLDER, ipBase: 30, ...extra, defer });
 }
 
 let request = 0;
@@ -213,34 +197,20 @@ async function runParley(settings: Settings, defer: Defer): Promise<Outcome> {
     WS_RATE_PER_SECOND: unlimited,
     WS_RATE_BURST: unlimited,
   };
-  const servers: Child[] = [];
-  const urls: string[] = [];
-  for (let i = 1; i <= settings.fanoutGateways; i++) {
-    const s = new Child(`parley-gw${i}`, 'server.ts', [], { env: { ...env, GATEWAY_ID: `gw${i}` } });
-    defer(() => s.stop());
-    const port = await s.waitFor('listening', (l) => (l.includes('"msg":"listening"') ? (JSON.parse(l).port as number) : undefined), 60_000);
-    servers.push(s);
-    urls.push(`http://127.0.0.1:${port}`);
-  }
+  const { servers, urls } = await startGateways(env, settings.fanoutGateways, defer);
 
   // Members and the owner, with one device each; then the group.
-  const pg = postgres(db.url, { max: 1, onnotice: () => {} });
-  await pg.unsafe(`INSERT INTO users (id, username, password_hash, created_at) SELECT gen_random_uuid(), 'fan' || g, 'x', 0 FROM generate_series(0, ${n}) g`);
-  await pg.unsafe(`INSERT INTO devices (id, user_id, name, public_key, created_at) SELECT gen_random_uuid(), id, 'bench', 'AQ' || repeat('A', 41) || '=', 0 FROM users`);
-  const rows = await pg.unsafe<{ user_id: string; id: string; username: string }[]>(
-    `SELECT d.user_id, d.id, u.username FROM devices d JOIN users u ON u.id = d.user_id ORDER BY u.username`,
-  );
-  await pg.end();
+  const rows = await insertUsers(db.url, 'fan', 0, n + 1);
   const owner = rows.find((r) => r.username === 'fan0')!;
   const members = rows.filter((r) => r !== owner);
   const sql = new PostgresSql(db.url, { max: 2 });
-  const { id: groupId } = await new GroupStore(sql, systemClock).create(owner.user_id, 'fan-out bench', members.map((m) => m.user_id));
+  const { id: groupId } = await new GroupStore(sql, systemClock).create(owner.userId, 'fan-out bench', members.map((m) => m.userId));
   await sql.close();
 
   const wsUrls = urls.map((u) => `${u.replace('http', 'ws')}/v1/ws`);
-  const held = await startHolders('parley', wsUrls, n, { secret, devices: members.map((m) => [m.user_id, m.id]) }, defer);
+  const held = await startHolders('parley', wsUrls, n, { secret, devices: members.map((m) => [m.userId, m.deviceId]) }, defer);
 
-  const token = await benchToken(secret, owner.user_id, owner.id);
+  const token = await benchToken(secret, owner.userId, owner.deviceId);
   const sender = new WebSocket(wsUrls[0]!, ['parley.v1', `bearer.${token}`], { perMessageDeflate: false });
   const pending = new Map<string, () => void>();
   await new Promise<void>((resolve, reject) => {

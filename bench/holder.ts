@@ -1,20 +1,9 @@
 // A connection holder process: opens its share of idle WebSockets (Parley with signed tokens, or raw), waits for `ready` on each, then holds them.
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
+import type { HolderJob } from './holders.js';
 import { benchToken } from './tokens.js';
 
-export interface HolderJob {
-  kind: 'raw' | 'parley';
-  /** ws:// URLs of the servers; connection i goes to urls[i % n]. */
-  urls: string[];
-  /** Source addresses on 127.0.0.0/8 to spread the sockets over (ephemeral ports are per address). */
-  sourceIps: string[];
-  count: number;
-  concurrency: number;
-  /** Parley: the token secret and one [userId, deviceId] per connection. */
-  secret?: string;
-  devices?: [string, string][];
-}
 
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as HolderJob;
 const sockets: WebSocket[] = [];
