@@ -178,7 +178,7 @@ export class GroupsManager {
     const held = this.local.get(groupId);
     if (held && held.m.version >= minVersion && now - held.at < LOCAL_TTL_MS) return held.m;
     const key = `group:${groupId}:members`;
-    const cached = await this.cache.get(key);
+    const cached = minVersion === Infinity ? null : await this.cache.get(key);
     let m = cached === null ? null : (JSON.parse(cached) as Membership);
     if (!m || m.version < minVersion) {
       m = await this.store.membership(groupId);
@@ -188,6 +188,18 @@ export class GroupsManager {
     this.local.set(groupId, { at: now, m });
     if (this.local.size > 10_000) this.local.delete(this.local.keys().next().value!);
     return m;
+  }
+
+  /**
+   * Whether `userId` is a current member. A cached membership may predate their addition
+   * (it was changed through another process), so a miss is checked against the store.
+   */
+  async currentMembership(groupId: string, userId: string): Promise<Membership | null> {
+    const isIn = (m: Membership) => m.members.some((r) => r.userId === userId && r.leftSeq === null);
+    const m = await this.membership(groupId);
+    if (isIn(m)) return m;
+    const fresh = await this.membership(groupId, Infinity);
+    return isIn(fresh) ? fresh : null;
   }
 
   /** Current member rows (no former members). */

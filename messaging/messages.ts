@@ -119,11 +119,11 @@ export class MessagesManager {
   async submitGroup(sender: Sender, frame: GroupSendFrame): Promise<{ done: Promise<AppendResult> }> {
     const started = performance.now();
     const { groups, log } = this.group;
-    const membership = await groups.membership(frame.group).catch((err) => {
-      throw err instanceof AppError && err.code === 'not_found' ? new AppError('not_found', 'no such group') : err;
+    const membership = await groups.currentMembership(frame.group, sender.userId).catch((err) => {
+      if (err instanceof AppError && err.code === 'not_found') return null;
+      throw err;
     });
-    const current = GroupsManager.current(membership);
-    if (!current.some((m) => m.userId === sender.userId)) throw new AppError('not_found', 'no such group');
+    if (!membership) throw new AppError('not_found', 'no such group');
     const payloads = frame.payloads ?? [];
     if (payloads.length > 0) {
       const devices = await groups.memberDevices(membership);
@@ -207,8 +207,8 @@ export class MessagesManager {
   async typing(sender: Sender, conversationId: string, active: boolean): Promise<void> {
     let members: readonly string[];
     if ((await this.store.kind(conversationId)) === 'group') {
-      const current = await this.group.groups.membership(conversationId).then(GroupsManager.current, () => []);
-      members = current.map((m) => m.userId);
+      const m = await this.group.groups.currentMembership(conversationId, sender.userId).catch(() => null);
+      members = m ? GroupsManager.current(m).map((r) => r.userId) : [];
       if (members.includes(sender.userId) && members.length > this.group.typingMaxMembers) return;
     } else {
       members = await this.store.members(conversationId);

@@ -126,9 +126,13 @@ describe.skipIf(!realTier)('groups on the real tier: PostgreSQL, Redis, Kafka; t
       await until(async () => (await r.get(key)) !== null, 'membership cached in Redis');
       const before = JSON.parse((await r.get(key))!) as { version: number; members: unknown[] };
       expect(before.members).toHaveLength(2);
-      await alice.client.addMember(id, dave.client.userId);
+      await bob.client.sendGroupText(id, 'bob on gateway 2'); // gateway 2 now holds the membership too
+      await alice.client.addMember(id, dave.client.userId); // changed through gateway 1
       const after = await r.get(key);
       expect(after === null || (JSON.parse(after) as { version: number }).version > before.version).toBe(true);
+      // Dave, on gateway 2, can send at once although that gateway cached the group without him.
+      await dave.client.sendGroupText(id, 'dave joins in');
+      await until(() => texts(alice, id).includes('dave joins in'), 'alice gets dave’s first message');
       await alice.client.removeMember(id, bob.client.userId);
       await alice.client.sendGroupText(id, 'two');
       await until(() => texts(dave, id).length === 1, 'dave gets what follows his addition');
@@ -138,7 +142,7 @@ describe.skipIf(!realTier)('groups on the real tier: PostgreSQL, Redis, Kafka; t
     } finally {
       r.disconnect();
     }
-    expect(texts(bob, id)).toEqual(['one']);
+    expect(texts(bob, id)).toEqual(['one', 'dave joins in']);
     expect(texts(dave, id)).toEqual(['two']);
   });
 });
