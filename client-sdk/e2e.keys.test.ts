@@ -29,9 +29,9 @@ describe('X25519: RFC 7748 known answers', () => {
   });
 
   it('§5.2 iterated: 1 and 1000 iterations from k = u = 9', () => {
-    let k = new Uint8Array(32);
+    let k: Uint8Array = new Uint8Array(32);
     k[0] = 9;
-    let u = k.slice();
+    let u: Uint8Array = k.slice();
     for (let i = 1; i <= 1000; i++) {
       const next = dh(k, u);
       u = k;
