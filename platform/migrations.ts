@@ -10,6 +10,10 @@ import type { Sql } from './sql.js';
  *   id to that device's ciphertext (base64). Idempotency: unique (sender_device_id, client_id).
  * - device_cursors: per device and conversation, the delivered and read high-water marks.
  * - settings: server-generated values (e.g. the token signing key when JWT_SECRET is unset).
+ * - signed_prekeys: per device, its current signed prekey and the identity key that signed it
+ *   (a bundle is served only while that still equals the device's registered public key).
+ * - one_time_prekeys: per device, unused one-time prekeys; a bundle fetch deletes the one it
+ *   hands out (gateway/keys.ts).
  */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE users (
@@ -60,6 +64,20 @@ export const MIGRATIONS: readonly string[] = [
    CREATE TABLE settings (
      key text PRIMARY KEY,
      value text NOT NULL
+   );`,
+  `CREATE TABLE signed_prekeys (
+     device_id uuid PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+     identity_key text NOT NULL,
+     key_id bigint NOT NULL,
+     public_key text NOT NULL,
+     signature text NOT NULL,
+     updated_at bigint NOT NULL
+   );
+   CREATE TABLE one_time_prekeys (
+     device_id uuid NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+     key_id bigint NOT NULL,
+     public_key text NOT NULL,
+     PRIMARY KEY (device_id, key_id)
    );`,
 ];
 

@@ -1,0 +1,4 @@
+import { PgliteSql } from '../platform/sql.pglite.js';
+import { keyDirectoryContract } from './keys.contract.js';
+
+keyDirectoryContract('PGlite (in memory)', async () => ({ open: () => PgliteSql.open(), dispose: async () => {} }));
