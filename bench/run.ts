@@ -10,7 +10,7 @@
 // Latency is send → deliver: from just before the sender writes the `send` frame to the arrival
 // of the recipient's `msg` frame, both clocks in the generator, keyed by client message id.
 // Parley users are registered and logged in through the SDK (createClient); the generator then
-// speaks the wire protocol with plain `ws`: one crypto_box ciphertext per pair, sealed once and
+// speaks the wire protocol with plain `ws`: one Double Ratchet body per pair, encrypted once and
 // reused, coalesced acks like the SDK's. Parley runs as `node --import tsx server.ts` with a
 // temporary DATA_DIR and per-connection limits raised so it is never rate limited.
 //

@@ -1,6 +1,11 @@
-// The Parley client: accounts, an auto-reconnecting socket, an outbox of unacknowledged sends, and per-device encryption.
-import { open, ready, seal, generateKeyPair, type KeyPair } from './crypto.js';
-import { decodeContent, encodeContent } from './content.js';
+// The Parley client: accounts, an auto-reconnecting socket, an outbox of unacknowledged sends, and end-to-end encryption per device.
+import { type Content, decodeContent, encodeContent } from './content.js';
+import { sodiumReady, toB64 } from './e2e.bytes.js';
+import { restDirectory } from './e2e.directory.js';
+import { type IdentityChange, SESSION_RESET_PAYLOAD, SessionManager, type SessionReset } from './e2e.session-manager.js';
+import type { DeviceRecord, KeyStore } from './e2e.store.js';
+import { memoryKeyStore } from './e2e.store.memory.js';
+import { INNER } from './e2e.wire.js';
 import { Emitter } from './emitter.js';
 import { ParleyError, request } from './http.js';
 import { CLOSE, PROTOCOL, shouldReconnect, WS_PATH, type ClientFrame, type ErrorFrame, type ReceiptKind, type ServerFrame } from './protocol.js';
@@ -39,22 +44,10 @@ export interface ClientEvents extends Record<string, unknown> {
   caught_up: Record<string, never>;
   /** Problems that belong to no call: an undecryptable message, a server error frame. */
   error: ParleyError;
-}
-
-/** Where a device's id and keys are kept between runs. */
-export interface DeviceState {
-  deviceId?: string;
-  keys: KeyPair;
-}
-export interface KeyStore {
-  load(): Promise<DeviceState | null>;
-  save(state: DeviceState): Promise<void>;
-}
-
-/** Keeps the device in memory: a new client object is a new device. */
-export function memoryKeyStore(): KeyStore {
-  let state: DeviceState | null = null;
-  return { load: async () => state, save: async (s) => void (state = s) };
+  /** A contact's device now has another identity key than before (reinstalled, or a key substituted: compare safety numbers). */
+  identity_changed: IdentityChange;
+  /** A session with a device was started again: we could not decrypt its message ('me'), or it could not decrypt ours ('peer'). */
+  session_reset: SessionReset;
 }
 
 /** The part of the WebSocket API the client uses (browser WebSocket and the `ws` package both have it). */
@@ -78,6 +71,11 @@ export interface ClientOptions {
   username: string;
   password: string;
   deviceName?: string;
+  /**
+   * Where this device keeps its identity, prekeys and sessions (client-sdk/e2e.store.ts).
+   * Default `memoryKeyStore()`: each client object is then a new device. In Node,
+   * `diskKeyStore(path)` from client-sdk/e2e.store.disk.ts keeps the device across runs.
+   */
   keyStore?: KeyStore;
   /** Reconnect backoff: doubles from `initialDelayMs` to `maxDelayMs`, with jitter. */
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
@@ -91,6 +89,8 @@ interface OutboxEntry {
   id: string;
   to: string;
   plaintext: Uint8Array;
+  /** Set for a session_reset control message to this one device of `to` (the others get an empty body). */
+  resetFor?: string;
   frame?: Extract<ClientFrame, { type: 'send' }>;
   inFlight: boolean;
   resolve: (r: SendResult) => void;
@@ -119,7 +119,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private token: string | null = null;
   private tokenExpiresAt = 0;
   private _userId: string | null = null;
-  private device: DeviceState | null = null;
+  private device: DeviceRecord | null = null;
   private socket: SocketLike | null = null;
   private isReady = false;
   private closedByUser = false;
@@ -132,19 +132,28 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly pendingReads = new Map<string, number>();
   private readonly receiptsSeen = new Map<string, number>();
-  private readonly deviceKeys = new Map<string, string>();
   private readonly userDevices = new Map<string, { id: string; publicKey: string }[]>();
   private inbound: Promise<void> = Promise.resolve();
   private pumping: Promise<void> = Promise.resolve();
   private maxPayloadBytes = Infinity;
   private readonly presenceWatch = new Set<string>();
-  private readonly keyStore: KeyStore;
+  private readonly sessions: SessionManager;
   private readonly urls: string[];
   private urlIndex = 0;
 
   constructor(private readonly options: ClientOptions) {
     super();
-    this.keyStore = options.keyStore ?? memoryKeyStore();
+    this.sessions = new SessionManager({
+      store: options.keyStore ?? memoryKeyStore(),
+      directory: restDirectory(async (method, path, body) => this.call(method, path, { body, token: await this.freshToken() })),
+      devicesOf: (userId, fresh) => {
+        if (fresh) this.userDevices.delete(userId);
+        return this.devicesOf(userId);
+      },
+      sendReset: (userId, deviceId) => void this.enqueueSend(userId, SESSION_RESET_PAYLOAD, deviceId).catch((e: ParleyError) => this.emit('error', e)),
+      onIdentityChanged: (e) => this.emit('identity_changed', e),
+      onSessionReset: (e) => this.emit('session_reset', e),
+    });
     this.urls = typeof options.url === 'string' ? [options.url] : [...options.url];
     if (this.urls.length === 0) throw new ParleyError('invalid', 'no server url');
   }
@@ -176,24 +185,35 @@ export class ParleyClient extends Emitter<ClientEvents> {
     await this.login();
   }
 
-  /** Logs in this device (creating it on first login) and publishes its public key. */
+  /** Logs in this device (creating it on first login), registers its identity key and publishes its prekeys. */
   async login(): Promise<void> {
-    await ready();
-    this.device ??= (await this.keyStore.load()) ?? { keys: generateKeyPair() };
+    await sodiumReady();
+    this.device ??= await this.sessions.loadDevice();
     const s = await this.call<{ token: string; expiresAt: number; userId: string; deviceId: string }>('POST', '/v1/sessions', {
       body: {
         username: this.options.username,
         password: this.options.password,
-        device: { ...(this.device.deviceId ? { id: this.device.deviceId } : {}), name: this.options.deviceName ?? 'parley-sdk', publicKey: this.device.keys.publicKey },
+        device: { ...(this.device.deviceId ? { id: this.device.deviceId } : {}), name: this.options.deviceName ?? 'parley-sdk', publicKey: toB64(this.device.identity.publicKey) },
       },
     });
     this.token = s.token;
     this.tokenExpiresAt = s.expiresAt;
     this._userId = s.userId;
-    if (this.device.deviceId !== s.deviceId) {
-      this.device = { ...this.device, deviceId: s.deviceId };
-      await this.keyStore.save(this.device);
-    }
+    this.device = { ...this.device, deviceId: s.deviceId };
+    await this.sessions.useDevice(this.device);
+    await this.sessions.publishKeys();
+  }
+
+  /**
+   * The 60-digit safety number of you and `userId`, over the identity keys of all devices of
+   * both (as the server lists them now). Compare it with theirs out of band: if it differs,
+   * someone substituted a key. Format it with formatSafetyNumber.
+   */
+  async safetyNumber(userId: string): Promise<string> {
+    this.userDevices.delete(userId);
+    this.userDevices.delete(this.userId);
+    const [theirs, mine] = await Promise.all([this.devicesOf(userId), this.devicesOf(this.userId)]);
+    return this.sessions.safetyNumber({ userId: this.userId, devices: mine }, { userId, devices: theirs });
   }
 
   /** The user id of a username; rejects with code `not_found` when there is none. */
@@ -255,10 +275,10 @@ export class ParleyClient extends Emitter<ClientEvents> {
     this.sendFrame({ type: 'presence.subscribe', users: userIds });
   }
 
-  private enqueueSend(to: string, plaintext: Uint8Array): Promise<SendResult> {
+  private enqueueSend(to: string, plaintext: Uint8Array, resetFor?: string): Promise<SendResult> {
     return new Promise<SendResult>((resolve, reject) => {
       const id = crypto.randomUUID();
-      this.outbox.set(id, { id, to, plaintext, inFlight: false, resolve, reject });
+      this.outbox.set(id, { id, to, plaintext, ...(resetFor ? { resetFor } : {}), inFlight: false, resolve, reject });
       void this.pump();
     });
   }
@@ -307,10 +327,15 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   private async encryptFor(entry: OutboxEntry): Promise<Extract<ClientFrame, { type: 'send' }>> {
     const [theirs, mine] = await Promise.all([this.devicesOf(entry.to), this.devicesOf(this.userId)]);
-    const sk = this.device!.keys.secretKey;
-    const payloads = [...theirs, ...mine]
-      .filter((d) => d.id !== this.device!.deviceId)
-      .map((d) => ({ device: d.id, body: seal(entry.plaintext, d.publicKey, sk) }));
+    const payloads = await this.sessions.encryptForDevices(
+      [
+        { userId: entry.to, devices: theirs },
+        { userId: this.userId, devices: mine },
+      ],
+      entry.resetFor ? INNER.CONTROL : INNER.CONTENT,
+      entry.plaintext,
+      entry.resetFor,
+    );
     return { type: 'send', id: entry.id, to: entry.to, payloads };
   }
 
@@ -321,7 +346,6 @@ export class ParleyClient extends Emitter<ClientEvents> {
       token: await this.freshToken(),
     });
     this.userDevices.set(userId, r.devices);
-    for (const d of r.devices) this.deviceKeys.set(d.id, d.publicKey);
     return r.devices;
   }
 
@@ -466,6 +490,11 @@ export class ParleyClient extends Emitter<ClientEvents> {
       case 'error':
         this.onError(f);
         return;
+      case 'prekeys_low':
+        if (f.deviceId === this.device?.deviceId) {
+          this.sessions.topUpPrekeys().catch((err: unknown) => this.emit('error', err instanceof ParleyError ? err : new ParleyError('unavailable', String(err))));
+        }
+        return;
       case 'pong':
         return;
     }
@@ -475,15 +504,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
     if ((this.lastSeq.get(f.conversationId) ?? 0) < f.seq) {
       this.lastSeq.set(f.conversationId, f.seq);
       try {
-        let key = this.deviceKeys.get(f.fromDevice);
-        if (!key) {
-          this.userDevices.delete(f.from);
-          await this.devicesOf(f.from);
-          key = this.deviceKeys.get(f.fromDevice);
-        }
-        if (!key) throw new Error('unknown sender device');
-        const content = decodeContent(open(f.body, key, this.device!.keys.secretKey));
-        this.emit('message', {
+        const content = await this.openContent(f);
+        if (content) this.emit('message', {
           id: f.id,
           from: f.from,
           fromDevice: f.fromDevice,
@@ -493,12 +515,20 @@ export class ParleyClient extends Emitter<ClientEvents> {
           sentAt: f.sentAt,
         });
       } catch (err) {
-        this.emit('error', new ParleyError('undecryptable', `message ${f.conversationId}#${f.seq} could not be decrypted: ${(err as Error).message}`));
+        // `details.reason` is the e2e code (no_session, auth_failed, …); a session_reset follows unless one was sent recently.
+        const reason = err instanceof ParleyError ? err.code : 'malformed';
+        this.emit('error', new ParleyError('undecryptable', `message ${f.conversationId}#${f.seq} could not be decrypted: ${(err as Error).message}`, undefined, { reason }));
       }
     }
     // Acknowledge duplicates too: the server resent them because it had no ack yet.
     this.pendingAcks.set(f.conversationId, Math.max(f.seq, this.pendingAcks.get(f.conversationId) ?? 0));
     this.ackTimer ??= setTimeout(() => this.flushAcks(), 10);
+  }
+
+  /** A message's content for the app, or null when it carried something the SDK handles itself (session_reset, sender keys, a replay). */
+  private async openContent(f: Extract<ServerFrame, { type: 'msg' }>): Promise<Content | null> {
+    const r = await this.sessions.decrypt(f.from, f.fromDevice, f.body);
+    return r.kind === 'content' ? decodeContent(r.payload) : null;
   }
 
   private flushAcks(): void {

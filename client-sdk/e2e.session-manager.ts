@@ -120,6 +120,11 @@ export class SessionManager {
     return this.exclusive(() => this.prekeys.sync(this.me().identity));
   }
 
+  /** Uploads one-time prekeys if the directory runs low (on the server's `prekeys_low` frame). */
+  topUpPrekeys(): Promise<void> {
+    return this.exclusive(() => this.prekeys.topUp());
+  }
+
   /**
    * Encrypts `payload` for every listed device except our own: with the current session, or a
    * new one from a fetched bundle. With `only`, the other devices get an empty not-addressed
