@@ -21,8 +21,8 @@ export interface Settings {
   pgAdminUrl: string;
   /** Parley gateway processes: 1, or several on PostgreSQL + Redis (`--cluster`). */
   gateways: number;
-  /** `--connections`: run the idle-connections scenario instead of the 1:1 ones. */
-  scenario: 'messages' | 'connections';
+  /** `--connections`: the idle-connections scenario instead of the 1:1 ones; `--crypto`: the E2E encryption costs (bench/crypto.ts). */
+  scenario: 'messages' | 'connections' | 'crypto';
   /** Idle connections to hold in the connections scenario. */
   connections: number;
 }
@@ -41,8 +41,8 @@ function int(env: Record<string, string | undefined>, name: string, def: number,
 
 export function loadSettings(env: Record<string, string | undefined>, argv: readonly string[]): Settings {
   for (const a of argv) {
-    if (!['--postgres', '--cluster', '--connections'].includes(a)) {
-      throw new SettingsError(`unknown argument ${a} (flags: --postgres, --cluster, --connections)`);
+    if (!['--postgres', '--cluster', '--connections', '--crypto'].includes(a)) {
+      throw new SettingsError(`unknown argument ${a} (flags: --postgres, --cluster, --connections, --crypto)`);
     }
   }
   const cluster = argv.includes('--cluster');
@@ -64,7 +64,7 @@ export function loadSettings(env: Record<string, string | undefined>, argv: read
     sql,
     pgAdminUrl,
     gateways: cluster ? int(env, 'BENCH_GATEWAYS', 3, 2, 16) : 1,
-    scenario: argv.includes('--connections') ? 'connections' : 'messages',
+    scenario: argv.includes('--crypto') ? 'crypto' : argv.includes('--connections') ? 'connections' : 'messages',
     connections: int(env, 'BENCH_CONNECTIONS', 100_000, 1, 200_000),
   };
 }
