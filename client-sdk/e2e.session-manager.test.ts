@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { fromB64, sodiumReady, toB64 } from './e2e.bytes.js';
 import { decodeBundle, type KeyDirectoryClient } from './e2e.directory.js';
 import { generateIdentity } from './e2e.keys.js';
-import { type DeviceEntry, type IdentityChange, SESSION_RESET_PAYLOAD, SessionManager, type SessionReset } from './e2e.session-manager.js';
+import { type DeviceEntry, type IdentityChange, MAX_SESSIONS_PER_DEVICE, SESSION_RESET_PAYLOAD, SessionManager, type SessionReset } from './e2e.session-manager.js';
 import { memoryKeyStore } from './e2e.store.memory.js';
 import type { KeyStore } from './e2e.store.js';
 import { INNER } from './e2e.wire.js';
@@ -136,6 +136,22 @@ describe('SessionManager', () => {
     expect(await b.sessions.store.oneTimePrekey(usedId)).not.toBeNull();
     expect(await w.read(b, a, first)).toBe('one');
     expect(await b.sessions.store.oneTimePrekey(usedId)).toBeNull();
+    expect(await w.read(b, a, first)).toBe('(ignored)');
+    expect(b.events.resetRequests).toEqual([]);
+  });
+
+  it('refuses a replayed prekey message (no one-time prekey) even after its session was dropped', async () => {
+    const w = new World();
+    const a = await w.addDevice('alice', 'a1');
+    const b = await w.addDevice('bob', 'b1');
+    w.published.get('b1')!.otks.length = 0; // the directory ran out: sessions use the signed prekey only
+    const first = (await w.send(a, 'bob', 'once')).get('b1')!;
+    expect(await w.read(b, a, first)).toBe('once');
+    for (let i = 0; i < MAX_SESSIONS_PER_DEVICE; i++) {
+      await a.store.write([{ section: 'sessions', id: 'b1' }]); // Alice starts over each time
+      expect(await w.read(b, a, (await w.send(a, 'bob', `session ${i}`)).get('b1')!)).toBe(`session ${i}`);
+    }
+    expect((await b.sessions.store.sessions('a1'))!.sessions).toHaveLength(MAX_SESSIONS_PER_DEVICE);
     expect(await w.read(b, a, first)).toBe('(ignored)');
     expect(b.events.resetRequests).toEqual([]);
   });

@@ -13,6 +13,8 @@ import { ParleyError } from './http.js';
 
 /** Sessions kept per remote device (current first); older ones still decrypt late messages. */
 export const MAX_SESSIONS_PER_DEVICE = 5;
+/** Base keys of dropped sessions remembered per remote device, so their prekey messages cannot be replayed. */
+export const RETIRED_BASE_KEYS = 100;
 /** At most one session reset per remote device in this interval. */
 export const RESET_INTERVAL_MS = 60_000;
 
@@ -266,9 +268,8 @@ export class SessionManager {
         changes.push({ userId, deviceId: d.id, previousKey: toB64(known.identityKey), currentKey: f.identityKey });
       }
       const peer = await this.store.sessions(d.id);
-      const keep = peer && peer.userId === userId && equal(peer.identityKey, f.bundle.identityKey) ? peer.sessions : [];
       const session: PeerSession = { baseKey: init.baseKey, ratchet: init.state, prekeyPrefix: init.prekeyPrefix, createdAt: this.now() };
-      const next: PeerSessions = { userId, identityKey: f.bundle.identityKey, sessions: [session, ...keep].slice(0, MAX_SESSIONS_PER_DEVICE) };
+      const next = withNewSession(peer?.userId === userId ? peer : null, userId, f.bundle.identityKey, session);
       tx.putIdentity(d.id, { userId, identityKey: f.bundle.identityKey });
       out.push({ device: d.id, body: toB64(this.seal(tx, d.id, next, plaintext)) });
       started.push(d.id);
@@ -334,6 +335,7 @@ export class SessionManager {
     parsed: Extract<ParsedBody, { type: 'prekey' }>,
   ): Promise<{ plaintext: Uint8Array; change: IdentityChange | null }> {
     const h = parsed.header;
+    if (peer?.retiredBaseKeys.includes(toB64(h.baseKey))) throw new ParleyError('duplicate', 'prekey message of a session already dropped');
     const known = await this.store.identity(fromDevice);
     if (!known || !equal(known.identityKey, h.identityKey)) {
       const listed = (await this.deps.devicesOf(fromUserId, true)).find((d) => d.id === fromDevice);
@@ -344,9 +346,8 @@ export class SessionManager {
     const otk = h.oneTimePrekeyId === 0 ? null : await this.store.oneTimePrekey(h.oneTimePrekeyId);
     if (h.oneTimePrekeyId !== 0 && !otk) throw new ParleyError('unknown_prekey', 'one-time prekey already used or unknown');
     const r = ratchetDecrypt(x3dhRespond(this.me().identity, spk, otk, h), bytes, parsed.at);
-    const keep = peer && equal(peer.identityKey, h.identityKey) ? peer.sessions : [];
     const session: PeerSession = { baseKey: h.baseKey, ratchet: r.state, prekeyPrefix: null, createdAt: this.now() };
-    tx.putSessions(fromDevice, { userId: fromUserId, identityKey: h.identityKey, sessions: [session, ...keep].slice(0, MAX_SESSIONS_PER_DEVICE) });
+    tx.putSessions(fromDevice, withNewSession(peer, fromUserId, h.identityKey, session));
     tx.putIdentity(fromDevice, { userId: fromUserId, identityKey: h.identityKey });
     if (otk) tx.deleteOneTimePrekey(otk.id);
     const change = known && !equal(known.identityKey, h.identityKey) ? { userId: fromUserId, deviceId: fromDevice, previousKey: toB64(known.identityKey), currentKey: toB64(h.identityKey) } : null;
@@ -365,4 +366,17 @@ export class SessionManager {
     }
     return { kind: 'ignored' };
   }
+}
+
+/**
+ * The device's sessions with `session` first. Sessions of another identity key are dropped (they
+ * belong to the device's previous install); beyond MAX_SESSIONS_PER_DEVICE the oldest are, and
+ * every dropped session's base key is remembered.
+ */
+function withNewSession(peer: PeerSessions | null, userId: string, identityKey: Uint8Array, session: PeerSession): PeerSessions {
+  const previous = peer?.sessions ?? [];
+  const kept = peer && equal(peer.identityKey, identityKey) ? previous.slice(0, MAX_SESSIONS_PER_DEVICE - 1) : [];
+  const dropped = previous.filter((s) => !kept.includes(s)).map((s) => toB64(s.baseKey));
+  const retiredBaseKeys = [...(peer?.retiredBaseKeys ?? []), ...dropped].slice(-RETIRED_BASE_KEYS);
+  return { userId, identityKey, sessions: [session, ...kept], retiredBaseKeys };
 }

@@ -66,7 +66,12 @@ export function keyStoreContract(name: string, factory: KeyStoreFactory): void {
         .putDevice({ deviceId: 'dev-1', identity })
         .putSignedPrekey(spk)
         .putOneTimePrekeys(otks)
-        .putSessions('peer', { userId: 'u', identityKey: identity.publicKey, sessions: [{ baseKey: new Uint8Array(32).fill(3), ratchet, prekeyPrefix: null, createdAt: 5 }] })
+        .putSessions('peer', {
+          userId: 'u',
+          identityKey: identity.publicKey,
+          sessions: [{ baseKey: new Uint8Array(32).fill(3), ratchet, prekeyPrefix: null, createdAt: 5 }],
+          retiredBaseKeys: ['AAAA'],
+        })
         .putIdentity('peer', { userId: 'u', identityKey: identity.publicKey })
         .putSenderKeys('group', 'dev-1', [sk])
         .commit();
@@ -76,6 +81,7 @@ export function keyStoreContract(name: string, factory: KeyStoreFactory): void {
       expect((await store.oneTimePrekeyIds()).sort()).toEqual(otks.map((k) => k.id).sort());
       const peer = await store.sessions('peer');
       expect(ratchetToJson(peer!.sessions[0]!.ratchet)).toEqual(ratchetToJson(ratchet));
+      expect(peer!.retiredBaseKeys).toEqual(['AAAA']);
       expect(await store.identity('peer')).toEqual({ userId: 'u', identityKey: identity.publicKey });
       expect((await store.senderKeys('group', 'dev-1')).map(senderKeyToJson)).toEqual([senderKeyToJson(sk)]);
       await store.begin().deleteOneTimePrekey(otks[0]!.id).deleteSessions('peer').commit();

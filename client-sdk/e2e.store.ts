@@ -56,6 +56,8 @@ export interface PeerSessions {
   userId: string;
   identityKey: Uint8Array;
   sessions: PeerSession[];
+  /** Base keys (base64) of sessions dropped from `sessions`, newest last: a replayed prekey message for one is refused. */
+  retiredBaseKeys: string[];
 }
 
 /** The identity key last seen for a remote device (trust on first use; changes raise an event). */
@@ -81,6 +83,7 @@ const json = {
       prefix: s.prekeyPrefix ? b(s.prekeyPrefix) : null,
       at: s.createdAt,
     })),
+    retired: [...p.retiredBaseKeys],
   }),
 };
 
@@ -131,6 +134,7 @@ export class E2eStore {
         prekeyPrefix: typeof s.prefix === 'string' ? u(s.prefix) : null,
         createdAt: s.at as number,
       })),
+      retiredBaseKeys: Array.isArray(v.retired) ? (v.retired as string[]) : [],
     };
   }
 
