@@ -1,3 +1,4 @@
+// Known answers for HMAC-SHA256 (RFC 4231) and HKDF-SHA256 (RFC 5869 appendix A).
 import sodium from 'libsodium-wrappers-sumo';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sodiumReady } from './e2e.bytes.js';

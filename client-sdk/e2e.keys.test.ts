@@ -1,3 +1,4 @@
+// Known answers for X25519 (RFC 7748), low-order points refused, identity conversion and prekey signatures.
 import sodium from 'libsodium-wrappers-sumo';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sodiumReady } from './e2e.bytes.js';

@@ -1,3 +1,4 @@
+// Double Ratchet behaviour: out-of-order, skip cap before any derivation, capped skipped keys, tampering and replays.
 import sodium from 'libsodium-wrappers-sumo';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { readU32, sodiumReady, u32 } from './e2e.bytes.js';

@@ -1,3 +1,4 @@
+// Safety numbers: same on both sides, checked against a second implementation, sensitive to every key.
 import { createHash } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sodiumReady } from './e2e.bytes.js';

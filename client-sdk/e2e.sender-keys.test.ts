@@ -1,3 +1,4 @@
+// Sender Keys: distribution, signatures, out-of-order and replays, and rotation locking out a removed member.
 import sodium from 'libsodium-wrappers-sumo';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { concat, sodiumReady, u32, utf8 } from './e2e.bytes.js';

@@ -1,3 +1,4 @@
+// The session manager against an in-memory directory: fan-out, prekey use, resets, identity changes, sender keys.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fromB64, sodiumReady, toB64 } from './e2e.bytes.js';
 import { decodeBundle, type KeyDirectoryClient } from './e2e.directory.js';

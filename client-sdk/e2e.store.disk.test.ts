@@ -1,3 +1,4 @@
+// The disk key store: the shared contract, file permissions and a corrupt file.
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

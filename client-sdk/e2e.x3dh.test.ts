@@ -1,3 +1,4 @@
+// X3DH: agreement with and without a one-time prekey, bad signatures abort, wrong keys fail.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sodiumReady } from './e2e.bytes.js';
 import { generateIdentity, generateOneTimePrekeys, generateSignedPrekey, type PrekeyBundle } from './e2e.keys.js';

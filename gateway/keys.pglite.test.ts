@@ -1,3 +1,4 @@
+// The key directory contract on PGlite.
 import { PgliteSql } from '../platform/sql.pglite.js';
 import { keyDirectoryContract } from './keys.contract.js';
 

@@ -1,3 +1,4 @@
+// The key directory contract on PostgreSQL, where concurrent fetches really run in parallel.
 import { describe, inject, it } from 'vitest';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { PostgresSql } from '../platform/sql.postgres.js';
