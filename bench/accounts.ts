@@ -1,7 +1,6 @@
 // Parley setup through the real SDK: registers and logs in one user (one device) per pair end, and reads devices over REST.
-import type { KeyPair } from '../client-sdk/crypto.js';
 import { request } from '../client-sdk/http.js';
-import { createClient, type DeviceState, type KeyStore } from '../client-sdk/index.js';
+import { createClient } from '../client-sdk/index.js';
 
 /** What speaking the wire protocol as this device takes. */
 export interface BenchDevice {
@@ -9,22 +8,20 @@ export interface BenchDevice {
   userId: string;
   deviceId: string;
   token: string;
-  keys: KeyPair;
 }
 
 /**
- * Creates the account and logs in a new device with `createClient(...).register()`, then takes
- * the session token (`client.accessToken`) and keys: the bench speaks the protocol itself.
+ * Creates the account and logs in a new device with `createClient(...).register()` (which also
+ * publishes its prekeys), then takes the session token (`client.accessToken`): the bench speaks
+ * the protocol itself.
  */
 export async function registerDevice(url: string, username: string): Promise<BenchDevice> {
-  const held: { state: DeviceState | null } = { state: null };
-  const keyStore: KeyStore = { load: async () => held.state, save: async (s) => void (held.state = s) };
-  const client = createClient({ url, username, password: `bench-password-${username}`, deviceName: 'bench', keyStore });
+  const client = createClient({ url, username, password: `bench-password-${username}`, deviceName: 'bench' });
   await client.register();
   const token = client.accessToken;
-  const state = held.state;
-  if (typeof token !== 'string' || !state?.deviceId) throw new Error('the SDK logged in but exposed no token or device id ');
-  return { username, userId: client.userId, deviceId: state.deviceId, token, keys: state.keys };
+  const deviceId = client.deviceId;
+  if (typeof token !== 'string' || !deviceId) throw new Error('the SDK logged in but exposed no token or device id ');
+  return { username, userId: client.userId, deviceId, token };
 }
 
 /** A user's devices and their public keys (GET /v1/users/:id/devices), as the SDK fetches them before encrypting. */

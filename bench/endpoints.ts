@@ -1,6 +1,10 @@
 // The pairs' endpoints per target: the raw relay's URLs, or Parley users registered through the SDK, each with a prebuilt encrypted send frame.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { generateKeyPair, ready, seal } from '../client-sdk/crypto.js';
+import { sodiumReady as ready, toB64 } from '../client-sdk/e2e.bytes.js';
+import { generateIdentity, generateSignedPrekey } from '../client-sdk/e2e.keys.js';
+import { ratchetEncrypt } from '../client-sdk/e2e.ratchet.js';
+import { INNER, MESSAGE_PREFIX, packInner } from '../client-sdk/e2e.wire.js';
+import { x3dhInitiate } from '../client-sdk/e2e.x3dh.js';
 import { PROTOCOL, WS_PATH } from '../client-sdk/protocol.js';
 import { devicesOf, mapLimit, registerDevice } from './accounts.js';
 import type { PairEndpoints } from './pairs.js';
@@ -16,6 +20,19 @@ function plaintext(settings: Settings): Uint8Array {
   return new TextEncoder().encode(JSON.stringify({ v: 1, text: 'x'.repeat(settings.textChars) }));
 }
 
+/**
+ * A body as the SDK sends it once a session exists (a Double Ratchet message, type 0x01, of the
+ * padded plaintext), from a session set up locally: the server never decrypts, so the bench
+ * makes one per pair and reuses it, like the sealed frames before it.
+ */
+function ratchetBody(text: Uint8Array): string {
+  const alice = generateIdentity();
+  const bob = generateIdentity();
+  const spk = generateSignedPrekey(bob, 0);
+  const bundle = { deviceId: 'bench', identityKey: bob.publicKey, signedPrekey: { id: spk.id, publicKey: spk.keyPair.publicKey, signature: spk.signature }, oneTimePrekey: null };
+  return toB64(ratchetEncrypt(x3dhInitiate(alice, bundle).state, packInner(INNER.CONTENT, text), MESSAGE_PREFIX).message);
+}
+
 /** `frameHead + id + frameTail` is `{"type":"send","id":…,"to":…,"payloads":[…]}`. */
 function frameTail(to: string, payloads: { device: string; body: string }[]): string {
   return '",' + JSON.stringify({ to, payloads }).slice(1);
@@ -26,9 +43,7 @@ export async function rawEndpoints(url: string, settings: Settings): Promise<Pai
   await ready();
   const text = plaintext(settings);
   return Array.from({ length: settings.pairs }, (_, i) => {
-    const sender = generateKeyPair();
-    const recipient = generateKeyPair();
-    const payloads = [{ device: randomUUID(), body: seal(text, recipient.publicKey, sender.secretKey) }];
+    const payloads = [{ device: randomUUID(), body: ratchetBody(text) }];
     return {
       senderUrl: `${url}/?pair=${i}&role=sender`,
       recipientUrl: `${url}/?pair=${i}&role=recipient`,
@@ -44,8 +59,8 @@ export async function rawEndpoints(url: string, settings: Settings): Promise<Pai
 
 /**
  * Parley: registers 2 × pairs users (one device each) with the SDK, then, for each sender, fetches
- * the devices to encrypt for (the recipient's, and the sender's other devices: none) and seals
- * one ciphertext per device once; every message of the pair reuses it.
+ * the devices to encrypt for (the recipient's, and the sender's other devices: none) and makes
+ * one Double Ratchet body per device once; every message of the pair reuses it.
  */
 export async function parleyEndpoints(urls: string[], settings: Settings, log: (line: string) => void): Promise<PairEndpoints[]> {
   const url = urls[0]!;
@@ -65,7 +80,7 @@ export async function parleyEndpoints(urls: string[], settings: Settings, log: (
     const [theirs, mine] = await Promise.all([devicesOf(url, sender.token, recipient.userId), devicesOf(url, sender.token, sender.userId)]);
     const payloads = [...theirs, ...mine]
       .filter((d) => d.id !== sender.deviceId)
-      .map((d) => ({ device: d.id, body: seal(text, d.publicKey, sender.keys.secretKey) }));
+      .map((d) => ({ device: d.id, body: ratchetBody(text) }));
     return {
       senderUrl: wsUrl(i),
       recipientUrl: wsUrl(i + 1),

@@ -21,7 +21,7 @@ export function configuration(s: Settings): string {
   return (
     `config: ${s.pairs} pairs over 127.0.0.1; max: ${int(s.messages)} messages, at most ${s.window} undelivered per pair ` +
     `(after ${int(s.warmup)} warm-up); rate: ${int(s.rate)} msg/s for ${s.rateSeconds} s; ${s.textChars}-char text, ` +
-    `crypto_box-sealed; Parley on ${s.gateways > 1 ? `${s.gateways} gateways on PostgreSQL + Redis` : s.sql === 'postgres' ? 'PostgreSQL' : 'PGlite'}`
+    `Double Ratchet bodies; Parley on ${s.gateways > 1 ? `${s.gateways} gateways on PostgreSQL + Redis` : s.sql === 'postgres' ? 'PostgreSQL' : 'PGlite'}`
   );
 }
 

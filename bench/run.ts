@@ -10,7 +10,7 @@
 // Latency is send → deliver: from just before the sender writes the `send` frame to the arrival
 // of the recipient's `msg` frame, both clocks in the generator, keyed by client message id.
 // Parley users are registered and logged in through the SDK (createClient); the generator then
-// speaks the wire protocol with plain `ws`: one crypto_box ciphertext per pair, sealed once and
+// speaks the wire protocol with plain `ws`: one Double Ratchet body per pair, encrypted once and
 // reused, coalesced acks like the SDK's. Parley runs as `node --import tsx server.ts` with a
 // temporary DATA_DIR and per-connection limits raised so it is never rate limited.
 //
@@ -34,6 +34,9 @@
 //   --cluster           run Parley as BENCH_GATEWAYS [3] gateway processes on PostgreSQL and Redis
 //                       (Redis from scripts/services.sh, keys under a bench-only prefix); each
 //                       pair's sender and recipient connect to different gateways
+//   --crypto            instead: the CPU cost of the end-to-end encryption in this process, µs per
+//                       message, per ratchet step, per X3DH setup, per sender-key message
+//                       (BENCH_CRYPTO_OPS [2000] per round; see bench/crypto.ts)
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +44,7 @@ import { createTestDatabase } from '../platform/test-databases.js';
 import { Child, killAll } from './children.js';
 import { benchConnections } from './connections.js';
 import { benchFanout } from './fanout.js';
+import { benchCrypto } from './crypto.js';
 import { configuration, machine, ratios, table } from './report.js';
 import type { LoadResult, Target } from './results.js';
 import { mergeMetrics, type ServerMetrics, serverMetrics } from './server-metrics.js';
@@ -131,6 +135,10 @@ async function benchParley(settings: Settings): Promise<{ result: LoadResult; me
 
 async function main(): Promise<void> {
   const settings = loadSettings(process.env, process.argv.slice(2));
+  if (settings.scenario === 'crypto') {
+    await benchCrypto();
+    return;
+  }
   if (settings.scenario === 'connections') {
     console.log(machine());
     await benchConnections(settings, defer);

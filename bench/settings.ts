@@ -21,8 +21,8 @@ export interface Settings {
   pgAdminUrl: string;
   /** Parley gateway processes: 1, or several on PostgreSQL + Redis (`--cluster`). */
   gateways: number;
-  /** `--connections`: the idle-connections scenario; `--fanout`: the group fan-out one; else the 1:1 ones. */
-  scenario: 'messages' | 'connections' | 'fanout';
+  /** `--connections`: idle connections; `--fanout`: group fan-out; `--crypto`: E2E encryption costs (bench/crypto.ts); else the 1:1 ones. */
+  scenario: 'messages' | 'connections' | 'fanout' | 'crypto';
   /** Idle connections to hold in the connections scenario. */
   connections: number;
   /** Fan-out: online members of the group, gateway processes, spaced messages and their interval, burst size. */
@@ -47,8 +47,8 @@ function int(env: Record<string, string | undefined>, name: string, def: number,
 
 export function loadSettings(env: Record<string, string | undefined>, argv: readonly string[]): Settings {
   for (const a of argv) {
-    if (!['--postgres', '--cluster', '--connections', '--fanout'].includes(a)) {
-      throw new SettingsError(`unknown argument ${a} (flags: --postgres, --cluster, --connections, --fanout)`);
+    if (!['--postgres', '--cluster', '--connections', '--fanout', '--crypto'].includes(a)) {
+      throw new SettingsError(`unknown argument ${a} (flags: --postgres, --cluster, --connections, --fanout, --crypto)`);
     }
   }
   const cluster = argv.includes('--cluster');
@@ -70,7 +70,7 @@ export function loadSettings(env: Record<string, string | undefined>, argv: read
     sql,
     pgAdminUrl,
     gateways: cluster ? int(env, 'BENCH_GATEWAYS', 3, 2, 16) : 1,
-    scenario: argv.includes('--connections') ? 'connections' : argv.includes('--fanout') ? 'fanout' : 'messages',
+    scenario: argv.includes('--crypto') ? 'crypto' : argv.includes('--connections') ? 'connections' : argv.includes('--fanout') ? 'fanout' : 'messages',
     connections: int(env, 'BENCH_CONNECTIONS', 100_000, 1, 200_000),
     groupMembers: int(env, 'BENCH_GROUP_MEMBERS', 10_000, 1, 100_000),
     fanoutGateways: int(env, 'BENCH_GATEWAYS', 2, 1, 16),

@@ -1,8 +1,13 @@
-// The Parley client: accounts, an auto-reconnecting socket, an outbox of unacknowledged sends, and per-device encryption.
-import { open, ready, seal, generateKeyPair, type KeyPair } from './crypto.js';
-import { decodeContent, encodeContent } from './content.js';
+// The Parley client: accounts, an auto-reconnecting socket, an outbox of unacknowledged sends, and end-to-end encryption per device.
+import { type Content, decodeContent, encodeContent } from './content.js';
+import { fromB64, sodiumReady, toB64 } from './e2e.bytes.js';
+import { restDirectory } from './e2e.directory.js';
+import { type IdentityChange, SESSION_RESET_PAYLOAD, senderKeyRequest, SessionManager, type SessionReset } from './e2e.session-manager.js';
+import type { DeviceRecord, KeyStore } from './e2e.store.js';
+import { memoryKeyStore } from './e2e.store.memory.js';
+import { INNER } from './e2e.wire.js';
 import { Emitter } from './emitter.js';
-import { decryptGroupMessage, encryptForGroup, GroupDirectory, type GroupEvent, type GroupInfo, type GroupReceipt, type GroupReceipts, type GroupRole, type GroupSummary } from './groups.js';
+import { GroupDirectory, type GroupEvent, type GroupInfo, type GroupReceipt, type GroupReceipts, type GroupRole, type GroupSummary, SenderKeyTracker } from './groups.js';
 import { ParleyError, request } from './http.js';
 import { CLOSE, PROTOCOL, shouldReconnect, WS_PATH, type ClientFrame, type ErrorFrame, type ReceiptKind, type ServerFrame } from './protocol.js';
 
@@ -46,22 +51,10 @@ export interface ClientEvents extends Record<string, unknown> {
   group_receipt: GroupReceipt;
   /** Problems that belong to no call: an undecryptable message, a server error frame. */
   error: ParleyError;
-}
-
-/** Where a device's id and keys are kept between runs. */
-export interface DeviceState {
-  deviceId?: string;
-  keys: KeyPair;
-}
-export interface KeyStore {
-  load(): Promise<DeviceState | null>;
-  save(state: DeviceState): Promise<void>;
-}
-
-/** Keeps the device in memory: a new client object is a new device. */
-export function memoryKeyStore(): KeyStore {
-  let state: DeviceState | null = null;
-  return { load: async () => state, save: async (s) => void (state = s) };
+  /** A contact's device now has another identity key than before (reinstalled, or a key substituted: compare safety numbers). */
+  identity_changed: IdentityChange;
+  /** A session with a device was started again: we could not decrypt its message ('me'), or it could not decrypt ours ('peer'). */
+  session_reset: SessionReset;
 }
 
 /** The part of the WebSocket API the client uses (browser WebSocket and the `ws` package both have it). */
@@ -85,6 +78,11 @@ export interface ClientOptions {
   username: string;
   password: string;
   deviceName?: string;
+  /**
+   * Where this device keeps its identity, prekeys and sessions (client-sdk/e2e.store.ts).
+   * Default `memoryKeyStore()`: each client object is then a new device. In Node,
+   * `diskKeyStore(path)` from client-sdk/e2e.store.disk.ts keeps the device across runs.
+   */
   keyStore?: KeyStore;
   /** Reconnect backoff: doubles from `initialDelayMs` to `maxDelayMs`, with jitter. */
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
@@ -100,6 +98,10 @@ interface OutboxEntry {
   to: string;
   group: boolean;
   plaintext: Uint8Array;
+  /** Set for a control message (session_reset, sender_key_request) to this one device of `to` (the others get an empty body). */
+  controlFor?: string;
+  /** Group sends: the devices this frame distributes our sender key to (they hold it once it is acknowledged). */
+  keyedDevices?: string[];
   frame?: Extract<ClientFrame, { type: 'send' | 'group.send' }>;
   inFlight: boolean;
   resolve: (r: SendResult) => void;
@@ -128,7 +130,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private token: string | null = null;
   private tokenExpiresAt = 0;
   private _userId: string | null = null;
-  private device: DeviceState | null = null;
+  private device: DeviceRecord | null = null;
   private socket: SocketLike | null = null;
   private isReady = false;
   private closedByUser = false;
@@ -141,20 +143,31 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly pendingReads = new Map<string, number>();
   private readonly receiptsSeen = new Map<string, number>();
-  private readonly deviceKeys = new Map<string, string>();
   private readonly userDevices = new Map<string, { id: string; publicKey: string }[]>();
   private inbound: Promise<void> = Promise.resolve();
   private pumping: Promise<void> = Promise.resolve();
   private maxPayloadBytes = Infinity;
   private readonly presenceWatch = new Set<string>();
-  private readonly keyStore: KeyStore;
+  private readonly sessions: SessionManager;
+  private readonly groups = new GroupDirectory(async (method, path, body) => this.call(method, path, { body, token: await this.freshToken() }));
+  private readonly senderKeys = new SenderKeyTracker();
+  private readonly keyRequests = new Map<string, number>();
   private readonly urls: string[];
   private urlIndex = 0;
-  private readonly groups = new GroupDirectory(async (method, path, body) => this.call(method, path, { body, token: await this.freshToken() }));
 
   constructor(private readonly options: ClientOptions) {
     super();
-    this.keyStore = options.keyStore ?? memoryKeyStore();
+    this.sessions = new SessionManager({
+      store: options.keyStore ?? memoryKeyStore(),
+      directory: restDirectory(async (method, path, body) => this.call(method, path, { body, token: await this.freshToken() })),
+      devicesOf: (userId, fresh) => {
+        if (fresh) this.userDevices.delete(userId);
+        return this.devicesOf(userId);
+      },
+      sendReset: (userId, deviceId) => this.sendControl(userId, deviceId, SESSION_RESET_PAYLOAD),
+      onIdentityChanged: (e) => this.emit('identity_changed', e),
+      onSessionReset: (e) => this.emit('session_reset', e),
+    });
     this.urls = typeof options.url === 'string' ? [options.url] : [...options.url];
     if (this.urls.length === 0) throw new ParleyError('invalid', 'no server url');
   }
@@ -186,24 +199,35 @@ export class ParleyClient extends Emitter<ClientEvents> {
     await this.login();
   }
 
-  /** Logs in this device (creating it on first login) and publishes its public key. */
+  /** Logs in this device (creating it on first login), registers its identity key and publishes its prekeys. */
   async login(): Promise<void> {
-    await ready();
-    this.device ??= (await this.keyStore.load()) ?? { keys: generateKeyPair() };
+    await sodiumReady();
+    this.device ??= await this.sessions.loadDevice();
     const s = await this.call<{ token: string; expiresAt: number; userId: string; deviceId: string }>('POST', '/v1/sessions', {
       body: {
         username: this.options.username,
         password: this.options.password,
-        device: { ...(this.device.deviceId ? { id: this.device.deviceId } : {}), name: this.options.deviceName ?? 'parley-sdk', publicKey: this.device.keys.publicKey },
+        device: { ...(this.device.deviceId ? { id: this.device.deviceId } : {}), name: this.options.deviceName ?? 'parley-sdk', publicKey: toB64(this.device.identity.publicKey) },
       },
     });
     this.token = s.token;
     this.tokenExpiresAt = s.expiresAt;
     this._userId = s.userId;
-    if (this.device.deviceId !== s.deviceId) {
-      this.device = { ...this.device, deviceId: s.deviceId };
-      await this.keyStore.save(this.device);
-    }
+    this.device = { ...this.device, deviceId: s.deviceId };
+    await this.sessions.useDevice(this.device);
+    await this.sessions.publishKeys();
+  }
+
+  /**
+   * The 60-digit safety number of you and `userId`, over the identity keys of all devices of
+   * both (as the server lists them now). Compare it with theirs out of band: if it differs,
+   * someone substituted a key. Format it with formatSafetyNumber.
+   */
+  async safetyNumber(userId: string): Promise<string> {
+    this.userDevices.delete(userId);
+    this.userDevices.delete(this.userId);
+    const [theirs, mine] = await Promise.all([this.devicesOf(userId), this.devicesOf(this.userId)]);
+    return this.sessions.safetyNumber({ userId: this.userId, devices: mine }, { userId, devices: theirs });
   }
 
   /** The user id of a username; rejects with code `not_found` when there is none. */
@@ -248,7 +272,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     return this.enqueueSend(userId, false, encodeContent({ text }));
   }
 
-  /** Encrypts `text` for every member device of the group and sends it; resolves on the server's ack. */
+  /** Encrypts `text` once with your sender key for the group and sends it; resolves on the server's ack. */
   sendGroupText(groupId: string, text: string): Promise<SendResult> {
     return this.enqueueSend(groupId, true, encodeContent({ text }));
   }
@@ -274,7 +298,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     return this.groups.addMembers(groupId, [userId]);
   }
 
-  /** Removes a member (admins only); they receive nothing sent afterwards. */
+  /** Removes a member (admins only); they receive nothing sent afterwards, and every member's sender key is replaced. */
   removeMember(groupId: string, userId: string): Promise<void> {
     return this.groups.removeMember(groupId, userId);
   }
@@ -319,10 +343,15 @@ export class ParleyClient extends Emitter<ClientEvents> {
     this.sendFrame({ type: 'presence.subscribe', users: userIds });
   }
 
-  private enqueueSend(to: string, group: boolean, plaintext: Uint8Array): Promise<SendResult> {
+  /** A control message (inner kind CONTROL) to one device of `userId`, over the pairwise session. */
+  private sendControl(userId: string, deviceId: string, payload: Uint8Array): void {
+    void this.enqueueSend(userId, false, payload, deviceId).catch((e: ParleyError) => this.emit('error', e));
+  }
+
+  private enqueueSend(to: string, group: boolean, plaintext: Uint8Array, controlFor?: string): Promise<SendResult> {
     return new Promise<SendResult>((resolve, reject) => {
       const id = crypto.randomUUID();
-      this.outbox.set(id, { id, to, group, plaintext, inFlight: false, resolve, reject });
+      this.outbox.set(id, { id, to, group, plaintext, ...(controlFor ? { controlFor } : {}), inFlight: false, resolve, reject });
       void this.pump();
     });
   }
@@ -370,18 +399,39 @@ export class ParleyClient extends Emitter<ClientEvents> {
   }
 
   private async encryptFor(entry: OutboxEntry): Promise<Extract<ClientFrame, { type: 'send' | 'group.send' }>> {
-    if (entry.group) {
-      const members = await this.groups.memberDevices(entry.to);
-      const { body, payloads } = encryptForGroup(entry.plaintext, members, this.device!.keys.secretKey, this.device!.deviceId!);
-      for (const d of members.flatMap((m) => m.devices)) this.deviceKeys.set(d.id, d.publicKey);
-      return { type: 'group.send', id: entry.id, group: entry.to, body, payloads };
-    }
+    if (entry.group) return this.encryptForGroup(entry);
     const [theirs, mine] = await Promise.all([this.devicesOf(entry.to), this.devicesOf(this.userId)]);
-    const sk = this.device!.keys.secretKey;
-    const payloads = [...theirs, ...mine]
-      .filter((d) => d.id !== this.device!.deviceId)
-      .map((d) => ({ device: d.id, body: seal(entry.plaintext, d.publicKey, sk) }));
+    const payloads = await this.sessions.encryptForDevices(
+      [
+        { userId: entry.to, devices: theirs },
+        { userId: this.userId, devices: mine },
+      ],
+      entry.controlFor ? INNER.CONTROL : INNER.CONTENT,
+      entry.plaintext,
+      entry.controlFor,
+    );
     return { type: 'send', id: entry.id, to: entry.to, payloads };
+  }
+
+  /**
+   * A group message: the content encrypted once with our sender key for the group (signed),
+   * plus our sender key distribution, over the pairwise sessions, for each member device that
+   * does not hold it yet. `devicesHash` lets the server refuse it if the member devices
+   * changed since we listed them.
+   */
+  private async encryptForGroup(entry: OutboxEntry): Promise<Extract<ClientFrame, { type: 'group.send' }>> {
+    const groupId = entry.to;
+    const g = await this.groups.memberDevices(groupId);
+    const me = this.device!.deviceId!;
+    const need = new Set(this.senderKeys.missing(groupId, g.members.flatMap((m) => m.devices.map((d) => d.id)).filter((d) => d !== me)));
+    let payloads: { device: string; body: string }[] = [];
+    if (need.size > 0) {
+      const recipients = g.members.map((m) => ({ userId: m.userId, devices: m.devices.filter((d) => need.has(d.id)) })).filter((r) => r.devices.length > 0);
+      payloads = await this.sessions.encryptForDevices(recipients, INNER.SENDER_KEY, await this.sessions.senderKeyDistribution(groupId));
+    }
+    const body = toB64(await this.sessions.groupEncrypt(groupId, entry.plaintext));
+    entry.keyedDevices = [...need];
+    return { type: 'group.send', id: entry.id, group: groupId, body, ...(payloads.length > 0 ? { payloads } : {}), devicesHash: g.devicesHash };
   }
 
   private async devicesOf(userId: string): Promise<{ id: string; publicKey: string }[]> {
@@ -391,7 +441,6 @@ export class ParleyClient extends Emitter<ClientEvents> {
       token: await this.freshToken(),
     });
     this.userDevices.set(userId, r.devices);
-    for (const d of r.devices) this.deviceKeys.set(d.id, d.publicKey);
     return r.devices;
   }
 
@@ -509,6 +558,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
         const e = this.outbox.get(f.id);
         if (e) {
           this.outbox.delete(f.id);
+          if (e.group && e.keyedDevices) this.senderKeys.delivered(e.to, e.keyedDevices);
           e.resolve({ id: f.id, conversationId: f.conversationId, seq: f.seq });
           void this.pump();
         }
@@ -519,9 +569,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
         return;
       case 'group_receipt': {
         const k = `${f.conversationId}|group`;
-        const seen = this.receiptsSeen.get(k) ?? 0;
-        const packed = f.delivered * 2 ** 26 + f.read; // order by delivered, then read
-        if (packed <= seen) return;
+        const packed = f.delivered * 2 ** 26 + f.read; // ordered by delivered, then read
+        if (packed <= (this.receiptsSeen.get(k) ?? 0)) return;
         this.receiptsSeen.set(k, packed);
         this.emit('group_receipt', { groupId: f.conversationId, delivered: f.delivered, read: f.read });
         return;
@@ -545,6 +594,11 @@ export class ParleyClient extends Emitter<ClientEvents> {
       case 'error':
         this.onError(f);
         return;
+      case 'prekeys_low':
+        if (f.deviceId === this.device?.deviceId) {
+          this.sessions.topUpPrekeys().catch((err: unknown) => this.emit('error', err instanceof ParleyError ? err : new ParleyError('unavailable', String(err))));
+        }
+        return;
       case 'pong':
         return;
     }
@@ -553,33 +607,26 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private async onMessage(f: Extract<ServerFrame, { type: 'msg' }>): Promise<void> {
     if ((this.lastSeq.get(f.conversationId) ?? 0) < f.seq) {
       this.lastSeq.set(f.conversationId, f.seq);
-      if (f.system) {
-        this.groups.forget(f.conversationId); // the member list may have changed
-        this.emit('group', { ...f.system, groupId: f.conversationId, seq: f.seq, by: f.from, sentAt: f.sentAt });
-      } else {
+      if (f.system) await this.onGroupEvent({ ...f.system, groupId: f.conversationId, seq: f.seq, by: f.from, sentAt: f.sentAt });
+      else {
         try {
-          const senderKey = await this.senderDeviceKey(f.from, f.fromDevice);
-          const sk = this.device!.keys.secretKey;
-          let plaintext: Uint8Array;
-          if (f.groupId) {
-            if (!f.key) throw new Error('no message key for this device');
-            plaintext = decryptGroupMessage(f.body, f.key, senderKey, sk);
-          } else {
-            plaintext = open(f.body, senderKey, sk);
+          const content = await this.openContent(f);
+          if (content) {
+            this.emit('message', {
+              id: f.id,
+              from: f.from,
+              fromDevice: f.fromDevice!,
+              conversationId: f.conversationId,
+              ...(f.groupId ? { groupId: f.groupId } : {}),
+              seq: f.seq,
+              text: content.text,
+              sentAt: f.sentAt,
+            });
           }
-          const content = decodeContent(plaintext);
-          this.emit('message', {
-            id: f.id,
-            from: f.from,
-            fromDevice: f.fromDevice!,
-            conversationId: f.conversationId,
-            ...(f.groupId ? { groupId: f.groupId } : {}),
-            seq: f.seq,
-            text: content.text,
-            sentAt: f.sentAt,
-          });
         } catch (err) {
-          this.emit('error', new ParleyError('undecryptable', `message ${f.conversationId}#${f.seq} could not be decrypted: ${(err as Error).message}`));
+          // `details.reason` is the e2e code (no_session, auth_failed, unknown_sender_key, …); a session_reset or sender key request follows.
+          const reason = err instanceof ParleyError ? err.code : 'malformed';
+          this.emit('error', new ParleyError('undecryptable', `message ${f.conversationId}#${f.seq} could not be decrypted: ${(err as Error).message}`, undefined, { reason }));
         }
       }
     }
@@ -588,16 +635,46 @@ export class ParleyClient extends Emitter<ClientEvents> {
     this.ackTimer ??= setTimeout(() => this.flushAcks(), 10);
   }
 
-  /** The public key of a sender's device, fetching their device list when it is new to us. */
-  private async senderDeviceKey(userId: string, deviceId: string | null): Promise<string> {
-    let key = deviceId ? this.deviceKeys.get(deviceId) : undefined;
-    if (!key && deviceId) {
-      this.userDevices.delete(userId);
-      await this.devicesOf(userId);
-      key = this.deviceKeys.get(deviceId);
+  /** A message's content for the app, or null when it carried something the SDK handles itself (session_reset, sender keys, a replay). */
+  private async openContent(f: Extract<ServerFrame, { type: 'msg' }>): Promise<Content | null> {
+    const from = f.fromDevice!;
+    if (f.groupId) {
+      // Our copy of the sender's key distribution travels with the message, over our pairwise session.
+      if (f.key) await this.sessions.decrypt(f.from, from, f.key);
+      try {
+        return decodeContent(await this.sessions.groupDecrypt(f.groupId, from, fromB64(f.body)));
+      } catch (err) {
+        if (err instanceof ParleyError && err.code === 'unknown_sender_key') this.requestSenderKey(f.groupId, f.from, from);
+        throw err;
+      }
     }
-    if (!key) throw new Error('unknown sender device');
-    return key;
+    const r = await this.sessions.decrypt(f.from, from, f.body);
+    if (r.kind === 'sender_key_request') this.senderKeys.forget(r.groupId, from); // our next group message carries it again
+    return r.kind === 'content' ? decodeContent(r.payload) : null;
+  }
+
+  /** Asks a member's device for its sender key (at most once a minute per device and group). */
+  private requestSenderKey(groupId: string, userId: string, deviceId: string): void {
+    const k = `${groupId}|${deviceId}`;
+    const last = this.keyRequests.get(k);
+    if (last !== undefined && Date.now() - last < 60_000) return;
+    this.keyRequests.set(k, Date.now());
+    this.sendControl(userId, deviceId, senderKeyRequest(groupId));
+  }
+
+  /**
+   * A group change, in the group's order. When someone else left or was removed, our sender
+   * key for the group is replaced, so that what we send from now on is unreadable to them; the
+   * next message distributes the new key to the remaining members only.
+   */
+  private async onGroupEvent(e: GroupEvent): Promise<void> {
+    this.groups.forget(e.groupId); // the member list may have changed
+    const departed = e.kind === 'member_removed' || e.kind === 'member_left';
+    if (departed && !(e.users ?? []).includes(this.userId)) {
+      await this.sessions.rotateSenderKey(e.groupId).catch((err: unknown) => this.emit('error', new ParleyError('internal', `sender key rotation failed: ${String(err)}`)));
+      this.senderKeys.forget(e.groupId);
+    }
+    this.emit('group', e);
   }
 
   private flushAcks(): void {

@@ -1,6 +1,5 @@
-// The SDK's group side: REST calls for group management, member device lists, and group message encryption.
-import { decryptShared, encryptShared, open, seal } from './crypto.js';
-import type { DevicePayload, GroupInfo, GroupRole, SystemEvent } from './protocol.js';
+// The SDK's group side: REST calls for group management, member device lists, and who has our sender key.
+import type { GroupInfo, GroupRole, SystemEvent } from './protocol.js';
 
 export type { GroupInfo, GroupRole } from './protocol.js';
 
@@ -35,11 +34,16 @@ export interface GroupReceipts {
 }
 
 type Call = <T>(method: string, path: string, body?: unknown) => Promise<T>;
-type Devices = { userId: string; devices: { id: string; publicKey: string }[] }[];
+
+/** Every current member device of a group, and the server's hash of that set (sent back with each group message). */
+export interface GroupDevices {
+  devicesHash: string;
+  members: { userId: string; devices: { id: string; publicKey: string }[] }[];
+}
 
 /** Group REST calls, and each group's member devices cached until the group changes or the server says they did. */
 export class GroupDirectory {
-  private readonly devices = new Map<string, Devices>();
+  private readonly devices = new Map<string, GroupDevices>();
 
   constructor(private readonly call: Call) {}
 
@@ -84,12 +88,12 @@ export class GroupDirectory {
   }
 
   /** Every current member device of the group (cached). */
-  async memberDevices(groupId: string): Promise<Devices> {
+  async memberDevices(groupId: string): Promise<GroupDevices> {
     const held = this.devices.get(groupId);
     if (held) return held;
-    const r = await this.call<{ members: Devices }>('GET', `/v1/groups/${groupId}/devices`);
-    this.devices.set(groupId, r.members);
-    return r.members;
+    const r = await this.call<GroupDevices>('GET', `/v1/groups/${groupId}/devices`);
+    this.devices.set(groupId, r);
+    return r;
   }
 
   /** The group changed (a system message, or the server refused a send with devices_changed). */
@@ -98,17 +102,28 @@ export class GroupDirectory {
   }
 }
 
-/** Encrypts content once and seals its key for every member device but `myDeviceId`. */
-export function encryptForGroup(plaintext: Uint8Array, members: Devices, mySecretKey: string, myDeviceId: string): { body: string; payloads: DevicePayload[] } {
-  const { key, body } = encryptShared(plaintext);
-  const payloads = members
-    .flatMap((m) => m.devices)
-    .filter((d) => d.id !== myDeviceId)
-    .map((d) => ({ device: d.id, body: seal(key, d.publicKey, mySecretKey) }));
-  return { body, payloads };
-}
+/**
+ * Which member devices hold our current sender key for each group: the ones we distributed it
+ * to in an acknowledged message. Rotating (a member left) forgets them all; a device that asks
+ * for the key again is forgotten alone. Kept in memory: a restarted client distributes again.
+ */
+export class SenderKeyTracker {
+  private readonly holders = new Map<string, Set<string>>();
 
-/** Opens this device's sealed key (from the sender device) and decrypts the shared body. */
-export function decryptGroupMessage(body: string, sealedKey: string, senderPublicKey: string, mySecretKey: string): Uint8Array {
-  return decryptShared(body, open(sealedKey, senderPublicKey, mySecretKey));
+  /** Of `devices`, those that still need our key for the group. */
+  missing(groupId: string, devices: readonly string[]): string[] {
+    const have = this.holders.get(groupId);
+    return have ? devices.filter((d) => !have.has(d)) : [...devices];
+  }
+
+  delivered(groupId: string, devices: readonly string[]): void {
+    let have = this.holders.get(groupId);
+    if (!have) this.holders.set(groupId, (have = new Set()));
+    for (const d of devices) have.add(d);
+  }
+
+  forget(groupId: string, device?: string): void {
+    if (device === undefined) this.holders.delete(groupId);
+    else this.holders.get(groupId)?.delete(device);
+  }
 }

@@ -1,6 +1,10 @@
-// Public surface of the Parley client SDK.
-export { createClient, memoryKeyStore, ParleyClient } from './client.js';
-export type { ClientEvents, ClientOptions, DeviceState, KeyStore, Message, Receipt, SendResult } from './client.js';
+// Public surface of the Parley client SDK (browser-safe; the Node disk key store is client-sdk/e2e.store.disk.ts).
+export { createClient, ParleyClient } from './client.js';
+export type { ClientEvents, ClientOptions, Message, Receipt, SendResult } from './client.js';
+export type { IdentityChange, SessionReset } from './e2e.session-manager.js';
+export { formatSafetyNumber } from './e2e.safety-number.js';
+export { memoryKeyStore } from './e2e.store.memory.js';
+export type { JsonValue, KeyChange, KeySection, KeyStore } from './e2e.store.js';
 export { ParleyError } from './http.js';
 export type { GroupEvent, GroupInfo, GroupReceipt, GroupReceipts, GroupRole, GroupSummary } from './groups.js';
 export { CLOSE, PROTOCOL, WS_PATH } from './protocol.js';

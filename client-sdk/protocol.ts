@@ -3,7 +3,7 @@
 export const PROTOCOL = 'parley.v1';
 export const WS_PATH = '/v1/ws';
 
-/** One ciphertext for one recipient device (base64 of nonce ‖ box). */
+/** One ciphertext for one recipient device (base64; the layout is in client-sdk/e2e.wire.ts and docs/protocol.md §7). */
 export interface DevicePayload {
   device: string;
   body: string;
@@ -35,7 +35,7 @@ export interface GroupInfo {
 
 export type ClientFrame =
   | { type: 'send'; id: string; to: string; payloads: DevicePayload[] }
-  | { type: 'group.send'; id: string; group: string; body: string; payloads?: DevicePayload[] }
+  | { type: 'group.send'; id: string; group: string; body: string; payloads?: DevicePayload[]; devicesHash?: string }
   | { type: 'ack'; conversationId: string; seq: number }
   | { type: 'read'; conversationId: string; seq: number }
   | { type: 'typing'; conversationId: string; active: boolean }
@@ -54,6 +54,8 @@ export type ServerFrame =
   | { type: 'typing'; conversationId: string; from: string; active: boolean }
   | { type: 'presence'; userId: string; online: boolean; lastSeen: number | null }
   | { type: 'pong'; id?: string }
+  /** The directory is running out of this device's one-time prekeys: upload more (sent to the owner's online devices). */
+  | { type: 'prekeys_low'; deviceId: string; remaining: number }
   | ErrorFrame;
 
 /**

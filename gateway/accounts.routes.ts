@@ -1,5 +1,6 @@
 // REST: accounts, sessions (login), user lookup and device keys.
 import { z } from 'zod';
+import { isValidIdentityKey } from '../client-sdk/e2e.keys.js';
 import { AppError } from '../platform/errors.js';
 import type { Accounts } from './accounts.js';
 import type { Delivery } from './delivery.js';
@@ -13,11 +14,11 @@ const username = z
   .regex(/^[a-z0-9_.-]+$/, 'lowercase letters, digits, _ . - only');
 const password = z.string().min(8).max(256);
 const uuid = z.uuid();
-/** A base64 X25519 public key (32 bytes). */
+/** The device's Ed25519 identity key (32 bytes, base64): a canonical point of prime order (libsodium must be ready). */
 const publicKey = z
   .string()
   .regex(/^[A-Za-z0-9+/]{43}=$/, '32-byte key in base64')
-  .refine((k) => Buffer.from(k, 'base64').some((b) => b !== 0), 'not a usable key');
+  .refine((k) => isValidIdentityKey(new Uint8Array(Buffer.from(k, 'base64'))), 'not a valid Ed25519 identity key');
 
 export function accountRoutes(routes: Routes, accounts: Accounts, delivery: Delivery, authLimiter: KeyedLimiter): void {
   const limit = (ip: string) => {

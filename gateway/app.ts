@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { WebSocketServer } from 'ws';
+import { sodiumReady } from '../client-sdk/e2e.bytes.js';
 import { CLOSE, PROTOCOL, WS_PATH } from '../client-sdk/protocol.js';
 import type { MessageStore } from '../messaging/message-store.js';
 import type { MessagesManager } from '../messaging/messages.js';
@@ -19,6 +20,8 @@ import type { Accounts } from './accounts.js';
 import { accountRoutes } from './accounts.routes.js';
 import { Connection } from './connection.js';
 import type { Delivery } from './delivery.js';
+import { KeyDirectory } from './keys.js';
+import { keyRoutes } from './keys.routes.js';
 import { KeyedLimiter } from './rate-limit.js';
 import { Routes } from './routes.js';
 
@@ -99,8 +102,18 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   };
   const routes = new Routes(http, authenticate);
   const authLimiter = new KeyedLimiter(config.AUTH_RATE_PER_MINUTE / 60, config.AUTH_RATE_PER_MINUTE, deps.clock);
+  await sodiumReady(); // identity keys and prekey signatures are checked with libsodium (login, key directory)
   accountRoutes(routes, deps.accounts, deps.delivery, authLimiter);
   groupRoutes(routes, deps.groups);
+  const keyDirectory = new KeyDirectory(deps.sql, deps.clock, {
+    onLow: (userId, deviceId, remaining) =>
+      void deps.delivery.relay([userId], { type: 'prekeys_low', deviceId, remaining }).catch((err) => {
+        metrics.backendFailures.inc({ backend: 'presence', operation: 'prekeys_low' });
+        log.error({ err }, 'prekeys_low notification failed');
+      }),
+  });
+  const bundleLimiter = new KeyedLimiter(config.KEY_FETCH_RATE_PER_MINUTE / 60, config.KEY_FETCH_RATE_PER_MINUTE, deps.clock);
+  keyRoutes(routes, keyDirectory, bundleLimiter);
 
   http.get('/healthz', async () => ({ ok: true }));
   http.get('/readyz', async (_req, reply) => {

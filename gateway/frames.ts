@@ -31,6 +31,7 @@ export const clientFrameSchema = z.discriminatedUnion('type', [
     group: uuid,
     body: base64(MAX_BODY_CHARS),
     payloads: z.array(z.object({ device: uuid, body: base64(MAX_KEY_CHARS) })).max(MAX_DEVICES_PER_GROUP_SEND).optional(),
+    devicesHash: z.string().regex(/^[0-9a-f]{32}$/, '32 hex digits').optional(),
   }),
   z.object({ type: z.literal('ack'), conversationId: uuid, seq }),
   z.object({ type: z.literal('read'), conversationId: uuid, seq }),

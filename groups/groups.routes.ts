@@ -139,6 +139,7 @@ export function groupRoutes(routes: Routes, groups: GroupsManager): void {
     params: groupParams,
     response: z.object({
       membersVersion: z.number(),
+      devicesHash: z.string(),
       members: z.array(z.object({ userId: uuid, devices: z.array(z.object({ id: uuid, publicKey: z.string() })) })),
     }),
     errors: MEMBER,
@@ -149,7 +150,8 @@ export function groupRoutes(routes: Routes, groups: GroupsManager): void {
       const devices = await groups.memberDevices(m);
       return {
         membersVersion: m.version,
-        members: GroupsManager.current(m).map((r) => ({ userId: r.userId, devices: devices.get(r.userId) ?? [] })),
+        devicesHash: devices.hash,
+        members: GroupsManager.current(m).map((r) => ({ userId: r.userId, devices: devices.byUser.get(r.userId) ?? [] })),
       };
     },
   });

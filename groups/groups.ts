@@ -1,4 +1,5 @@
 // GroupsManager: what REST and the message path call for groups: the rules, the caches, and the log of changes.
+import { createHash } from 'node:crypto';
 import type { MsgFrame, SystemEvent } from '../client-sdk/protocol.js';
 import type { Cache } from '../platform/cache.js';
 import type { Clock } from '../platform/clock.js';
@@ -25,6 +26,18 @@ export interface GroupsOptions {
 }
 
 const RANK: Record<Role, number> = { member: 0, admin: 1, owner: 2 };
+
+/** Every current member device of a group, by member, and the hash a sender names them by. */
+export interface MemberDevices {
+  byUser: Map<string, { id: string; publicKey: string }[]>;
+  ids: ReadonlySet<string>;
+  hash: string;
+}
+
+/** 128 bits of SHA-256 over the sorted device ids: what a group send's `devicesHash` must equal. */
+export function devicesHash(deviceIds: readonly string[]): string {
+  return createHash('sha256').update([...deviceIds].sort().join(',')).digest('hex').slice(0, 32);
+}
 const LOCAL_TTL_MS = 60_000;
 const DEVICES_TTL_MS = 5_000;
 
@@ -43,7 +56,7 @@ const DEVICES_TTL_MS = 5_000;
  */
 export class GroupsManager {
   private readonly local = new Map<string, { at: number; m: Membership }>();
-  private readonly devices = new Map<string, { at: number; version: number; list: Map<string, { id: string; publicKey: string }[]> }>();
+  private readonly devices = new Map<string, { at: number; version: number; list: MemberDevices }>();
 
   constructor(
     private readonly store: GroupStore,
@@ -207,12 +220,14 @@ export class GroupsManager {
     return m.members.filter((r) => r.leftSeq === null);
   }
 
-  /** The devices of the membership's current members (cached briefly per version). */
-  async memberDevices(m: Membership): Promise<Map<string, { id: string; publicKey: string }[]>> {
+  /** The devices of the membership's current members, and the hash of their ids (cached briefly per version). */
+  async memberDevices(m: Membership): Promise<MemberDevices> {
     const held = this.devices.get(m.groupId);
     const now = this.clock.now();
     if (held && held.version === m.version && now - held.at < DEVICES_TTL_MS) return held.list;
-    const list = await this.store.devicesOf(GroupsManager.current(m).map((r) => r.userId));
+    const byUser = await this.store.devicesOf(GroupsManager.current(m).map((r) => r.userId));
+    const ids = [...byUser.values()].flat().map((d) => d.id);
+    const list: MemberDevices = { byUser, ids: new Set(ids), hash: devicesHash(ids) };
     this.devices.set(m.groupId, { at: now, version: m.version, list });
     if (this.devices.size > 1_000) this.devices.delete(this.devices.keys().next().value!);
     return list;

@@ -110,11 +110,12 @@ export class MessagesManager {
 
   /**
    * Checks a group send and queues it for the group commit, like `submit`. The sender must be
-   * a member now. When the send carries per-device payloads (sealed message keys), they must
-   * cover exactly the current members' devices but the sending one, or it fails with
-   * `devices_changed`; either way it is committed only if the membership has not changed since
-   * (else `devices_changed` too). Once durable it is appended to the group log, and only then
-   * acknowledged, so an acknowledged group message always reaches the fan-out.
+   * a member now. Per-device payloads (sender key distributions, for the devices that lack
+   * the sender's key) may only name current member devices other than the sending one; a
+   * `devicesHash` must match the current member devices. Either failing is `devices_changed`,
+   * and so is a membership change between this check and the commit. Once durable the message
+   * is appended to the group log, and only then acknowledged, so an acknowledged group message
+   * always reaches the fan-out.
    */
   async submitGroup(sender: Sender, frame: GroupSendFrame): Promise<{ done: Promise<AppendResult> }> {
     const started = performance.now();
@@ -125,14 +126,15 @@ export class MessagesManager {
     });
     if (!membership) throw new AppError('not_found', 'no such group');
     const payloads = frame.payloads ?? [];
-    if (payloads.length > 0) {
+    if (payloads.length > 0 || frame.devicesHash !== undefined) {
       const devices = await groups.memberDevices(membership);
-      const expected = new Set([...devices.values()].flat().map((d) => d.id).filter((id) => id !== sender.deviceId));
-      const { missing, extra } = coverage(expected, payloads);
-      if (missing.length > 0 || extra.length > 0) {
+      const given = new Set(payloads.map((p) => p.device));
+      if (given.size !== payloads.length) throw new AppError('invalid', 'a device is listed twice');
+      const extra = [...given].filter((d) => !devices.ids.has(d) || d === sender.deviceId);
+      if (extra.length > 0 || (frame.devicesHash !== undefined && frame.devicesHash !== devices.hash)) {
         await groups.invalidate(frame.group);
-        throw new AppError('devices_changed', 'encrypt the key for exactly the current member devices', {
-          details: { missing, extra, membersVersion: membership.version },
+        throw new AppError('devices_changed', 'the group’s member devices changed; list them again and encrypt for them', {
+          details: { extra, membersVersion: membership.version },
         });
       }
     }

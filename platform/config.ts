@@ -24,6 +24,7 @@ const schema = z
     JWT_SECRET: z.string().min(32, 'at least 32 characters').optional(),
     TOKEN_TTL_SECONDS: int(86_400, 60),
     AUTH_RATE_PER_MINUTE: int(120, 1),
+    KEY_FETCH_RATE_PER_MINUTE: int(300, 1),
     WS_MAX_PAYLOAD_BYTES: int(262_144, 1024, 16 * 1024 * 1024),
     WS_RATE_PER_SECOND: int(200, 1),
     WS_RATE_BURST: int(400, 1),

@@ -22,6 +22,12 @@ import type { Sql } from './sql.js';
  * - messages gains `body` (one ciphertext shared by every member device, group messages) and
  *   `system` (a server-authored membership or name change, no ciphertext); a system message
  *   has no sender device.
+ *
+ * Version 3 (key directory):
+ * - signed_prekeys: per device, its current signed prekey and the identity key that signed it
+ *   (a bundle is served only while that still equals the device's registered public key).
+ * - one_time_prekeys: per device, unused one-time prekeys; a bundle fetch deletes the one it
+ *   hands out (gateway/keys.ts).
  */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE users (
@@ -88,6 +94,20 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE messages ALTER COLUMN sender_device_id DROP NOT NULL;
    ALTER TABLE messages ADD COLUMN body text;
    ALTER TABLE messages ADD COLUMN system jsonb`,
+  `CREATE TABLE signed_prekeys (
+     device_id uuid PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+     identity_key text NOT NULL,
+     key_id bigint NOT NULL,
+     public_key text NOT NULL,
+     signature text NOT NULL,
+     updated_at bigint NOT NULL
+   );
+   CREATE TABLE one_time_prekeys (
+     device_id uuid NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+     key_id bigint NOT NULL,
+     public_key text NOT NULL,
+     PRIMARY KEY (device_id, key_id)
+   );`,
 ];
 
 /**

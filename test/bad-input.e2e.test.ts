@@ -2,7 +2,8 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKeyPair, ready } from '../client-sdk/crypto.js';
+import { sodiumReady as ready, toB64 } from '../client-sdk/e2e.bytes.js';
+import { generateIdentity } from '../client-sdk/e2e.keys.js';
 import { newUser, type Recorded } from './support/clients.js';
 import { rawConnect, type RawSession, upgradeStatus } from './support/raw.js';
 import { type ServerProcess, startServer } from './support/server.js';
@@ -29,7 +30,7 @@ describe('bad input', () => {
     const res = await fetch(`${server.url}/v1/sessions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: u.username, password: u.password, device: { name: 'raw', publicKey: generateKeyPair().publicKey } }),
+      body: JSON.stringify({ username: u.username, password: u.password, device: { name: 'raw', publicKey: toB64(generateIdentity().publicKey) } }),
     });
     return (await res.json()) as { token: string; userId: string; deviceId: string };
   };
@@ -227,7 +228,7 @@ describe('bad input', () => {
     expect(await j(await fetch(`${server.url}/v1/users?username=${alice.username}`))).toMatchObject({ status: 401, body: { error: { code: 'unauthorized' } } });
     expect(await j(await post('/v1/accounts', { username: 'x' }))).toMatchObject({ status: 400, body: { error: { code: 'invalid' } } });
     expect(await j(await post('/v1/accounts', { username: alice.username, password: 'whatever-123' }))).toMatchObject({ status: 409 });
-    expect(await j(await post('/v1/sessions', { username: alice.username, password: 'wrong-password', device: { name: 'd', publicKey: generateKeyPair().publicKey } }))).toMatchObject({
+    expect(await j(await post('/v1/sessions', { username: alice.username, password: 'wrong-password', device: { name: 'd', publicKey: toB64(generateIdentity().publicKey) } }))).toMatchObject({
       status: 401,
       body: { error: { code: 'unauthorized' } },
     });

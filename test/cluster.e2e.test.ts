@@ -1,6 +1,7 @@
 // End-to-end on the real tier: several gateway processes sharing PostgreSQL and Redis; nothing acked is lost when parts die.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { generateKeyPair, ready } from '../client-sdk/crypto.js';
+import { sodiumReady as ready, toB64 } from '../client-sdk/e2e.bytes.js';
+import { generateIdentity } from '../client-sdk/e2e.keys.js';
 import type { SendResult } from '../client-sdk/index.js';
 import { newUser, type Recorded } from './support/clients.js';
 import { type PrivateService, privatePostgres, privateRedis } from './support/private-services.js';
@@ -140,7 +141,7 @@ describe.skipIf(!realTier)('cluster: three gateways on PostgreSQL and Redis', ()
     const res = await fetch(`${url(0)}/v1/sessions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: alice.username, password: alice.password, device: { name: 'raw', publicKey: generateKeyPair().publicKey } }),
+      body: JSON.stringify({ username: alice.username, password: alice.password, device: { name: 'raw', publicKey: toB64(generateIdentity().publicKey) } }),
     });
     const raw = await rawConnect(url(0), ((await res.json()) as { token: string }).token);
 

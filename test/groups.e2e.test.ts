@@ -1,6 +1,8 @@
 // End-to-end: groups through a real server process (embedded defaults: PGlite, in-memory log) and the SDK.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ParleyError } from '../client-sdk/index.js';
+import WebSocket from 'ws';
+import { createClient, ParleyError } from '../client-sdk/index.js';
+import type { MsgFrame } from '../client-sdk/protocol.js';
 import { newUser, type Recorded } from './support/clients.js';
 import { rawConnect } from './support/raw.js';
 import { type ServerProcess, startServer } from './support/server.js';
@@ -71,6 +73,39 @@ describe('groups (one process, embedded defaults)', () => {
     // And she cannot send to it or read it any more: like a stranger.
     await expect(carol.client.sendGroupText(id, 'let me in')).rejects.toMatchObject({ code: 'not_found' });
     expect((await rest(carol, 'GET', `/v1/groups/${id}`)).status).toBe(404);
+  });
+
+  it('replaces sender keys when a member is removed: what follows is unreadable to them even if a server handed it over', async () => {
+    const [alice, carol] = await Promise.all([user('alice'), user('carol')]);
+    // Bob's client records the raw frames it receives, to play a malicious server afterwards.
+    const frames: string[] = [];
+    class Recording extends WebSocket {
+      constructor(url: string, protocols: string[]) {
+        super(url, protocols);
+        this.addEventListener('message', (ev) => void frames.push(String(ev.data)));
+      }
+    }
+    const bob = createClient({ url: server.url, username: `bob_${Date.now()}`, password: 'password-bob-rec', WebSocket: Recording });
+    const bobTexts: string[] = [];
+    bob.on('message', (m) => void bobTexts.push(m.text));
+    await bob.register();
+    await bob.connect();
+    const { id } = await alice.client.createGroup({ name: 'keys', members: [bob.userId, carol.client.userId] });
+    await alice.client.sendGroupText(id, 'all three of us');
+    await until(() => texts(carol, id).length === 1 && bobTexts.length === 1, 'carol and bob read the first');
+    await alice.client.removeMember(id, carol.client.userId);
+    await until(() => alice.groupEvents.some((e) => e.kind === 'member_removed'), 'alice saw the removal (and rotated)');
+    const after = await alice.client.sendGroupText(id, 'carol must not read this');
+    await until(() => bobTexts.includes('carol must not read this'), 'bob reads it with the new key');
+    const captured = frames.map((f) => JSON.parse(f) as MsgFrame).find((f) => f.type === 'msg' && f.groupId === id && f.seq === after.seq)!;
+    expect(captured.key).toBeDefined(); // the new key travelled to bob with it
+    const { key: _forBob, ...forCarol } = captured;
+    const errors = carol.errors.length;
+    (carol.client as unknown as { onFrame(raw: string): void }).onFrame(JSON.stringify(forCarol));
+    await until(() => carol.errors.length > errors, 'carol fails to decrypt it');
+    expect(carol.errors.at(-1)).toMatchObject({ code: 'undecryptable', details: { reason: 'unknown_sender_key' } });
+    expect(texts(carol, id)).toEqual(['all three of us']);
+    await bob.close();
   });
 
   it('delivers group messages sent while a member was offline, in order, once, after connect', async () => {

@@ -133,7 +133,18 @@ describe('1:1 messaging (one process, embedded defaults)', () => {
     const spec = (await (await fetch(`${server.url}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
     expect(spec.openapi).toBe('3.1.0');
     expect(Object.keys(spec.paths)).toEqual(
-      expect.arrayContaining(['/v1/accounts', '/v1/devices/{deviceId}', '/v1/sessions', '/v1/users', '/v1/users/{userId}/devices', '/v1/groups']),
+      expect.arrayContaining([
+        '/v1/accounts',
+        '/v1/devices/{deviceId}',
+        '/v1/sessions',
+        '/v1/users',
+        '/v1/users/{userId}/devices',
+        '/v1/groups',
+        '/v1/keys',
+        '/v1/keys/one-time-prekeys',
+        '/v1/keys/signed-prekey',
+        '/v1/users/{userId}/bundles',
+      ]),
     );
   });
 
