@@ -1,7 +1,7 @@
 // End-to-end: groups through a real server process (embedded defaults: PGlite, in-memory log) and the SDK.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createClient, ParleyError } from '../client-sdk/index.js';
+import { type ClientOptions, createClient, ParleyError } from '../client-sdk/index.js';
 import type { MsgFrame } from '../client-sdk/protocol.js';
 import { newUser, type Recorded } from './support/clients.js';
 import { rawConnect } from './support/raw.js';
@@ -85,7 +85,7 @@ describe('groups (one process, embedded defaults)', () => {
         this.addEventListener('message', (ev) => void frames.push(String(ev.data)));
       }
     }
-    const bob = createClient({ url: server.url, username: `bob_${Date.now()}`, password: 'password-bob-rec', WebSocket: Recording });
+    const bob = createClient({ url: server.url, username: `bob_${Date.now()}`, password: 'password-bob-rec', WebSocket: Recording as unknown as ClientOptions['WebSocket'] });
     const bobTexts: string[] = [];
     bob.on('message', (m) => void bobTexts.push(m.text));
     await bob.register();
