@@ -17,6 +17,8 @@ export interface ChildOptions {
   env: NodeJS.ProcessEnv;
   /** Copy its stderr to ours as it comes (the load generator's progress). */
   echoStderr?: boolean;
+  /** Extra arguments for node itself (before the script), e.g. `--cpu-prof`. */
+  nodeArgs?: string[];
 }
 
 export class Child {
@@ -34,7 +36,7 @@ export class Child {
     options: ChildOptions,
   ) {
     // stdin stays an open pipe: our own children exit when it closes, i.e. when the bench dies.
-    this.proc = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, env: options.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.proc = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', script, ...args], { cwd: ROOT, env: options.env, stdio: ['pipe', 'pipe', 'pipe'] });
     live.add(this.proc);
     this.exited = new Promise((done) => {
       this.proc.once('error', (err) => {

@@ -119,7 +119,9 @@ async function benchParley(settings: Settings): Promise<{ result: LoadResult; me
   const urls: string[] = [];
   for (let i = 1; i <= settings.gateways; i++) {
     // The first gateway migrates the database; the others start once it listens.
-    const server = new Child(`parley-gw${i}`, 'server.ts', [], { env: { ...env, GATEWAY_ID: `gw${i}` } });
+    // BENCH_SERVER_NODE_ARGS, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof', profiles the servers.
+    const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean);
+    const server = new Child(`parley-gw${i}`, 'server.ts', [], { env: { ...env, GATEWAY_ID: `gw${i}` }, nodeArgs });
     defer(() => server.stop());
     const port = await server.waitFor('"listening" log line', (l) => (l.includes('"msg":"listening"') ? (jsonLine(l)?.port as number) : undefined), 60_000);
     servers.push(server);
