@@ -1,0 +1,148 @@
+// Privacy sweep on the real tier: canary texts sent 1:1 and to a group appear nowhere the server keeps or says anything.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { Kafka, logLevel } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createTestDatabase } from '../platform/test-databases.js';
+import { newUser, type Recorded } from './support/clients.js';
+import { type ServerProcess, startServer } from './support/server.js';
+import { until } from './support/wait.js';
+
+const run = promisify(execFile);
+const adminUrl = inject('postgresAdminUrl');
+const redisUrl = inject('redisUrl');
+const brokers = inject('kafkaBrokers');
+const realTier = adminUrl !== null && redisUrl !== null && brokers !== null;
+
+/**
+ * Every form a canary could leak in: its UTF-8 bytes as text, hex (both cases), and base64
+ * (standard and URL-safe) at each of the three alignments it can take inside a longer
+ * encoded string (the characters that depend only on the canary's own bytes).
+ */
+export function leakForms(canary: string): string[] {
+  const bytes = Buffer.from(canary, 'utf8');
+  const forms = [canary, bytes.toString('hex'), bytes.toString('hex').toUpperCase()];
+  for (let pad = 0; pad < 3; pad++) {
+    const b64 = Buffer.concat([Buffer.alloc(pad), bytes]).toString('base64');
+    // Skip the characters that mix padding bytes in, and the last group (mixed with what follows).
+    const start = Math.ceil((pad * 4) / 3);
+    const stable = b64.slice(start, Math.floor(((pad + bytes.length) * 4) / 3) - 3);
+    forms.push(stable, stable.replace(/\+/g, '-').replace(/\//g, '_'));
+  }
+  return forms;
+}
+
+function findLeaks(haystack: string, canaries: string[]): string[] {
+  return canaries.flatMap((c) => leakForms(c).filter((f) => haystack.includes(f)).map((f) => `${c} as ${f}`));
+}
+
+describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kafka or the logs', () => {
+  let db: { url: string; drop(): Promise<void> };
+  const gateways: ServerProcess[] = [];
+  const users: Recorded[] = [];
+  const prefix = `canary-${randomBytes(4).toString('hex')}:`;
+  const topic = `canary-${randomBytes(4).toString('hex')}`;
+  const canary = () => `canary${randomBytes(12).toString('hex')}`;
+
+  beforeAll(async () => {
+    db = await createTestDatabase(adminUrl!);
+    for (let i = 1; i <= 2; i++) {
+      gateways.push(
+        await startServer({
+          env: {
+            LOG_LEVEL: 'debug', // the most the server ever says
+            SQL_DRIVER: 'postgres',
+            DATABASE_URL: db.url,
+            PRESENCE_DRIVER: 'redis',
+            REDIS_URL: redisUrl!,
+            REDIS_KEY_PREFIX: prefix,
+            GROUP_LOG_DRIVER: 'kafka',
+            KAFKA_BROKERS: brokers!,
+            KAFKA_TOPIC: topic,
+            GATEWAY_ID: `canary-gw${i}`,
+          },
+        }),
+      );
+    }
+  });
+  afterAll(async () => {
+    for (const u of users) await u.client.close();
+    for (const g of gateways) await g.dispose();
+    await db?.drop();
+    const admin = new Kafka({ clientId: 'canary', brokers: [brokers!], logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+    await admin.disconnect();
+    const r = new Redis(redisUrl!);
+    const keys = await r.keys(`${prefix}*`);
+    if (keys.length > 0) await r.del(...keys);
+    r.disconnect();
+  });
+
+  it('sends canaries 1:1 and to a group, then finds none of them in any dump, in any form', async () => {
+    const [alice, bob, carol] = [await newUser(gateways[0]!.url, 'alice'), await newUser(gateways[1]!.url, 'bob'), await newUser(gateways[1]!.url, 'carol')];
+    users.push(alice, bob, carol);
+    const direct = [canary(), canary(), canary()];
+    const group = [canary(), canary(), canary()];
+    for (const c of direct) await alice.client.sendText(bob.client.userId, `the secret is ${c}!`);
+    const { id } = await alice.client.createGroup({ name: 'canary group', members: [bob.client.userId, carol.client.userId] });
+    for (const c of group) await bob.client.sendGroupText(id, c);
+    // They really went through: the recipients read every one.
+    await until(() => bob.messages.filter((m) => direct.some((c) => m.text.includes(c))).length === 3, 'bob reads the direct canaries');
+    await until(() => carol.messages.filter((m) => group.includes(m.text)).length === 3, 'carol reads the group canaries');
+    await until(() => alice.messages.filter((m) => group.includes(m.text)).length === 3, 'alice reads the group canaries');
+    const canaries = [...direct, ...group];
+
+    // PostgreSQL: every row of every table.
+    const { stdout: sqlDump } = await run('pg_dump', ['--data-only', '--no-owner', db.url], { maxBuffer: 256 << 20 });
+    // Redis: every value under this deployment's prefix, read by type.
+    const r = new Redis(redisUrl!);
+    const parts: string[] = [];
+    for (const key of await r.keys(`${prefix}*`)) {
+      const type = await r.type(key);
+      const value =
+        type === 'string' ? await r.get(key) : type === 'set' ? await r.smembers(key) : type === 'hash' ? await r.hgetall(key) : type === 'list' ? await r.lrange(key, 0, -1) : type === 'zset' ? await r.zrange(key, 0, -1) : null;
+      parts.push(key, JSON.stringify(value));
+    }
+    r.disconnect();
+    const redisDump = parts.join('\n');
+    // Kafka: every record of the group log topic, keys and values.
+    const kafka = new Kafka({ clientId: 'canary-reader', brokers: [brokers!], logLevel: logLevel.NOTHING });
+    const consumer = kafka.consumer({ groupId: `${topic}-reader`, maxWaitTimeInMs: 100 });
+    const records: string[] = [];
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({ eachMessage: async ({ message }) => void records.push(`${message.key?.toString('utf8')} ${message.value?.toString('utf8')}`) });
+    await until(() => records.length >= 1 + group.length, 'the group log records (created + messages)');
+    await consumer.disconnect();
+    const kafkaDump = records.join('\n');
+    // Logs: everything both gateways printed.
+    const logDump = gateways.flatMap((g) => g.logs).join('\n');
+
+    // The dumps are real: each holds something we know it must (so an empty dump cannot pass).
+    expect(sqlDump).toContain(alice.username);
+    expect(redisDump).toContain(bob.client.userId);
+    expect(kafkaDump).toContain(id);
+    expect(logDump).toContain('canary-gw1');
+    expect(sqlDump.length + redisDump.length + kafkaDump.length + logDump.length).toBeGreaterThan(10_000);
+
+    expect(findLeaks(sqlDump, canaries)).toEqual([]);
+    expect(findLeaks(redisDump, canaries)).toEqual([]);
+    expect(findLeaks(kafkaDump, canaries)).toEqual([]);
+    expect(findLeaks(logDump, canaries)).toEqual([]);
+  });
+
+  it('would find a canary in each form it checks (the detector works)', () => {
+    const c = canary();
+    const inside = (s: string) => `xx${s}yy`;
+    expect(findLeaks(inside(c), [c])).not.toEqual([]);
+    expect(findLeaks(inside(Buffer.from(`prefix ${c} suffix`).toString('hex')), [c])).not.toEqual([]);
+    for (let pad = 0; pad < 3; pad++) {
+      const b64 = Buffer.from(`${'p'.repeat(pad)}${c} and more`).toString('base64');
+      expect(findLeaks(inside(b64), [c])).not.toEqual([]);
+      expect(findLeaks(inside(b64.replace(/\+/g, '-').replace(/\//g, '_')), [c])).not.toEqual([]);
+    }
+  });
+});
