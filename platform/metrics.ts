@@ -11,6 +11,11 @@ export interface Metrics {
   sendCommitSeconds: Histogram;
   commitBatchSize: Histogram;
   frameSeconds: Histogram<'type'>;
+  fileUploads: Counter<'result'>;
+  fileDownloads: Counter<'kind'>;
+  fileBytes: Counter<'direction'>;
+  filesExpired: Counter;
+  blobsPurged: Counter;
 }
 
 export function createMetrics(): Metrics {
@@ -57,5 +62,25 @@ export function createMetrics(): Metrics {
       buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
       registers,
     }),
+    fileUploads: new Counter({
+      name: 'parley_file_uploads_total',
+      help: 'Files uploaded, by result: stored (a new blob) or deduplicated (the blob existed)',
+      labelNames: ['result'],
+      registers,
+    }),
+    fileDownloads: new Counter({
+      name: 'parley_file_downloads_total',
+      help: 'File downloads started, by kind: full or range',
+      labelNames: ['kind'],
+      registers,
+    }),
+    fileBytes: new Counter({
+      name: 'parley_file_bytes_total',
+      help: 'File bytes received (in) and sent (out)',
+      labelNames: ['direction'],
+      registers,
+    }),
+    filesExpired: new Counter({ name: 'parley_files_expired_total', help: 'Files deleted by the retention sweep', registers }),
+    blobsPurged: new Counter({ name: 'parley_blobs_purged_total', help: 'Unreferenced blobs deleted from the blob store', registers }),
   };
 }
