@@ -1,4 +1,6 @@
-// Entry point: the whole platform in one process (gateway, messaging, REST) on the configured adapters.
+// Entry point: the whole platform in one process (gateway, messaging, files, REST) on the configured adapters.
+import { FileService } from './files/files.js';
+import { RetentionSweeper } from './files/retention-sweeper.js';
 import { Accounts, signingSecret } from './gateway/accounts.js';
 import { buildGateway } from './gateway/app.js';
 import { Delivery } from './gateway/delivery.js';
@@ -43,12 +45,18 @@ async function main(): Promise<void> {
   });
   await delivery.start();
   const messages = new MessagesManager(store, accounts, delivery, metrics, log);
-  const gateway = await buildGateway({ config, log, metrics, clock, sql: adapters.sql, tokens, accounts, store, messages, delivery });
+  const files = new FileService(adapters.sql, adapters.blobs, store, clock, metrics, log, {
+    maxBytes: config.FILE_MAX_BYTES,
+    retentionMs: config.FILE_RETENTION_DAYS * 86_400_000,
+  });
+  const sweeper = new RetentionSweeper(files, clock, log, metrics, { intervalMs: config.FILE_SWEEP_INTERVAL_MS });
+  sweeper.start();
+  const gateway = await buildGateway({ config, log, metrics, clock, sql: adapters.sql, tokens, accounts, store, messages, delivery, files });
 
   const address = await gateway.http.listen({ port: config.PORT, host: config.HOST });
   const port = new URL(address).port;
   const url = `http://${config.HOST === '0.0.0.0' || config.HOST === '::' ? 'localhost' : config.HOST}:${port}`;
-  log.info({ url, gateway: delivery.gatewayId, sql: config.SQL_DRIVER, port: Number(port) }, 'listening');
+  log.info({ url, gateway: delivery.gatewayId, sql: config.SQL_DRIVER, blobs: config.BLOB_DRIVER, port: Number(port) }, 'listening');
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -57,6 +65,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down');
     try {
       await gateway.close();
+      await sweeper.stop();
       await delivery.stop();
       await store.flush();
       await adapters.close();

@@ -4,6 +4,8 @@ import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { WebSocketServer } from 'ws';
 import { CLOSE, PROTOCOL, WS_PATH } from '../client-sdk/protocol.js';
+import type { FileService } from '../files/files.js';
+import { fileRoutes } from '../files/files.routes.js';
 import type { MessageStore } from '../messaging/message-store.js';
 import type { MessagesManager } from '../messaging/messages.js';
 import type { Clock } from '../platform/clock.js';
@@ -37,6 +39,8 @@ export interface GatewayDeps {
   store: MessageStore;
   messages: MessagesManager;
   delivery: Delivery;
+  /** The file service; its REST routes are served when it is given. */
+  files?: FileService;
 }
 
 export interface Gateway {
@@ -97,6 +101,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   const routes = new Routes(http, authenticate);
   const authLimiter = new KeyedLimiter(config.AUTH_RATE_PER_MINUTE / 60, config.AUTH_RATE_PER_MINUTE, deps.clock);
   accountRoutes(routes, deps.accounts, deps.delivery, authLimiter);
+  if (deps.files) fileRoutes(http, routes, deps.files, authenticate);
 
   http.get('/healthz', async () => ({ ok: true }));
   http.get('/readyz', async (_req, reply) => {

@@ -1,6 +1,9 @@
 // The one place that chooses adapters: from the configuration to ready ports.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { BlobStore } from '../files/blob-store.js';
+import { DiskBlobStore } from '../files/blob-store.disk.js';
+import { createS3Client, S3BlobStore } from '../files/blob-store.s3.js';
 import type { Broker } from './broker.js';
 import { MemoryBroker } from './broker.memory.js';
 import type { Clock } from './clock.js';
@@ -19,6 +22,7 @@ export interface Adapters {
   sql: Sql;
   presence: Presence;
   broker: Broker;
+  blobs: BlobStore;
   close(): Promise<void>;
 }
 
@@ -43,11 +47,27 @@ export async function openAdapters(config: Config, clock: Clock): Promise<Adapte
     presence = new MemoryPresence(clock);
     broker = new MemoryBroker();
   }
+  let blobs: BlobStore;
+  let closeBlobs = () => {};
+  if (config.BLOB_DRIVER === 's3') {
+    const s3 = createS3Client({
+      endpoint: config.S3_ENDPOINT,
+      region: config.S3_REGION,
+      accessKeyId: config.S3_ACCESS_KEY_ID!,
+      secretAccessKey: config.S3_SECRET_ACCESS_KEY!,
+    });
+    blobs = new S3BlobStore(s3, config.S3_BUCKET!);
+    closeBlobs = () => s3.destroy();
+  } else {
+    blobs = await DiskBlobStore.open(join(config.DATA_DIR, 'blobs'));
+  }
   return {
     sql,
     presence,
     broker,
+    blobs,
     close: async () => {
+      closeBlobs();
       await broker.close();
       await presence.close();
       for (const c of redisClients) c.disconnect();
