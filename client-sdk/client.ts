@@ -1,7 +1,8 @@
 // The Parley client: accounts, an auto-reconnecting socket, an outbox of unacknowledged sends, and per-device encryption.
 import { open, ready, seal, generateKeyPair, type KeyPair } from './crypto.js';
-import { decodeContent, encodeContent } from './content.js';
+import { type Content, decodeContent, encodeContent } from './content.js';
 import { Emitter } from './emitter.js';
+import { ciphertextSize, downloadFile, encryptFile, type FileRef, fileRefOf, type Progress, uploadCiphertext } from './files.js';
 import { ParleyError, request } from './http.js';
 import { CLOSE, PROTOCOL, shouldReconnect, WS_PATH, type ClientFrame, type ErrorFrame, type ReceiptKind, type ServerFrame } from './protocol.js';
 
@@ -13,6 +14,36 @@ export interface Message {
   seq: number;
   text: string;
   sentAt: number;
+  /** Present when the message carries a file. */
+  file?: ReceivedFile;
+}
+
+/** A file in a received message. Its key and hash stay inside the SDK. */
+export interface ReceivedFile {
+  id: string;
+  name: string;
+  /** Media type as the sender gave it ('' when unknown). */
+  type: string;
+  /** Plaintext bytes. */
+  size: number;
+  /**
+   * Fetches, checks and decrypts the file: the plaintext bytes. Rejects with `integrity`
+   * (truncated, extended, or not the ciphertext that was sent) or `undecryptable` (a chunk
+   * altered or reordered), `not_found` when it expired or is not shared with you.
+   */
+  download(options?: { onProgress?: (p: Progress) => void }): Promise<Uint8Array>;
+}
+
+export interface SendFileOptions {
+  name: string;
+  /** Media type, e.g. image/png. Default ''. */
+  type?: string;
+  /** Called as the ciphertext goes out (also emitted as the client event 'upload_progress'). */
+  onProgress?: (p: Progress) => void;
+}
+
+export interface SendFileResult extends SendResult {
+  fileId: string;
 }
 
 export interface Receipt {
@@ -37,6 +68,10 @@ export interface ClientEvents extends Record<string, unknown> {
   connected: { deviceId: string };
   disconnected: { code: number; reason: string; willReconnect: boolean };
   caught_up: Record<string, never>;
+  /** Bytes of a file's ciphertext sent so far (sendFile); the last event of an upload carries its `fileId`. */
+  upload_progress: Progress;
+  /** Bytes of a file's ciphertext received so far (file.download()). */
+  download_progress: Progress;
   /** Problems that belong to no call: an undecryptable message, a server error frame. */
   error: ParleyError;
 }
@@ -235,7 +270,69 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   /** Encrypts `text` for each of the user's devices (and your other devices) and sends it; resolves on the server's ack. */
   sendText(userId: string, text: string): Promise<SendResult> {
-    return this.enqueueSend(userId, encodeContent({ text }));
+    return this.sendContent(userId, { text });
+  }
+
+  /**
+   * Sends a file: encrypts it on this device under a fresh key (secretstream, 64 KiB chunks),
+   * uploads the ciphertext, lets the conversation's members download it, then sends a message
+   * whose encrypted content carries the file's id, key, ciphertext hash, size, name and type.
+   * Progress goes to `options.onProgress` and to 'upload_progress' events.
+   * @example await alice.sendFile(bobId, bytes, { name: 'cat.png', type: 'image/png' })
+   */
+  async sendFile(to: string, data: Uint8Array | Blob, options: SendFileOptions): Promise<SendFileResult> {
+    await ready();
+    const encrypted = await encryptFile(data);
+    const report = (p: Progress) => {
+      options.onProgress?.(p);
+      this.emit('upload_progress', p);
+    };
+    let uploaded: { id: string } | undefined;
+    for (let attempt = 1; !uploaded; attempt++) {
+      try {
+        uploaded = await uploadCiphertext(this.baseUrl(), await this.freshToken(), encrypted, (loaded) =>
+          report({ name: options.name, loaded, total: encrypted.size }),
+        );
+      } catch (err) {
+        if (!(err instanceof ParleyError) || !TEMPORARY.has(err.code) || attempt >= 3) throw err;
+        if (err.status === undefined) this.urlIndex++; // unreachable: try the next gateway
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
+    report({ fileId: uploaded.id, name: options.name, loaded: encrypted.size, total: encrypted.size });
+    await this.shareFile(uploaded.id, to);
+    const file = fileRefOf(encrypted, uploaded.id, { name: options.name, type: options.type ?? '' });
+    return { ...(await this.sendContent(to, { text: '', file })), fileId: uploaded.id };
+  }
+
+  /** Encrypts content for the recipient's devices and sends it through the outbox. The one path every send takes. */
+  private sendContent(to: string, content: Content): Promise<SendResult> {
+    return this.enqueueSend(to, encodeContent(content));
+  }
+
+  /** Lets the members of the conversation with `to` download a file (before the message that names it is sent). */
+  private async shareFile(fileId: string, to: string): Promise<void> {
+    await this.call('POST', `/v1/files/${encodeURIComponent(fileId)}/shares`, { body: { userId: to }, token: await this.freshToken() });
+  }
+
+  private receivedFile(ref: FileRef): ReceivedFile {
+    return {
+      id: ref.id,
+      name: ref.name,
+      type: ref.type,
+      size: ref.size,
+      download: (options = {}) =>
+        downloadFile(
+          () => this.baseUrl(),
+          () => this.freshToken(),
+          ref,
+          (loaded) => {
+            const p: Progress = { fileId: ref.id, name: ref.name, loaded, total: ciphertextSize(ref.size) };
+            options.onProgress?.(p);
+            this.emit('download_progress', p);
+          },
+        ),
+    };
   }
 
   /** Marks everything up to `seq` in the conversation read; the sender's devices get a 'read' receipt. */
@@ -491,6 +588,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
           seq: f.seq,
           text: content.text,
           sentAt: f.sentAt,
+          ...(content.file ? { file: this.receivedFile(content.file) } : {}),
         });
       } catch (err) {
         this.emit('error', new ParleyError('undecryptable', `message ${f.conversationId}#${f.seq} could not be decrypted: ${(err as Error).message}`));
