@@ -176,6 +176,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private readonly keyStore: KeyStore;
   private readonly urls: string[];
   private urlIndex = 0;
+  private fileLimits: { maxBytes: number } | undefined;
 
   constructor(private readonly options: ClientOptions) {
     super();
@@ -282,6 +283,12 @@ export class ParleyClient extends Emitter<ClientEvents> {
    */
   async sendFile(to: string, data: Uint8Array | Blob, options: SendFileOptions): Promise<SendFileResult> {
     await ready();
+    // Refuse here what the server would refuse (413), before encrypting and sending it all.
+    this.fileLimits ??= await this.call<{ maxBytes: number }>('GET', '/v1/files/limits', { token: await this.freshToken() });
+    const size = ciphertextSize(data instanceof Uint8Array ? data.length : data.size);
+    if (size > this.fileLimits.maxBytes) {
+      throw new ParleyError('too_large', `file too large for this server: ${size} bytes encrypted, the limit is ${this.fileLimits.maxBytes}`);
+    }
     const encrypted = await encryptFile(data);
     const report = (p: Progress) => {
       options.onProgress?.(p);

@@ -290,12 +290,19 @@ export async function downloadFile(
     }
     if (!res.ok) throw await errorFrom(res);
     etag ??= res.headers.get('etag');
-    if (received > 0 && res.status !== 206) throw integrity('the server did not resume the download where it stopped');
-    if (res.status === 206 && !res.headers.get('content-range')?.startsWith(`bytes ${received}-`)) {
-      throw integrity('the server resumed the download at the wrong offset');
-    }
     const length = Number(res.headers.get('content-length') ?? NaN);
-    if (received === 0 && length !== total) throw integrity(`the server holds ${length} bytes for this file, not the ${total} its sender sent`);
+    const problem =
+      received > 0 && res.status !== 206
+        ? 'the server did not resume the download where it stopped'
+        : res.status === 206 && !res.headers.get('content-range')?.startsWith(`bytes ${received}-`)
+          ? 'the server resumed the download at the wrong offset'
+          : received === 0 && length !== total
+            ? `the server holds ${length} bytes for this file, not the ${total} its sender sent`
+            : null;
+    if (problem) {
+      await res.body?.cancel().catch(() => {}); // release the connection
+      throw integrity(problem);
+    }
     const reader = res.body!.getReader();
     try {
       for (;;) {

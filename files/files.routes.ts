@@ -6,8 +6,11 @@ import { AppError } from '../platform/errors.js';
 import type { ByteRange } from './blob-store.js';
 import { type FileService, tooLarge } from './files.js';
 
-/** An upload that sends nothing for this long is dropped (and its staging bytes deleted). */
-const UPLOAD_IDLE_MS = 60_000;
+/**
+ * A transfer that moves no byte for this long is dropped: an upload (its staging bytes are
+ * deleted), or a download whose client stopped reading (it would hold a file open forever).
+ */
+const TRANSFER_IDLE_MS = 60_000;
 const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
 
 /**
@@ -39,14 +42,24 @@ export function fileRoutes(
 ): void {
   const fileIdParam = z.object({ fileId: z.string().describe('the id from the upload (22 characters of base64url)') });
 
+  /** Drops the connection if the transfer stalls; the returned function ends that watch. */
+  const watch = (req: FastifyRequest): (() => void) => {
+    const socket = req.raw.socket;
+    const drop = () => socket.destroy();
+    socket.setTimeout(TRANSFER_IDLE_MS);
+    socket.once('timeout', drop);
+    return () => {
+      socket.setTimeout(0);
+      socket.off('timeout', drop);
+    };
+  };
+
   // Upload and download stream their bodies, so they are plain fastify routes in a scope of
   // their own: there, an octet-stream body is left unread for the handler (no 64 KiB limit).
   void app.register(async (scope) => {
     scope.addContentTypeParser('application/octet-stream', (_req, _payload, done) => done(null));
-
     scope.post('/v1/files', async (req, reply) => {
-      const socket = req.raw.socket;
-      const onIdle = () => req.raw.destroy(new AppError('invalid', 'upload stalled'));
+      let unwatch = () => {};
       try {
         await authenticate(req);
         const sha256 = req.headers['x-content-sha256'];
@@ -57,8 +70,7 @@ export function fileRoutes(
         if (length === undefined || !/^\d+$/.test(length)) throw new AppError('invalid', 'content-length is required');
         const size = Number(length);
         if (size > files.options.maxBytes) throw tooLarge(files.options.maxBytes);
-        socket.setTimeout(UPLOAD_IDLE_MS);
-        socket.once('timeout', onIdle);
+        unwatch = watch(req);
         const r = await files.upload(req.auth!.userId, req.raw, { size, sha256: sha256.toLowerCase() });
         return reply.code(201).send({ id: r.id, size: r.size });
       } catch (err) {
@@ -66,8 +78,7 @@ export function fileRoutes(
         if (!req.raw.complete) reply.header('connection', 'close');
         throw err;
       } finally {
-        socket.setTimeout(0);
-        socket.off('timeout', onIdle);
+        unwatch();
       }
     });
 
@@ -92,7 +103,9 @@ export function fileRoutes(
         reply.code(200).header('content-length', file.size);
       }
       if (!withBody) return reply.send();
-      return reply.send(await files.read(file, range ?? undefined));
+      const stream = await files.read(file, range ?? undefined);
+      reply.raw.once('close', watch(req));
+      return reply.send(stream);
     };
     scope.route({ method: 'GET', url: '/v1/files/:fileId', exposeHeadRoute: false, handler: serve(true) });
     scope.route({ method: 'HEAD', url: '/v1/files/:fileId', handler: serve(false) });
@@ -147,6 +160,17 @@ export function fileRoutes(
       errors: ['unauthorized', 'not_found'],
     });
   }
+
+  routes.add({
+    method: 'GET',
+    url: '/v1/files/limits',
+    summary: "This server's file limits: the largest upload (bytes of ciphertext) and how long files are kept",
+    tag: 'files',
+    auth: true,
+    response: z.object({ maxBytes: z.number(), retentionDays: z.number() }),
+    errors: ['unauthorized'],
+    handler: async () => ({ maxBytes: files.options.maxBytes, retentionDays: files.options.retentionMs / 86_400_000 }),
+  });
 
   routes.add({
     method: 'POST',

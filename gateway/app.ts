@@ -188,7 +188,11 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     close: async () => {
       for (const c of sockets) c.close(CLOSE.GOING_AWAY, 'server shutting down');
       wss.close();
+      // Node's server.close() waits for every connection, even one that never sent a request
+      // (an HTTP client's spare connection): give requests in flight a moment, then cut the rest.
+      const rest = setTimeout(() => http.server.closeAllConnections(), 2_000);
       await http.close();
+      clearTimeout(rest);
     },
   };
 }
