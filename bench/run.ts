@@ -31,12 +31,16 @@
 //   --cluster           run Parley as BENCH_GATEWAYS [3] gateway processes on PostgreSQL and Redis
 //                       (Redis from scripts/services.sh, keys under a bench-only prefix); each
 //                       pair's sender and recipient connect to different gateways
+//   --files             instead: upload and download throughput of BENCH_FILES [5] × BENCH_FILE_MIB [50]
+//                       MiB through the server, and BENCH_SDK_FILES [2] through the SDK (encrypting),
+//                       beside raw disk copy speed of the same bytes (see bench/files.ts)
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { Child, killAll } from './children.js';
 import { benchConnections } from './connections.js';
+import { benchFiles } from './files.js';
 import { configuration, machine, ratios, table } from './report.js';
 import type { LoadResult, Target } from './results.js';
 import { mergeMetrics, type ServerMetrics, serverMetrics } from './server-metrics.js';
@@ -130,6 +134,11 @@ async function main(): Promise<void> {
   if (settings.scenario === 'connections') {
     console.log(machine());
     await benchConnections(settings, defer);
+    return;
+  }
+  if (settings.scenario === 'files') {
+    console.log(machine());
+    await benchFiles(settings, defer);
     return;
   }
   console.log(machine());

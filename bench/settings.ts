@@ -21,10 +21,14 @@ export interface Settings {
   pgAdminUrl: string;
   /** Parley gateway processes: 1, or several on PostgreSQL + Redis (`--cluster`). */
   gateways: number;
-  /** `--connections`: run the idle-connections scenario instead of the 1:1 ones. */
-  scenario: 'messages' | 'connections';
+  /** `--connections`: the idle-connections scenario; `--files`: file transfer throughput; else the 1:1 ones. */
+  scenario: 'messages' | 'connections' | 'files';
   /** Idle connections to hold in the connections scenario. */
   connections: number;
+  /** `--files`: files per HTTP direction, their size in MiB, and how many go through the SDK. */
+  files: number;
+  fileMiB: number;
+  sdkFiles: number;
 }
 
 export class SettingsError extends Error {
@@ -41,8 +45,8 @@ function int(env: Record<string, string | undefined>, name: string, def: number,
 
 export function loadSettings(env: Record<string, string | undefined>, argv: readonly string[]): Settings {
   for (const a of argv) {
-    if (!['--postgres', '--cluster', '--connections'].includes(a)) {
-      throw new SettingsError(`unknown argument ${a} (flags: --postgres, --cluster, --connections)`);
+    if (!['--postgres', '--cluster', '--connections', '--files'].includes(a)) {
+      throw new SettingsError(`unknown argument ${a} (flags: --postgres, --cluster, --connections, --files)`);
     }
   }
   const cluster = argv.includes('--cluster');
@@ -64,7 +68,10 @@ export function loadSettings(env: Record<string, string | undefined>, argv: read
     sql,
     pgAdminUrl,
     gateways: cluster ? int(env, 'BENCH_GATEWAYS', 3, 2, 16) : 1,
-    scenario: argv.includes('--connections') ? 'connections' : 'messages',
+    scenario: argv.includes('--connections') ? 'connections' : argv.includes('--files') ? 'files' : 'messages',
     connections: int(env, 'BENCH_CONNECTIONS', 100_000, 1, 200_000),
+    files: int(env, 'BENCH_FILES', 5, 1, 100),
+    fileMiB: int(env, 'BENCH_FILE_MIB', 50, 1, 1024),
+    sdkFiles: int(env, 'BENCH_SDK_FILES', 2, 0, 100),
   };
 }

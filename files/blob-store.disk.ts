@@ -7,6 +7,8 @@ import { AppError } from '../platform/errors.js';
 import { BLOB_HASH, type BlobStore, type ByteRange, type StagedBlob } from './blob-store.js';
 
 const STAGED_KEY = /^[0-9a-f]{32}$/;
+/** Bytes gathered from the body before one write. */
+const WRITE_BATCH_BYTES = 1024 * 1024;
 
 /**
  * Layout under `root`:
@@ -48,12 +50,21 @@ export class DiskBlobStore implements BlobStore {
     let bodyError: unknown;
     try {
       fh = await open(path, 'wx');
+      // Socket chunks are small (often 64 KiB): gather up to WRITE_BATCH_BYTES per write(v)
+      // call. Awaiting each write before pulling more keeps memory bounded (backpressure).
+      let batch: Buffer[] = [];
+      let batched = 0;
       for await (const chunk of bodyChunks(body, (e) => (bodyError = e))) {
         written += chunk.length;
         if (written > size) throw new AppError('invalid', `body is longer than its declared ${size} bytes`);
-        // Awaiting each write before pulling the next chunk keeps memory bounded (backpressure).
-        await fh.write(chunk);
+        batch.push(chunk);
+        batched += chunk.length;
+        if (batched >= WRITE_BATCH_BYTES) {
+          await fh.writev(batch);
+          [batch, batched] = [[], 0];
+        }
       }
+      if (batch.length > 0) await fh.writev(batch);
       if (written !== size) throw new AppError('invalid', `body ended after ${written} of ${size} bytes`);
       await fh.sync();
       await fh.close();
