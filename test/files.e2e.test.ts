@@ -1,11 +1,13 @@
-// End-to-end: encrypted files through a real server process (disk blob store) and the SDK: round trips, sharing, ranges, limits, tampering, privacy.
+// End-to-end: encrypted files through a real server process and the SDK (disk blob store; S3 via S3Proxy): round trips, sharing, ranges, limits, tampering, privacy.
 import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { encryptFile, FILE_CHUNK_BYTES, type FileRef, fileRefOf, type Progress } from '../client-sdk/files.js';
 import { type Message, ParleyError } from '../client-sdk/index.js';
+import { createS3Client } from '../files/blob-store.s3.js';
 import { newUser, type Recorded } from './support/clients.js';
 import { startProxy, type Proxy } from './support/proxy.js';
 import { forms, readAll } from './support/scan.js';
@@ -285,3 +287,55 @@ describe('files (one process, disk blob store)', () => {
     for (const secret of [canary, nameCanary]) for (const form of forms(secret)) expect(logs.includes(form.toString())).toBe(false);
   });
 });
+
+const s3 = inject('s3');
+if (s3) {
+  describe('files on the S3 blob store (S3Proxy)', () => {
+    let server: ServerProcess;
+    const client = createS3Client({ ...s3, region: 'us-east-1' });
+    const bucket = `parley-e2e-${randomBytes(6).toString('hex')}`;
+    /** The bucket's objects (S3Proxy's filesystem backend also lists its directories as "…/": left out). */
+    const objects = async () =>
+      ((await client.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? []).map((o) => o.Key!).filter((k) => !k.endsWith('/'));
+
+    beforeAll(async () => {
+      await client.send(new CreateBucketCommand({ Bucket: bucket }));
+      server = await startServer({
+        env: {
+          BLOB_DRIVER: 's3',
+          S3_ENDPOINT: s3.endpoint,
+          S3_BUCKET: bucket,
+          S3_ACCESS_KEY_ID: s3.accessKeyId,
+          S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+        },
+      });
+    });
+    afterAll(async () => {
+      await server?.dispose();
+      for (const key of await objects()) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+      await client.send(new DeleteBucketCommand({ Bucket: bucket }));
+      client.destroy();
+    });
+
+    it('round-trips a file whose ciphertext lives in the bucket, and only there', async () => {
+      const alice = await newUser(server.url, 'alice');
+      const bob = await newUser(server.url, 'bob');
+      try {
+        const bytes = randomBytes(3 * MiB + 5);
+        const sent = await alice.client.sendFile(bob.client.userId, bytes, { name: 'on-s3.bin' });
+        await until(() => bob.messages.length === 1, 'bob gets the message');
+        expect(sha256(await bob.messages[0]!.file!.download())).toBe(sha256(bytes));
+        const keys = await objects();
+        expect(keys).toHaveLength(1);
+        expect(keys[0]).toMatch(/^sha256\/[0-9a-f]{64}$/);
+        expect(keys[0]).not.toContain(sent.fileId);
+        expect(await readdir(server.dataDir)).not.toContain('blobs');
+      } finally {
+        await alice.client.close();
+        await bob.client.close();
+      }
+    });
+  });
+} else {
+  describe('files on the S3 blob store (S3Proxy)', () => it.skip(`skipped: ${inject('s3Unavailable')}`, () => {}));
+}

@@ -132,7 +132,17 @@ describe('1:1 messaging (one process, embedded defaults)', () => {
     expect(metrics).toContain('parley_send_commit_seconds_bucket');
     const spec = (await (await fetch(`${server.url}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
     expect(spec.openapi).toBe('3.1.0');
-    expect(Object.keys(spec.paths).sort()).toEqual(['/v1/accounts', '/v1/devices/{deviceId}', '/v1/sessions', '/v1/users', '/v1/users/{userId}/devices']);
+    expect(Object.keys(spec.paths).sort()).toEqual([
+      '/v1/accounts',
+      '/v1/devices/{deviceId}',
+      '/v1/files',
+      '/v1/files/limits',
+      '/v1/files/{fileId}',
+      '/v1/files/{fileId}/shares',
+      '/v1/sessions',
+      '/v1/users',
+      '/v1/users/{userId}/devices',
+    ]);
   });
 
   it('a second device of the recipient and the sender’s other devices get each message', async () => {
