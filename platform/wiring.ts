@@ -3,7 +3,6 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlobStore } from '../files/blob-store.js';
 import { DiskBlobStore } from '../files/blob-store.disk.js';
-import { createS3Client, S3BlobStore } from '../files/blob-store.s3.js';
 import type { Broker } from './broker.js';
 import { MemoryBroker } from './broker.memory.js';
 import type { Clock } from './clock.js';
@@ -50,6 +49,8 @@ export async function openAdapters(config: Config, clock: Clock): Promise<Adapte
   let blobs: BlobStore;
   let closeBlobs = () => {};
   if (config.BLOB_DRIVER === 's3') {
+    // Loaded only when used: the AWS SDK is large, and the embedded default does not need it.
+    const { createS3Client, S3BlobStore } = await import('../files/blob-store.s3.js');
     const s3 = createS3Client({
       endpoint: config.S3_ENDPOINT,
       region: config.S3_REGION,
