@@ -1,4 +1,6 @@
-// Entry point: the whole platform in one process (gateway, messaging, REST) on the configured adapters.
+// Entry point: the whole platform in one process (gateway, messaging, files, REST) on the configured adapters.
+import { FileService } from './files/files.js';
+import { RetentionSweeper } from './files/retention-sweeper.js';
 import { Accounts, signingSecret } from './gateway/accounts.js';
 import { buildGateway } from './gateway/app.js';
 import { Delivery } from './gateway/delivery.js';
@@ -60,12 +62,18 @@ async function main(): Promise<void> {
     ? new GroupFanout(adapters.groupLog, groups, delivery, metrics, log, { crashBeforeCommitMarker: config.FAULT_FANOUT_CRASH_MARKER })
     : null;
   await fanout?.start();
-  const gateway = await buildGateway({ config, log, metrics, clock, sql: adapters.sql, tokens, accounts, store, messages, delivery, groups });
+  const files = new FileService(adapters.sql, adapters.blobs, store, clock, metrics, log, {
+    maxBytes: config.FILE_MAX_BYTES,
+    retentionMs: config.FILE_RETENTION_DAYS * 86_400_000,
+  });
+  const sweeper = new RetentionSweeper(files, clock, log, metrics, { intervalMs: config.FILE_SWEEP_INTERVAL_MS });
+  sweeper.start();
+  const gateway = await buildGateway({ config, log, metrics, clock, sql: adapters.sql, tokens, accounts, store, messages, delivery, groups, files });
 
   const address = await gateway.http.listen({ port: config.PORT, host: config.HOST });
   const port = new URL(address).port;
   const url = `http://${config.HOST === '0.0.0.0' || config.HOST === '::' ? 'localhost' : config.HOST}:${port}`;
-  log.info({ url, gateway: delivery.gatewayId, sql: config.SQL_DRIVER, port: Number(port) }, 'listening');
+  log.info({ url, gateway: delivery.gatewayId, sql: config.SQL_DRIVER, blobs: config.BLOB_DRIVER, port: Number(port) }, 'listening');
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -76,6 +84,7 @@ async function main(): Promise<void> {
       await gateway.close();
       await fanout?.stop();
       await receipts.stop();
+      await sweeper.stop();
       await delivery.stop();
       await store.flush();
       await adapters.close();

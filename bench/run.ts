@@ -37,6 +37,9 @@
 //   --crypto            instead: the CPU cost of the end-to-end encryption in this process, µs per
 //                       message, per ratchet step, per X3DH setup, per sender-key message
 //                       (BENCH_CRYPTO_OPS [2000] per round; see bench/crypto.ts)
+//   --files             instead: upload and download throughput of BENCH_FILES [5] × BENCH_FILE_MIB [50]
+//                       MiB through the server, and BENCH_SDK_FILES [2] through the SDK (encrypting),
+//                       beside raw disk copy speed of the same bytes (see bench/files.ts)
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,6 +48,7 @@ import { Child, killAll } from './children.js';
 import { benchConnections } from './connections.js';
 import { benchFanout } from './fanout.js';
 import { benchCrypto } from './crypto.js';
+import { benchFiles } from './files.js';
 import { configuration, machine, ratios, table } from './report.js';
 import type { LoadResult, Target } from './results.js';
 import { mergeMetrics, type ServerMetrics, serverMetrics } from './server-metrics.js';
@@ -141,14 +145,10 @@ async function main(): Promise<void> {
     await benchCrypto();
     return;
   }
-  if (settings.scenario === 'connections') {
+  const other = { connections: benchConnections, fanout: benchFanout, files: benchFiles } as const;
+  if (settings.scenario !== 'messages') {
     console.log(machine());
-    await benchConnections(settings, defer);
-    return;
-  }
-  if (settings.scenario === 'fanout') {
-    console.log(machine());
-    await benchFanout(settings, defer);
+    await other[settings.scenario](settings, defer);
     return;
   }
   console.log(machine());

@@ -21,8 +21,8 @@ export interface Settings {
   pgAdminUrl: string;
   /** Parley gateway processes: 1, or several on PostgreSQL + Redis (`--cluster`). */
   gateways: number;
-  /** `--connections`: idle connections; `--fanout`: group fan-out; `--crypto`: E2E encryption costs (bench/crypto.ts); else the 1:1 ones. */
-  scenario: 'messages' | 'connections' | 'fanout' | 'crypto';
+  /** Which scenario: the 1:1 ones, or the one its flag names (SCENARIO_FLAGS). */
+  scenario: 'messages' | 'connections' | 'fanout' | 'crypto' | 'files';
   /** Idle connections to hold in the connections scenario. */
   connections: number;
   /** Fan-out: online members of the group, gateway processes, spaced messages and their interval, burst size. */
@@ -31,7 +31,19 @@ export interface Settings {
   fanoutMessages: number;
   fanoutIntervalMs: number;
   fanoutBurst: number;
+  /** `--files`: files per HTTP direction, their size in MiB, and how many go through the SDK. */
+  files: number;
+  fileMiB: number;
+  sdkFiles: number;
 }
+
+/** The flags that run another scenario instead of the 1:1 ones (see run.ts). */
+const SCENARIO_FLAGS = {
+  '--connections': 'connections',
+  '--fanout': 'fanout',
+  '--crypto': 'crypto',
+  '--files': 'files',
+} as const satisfies Record<string, Settings['scenario']>;
 
 export class SettingsError extends Error {
   override name = 'SettingsError';
@@ -47,8 +59,8 @@ function int(env: Record<string, string | undefined>, name: string, def: number,
 
 export function loadSettings(env: Record<string, string | undefined>, argv: readonly string[]): Settings {
   for (const a of argv) {
-    if (!['--postgres', '--cluster', '--connections', '--fanout', '--crypto'].includes(a)) {
-      throw new SettingsError(`unknown argument ${a} (flags: --postgres, --cluster, --connections, --fanout, --crypto)`);
+    if (!['--postgres', '--cluster', ...Object.keys(SCENARIO_FLAGS)].includes(a)) {
+      throw new SettingsError(`unknown argument ${a} (flags: --postgres, --cluster, ${Object.keys(SCENARIO_FLAGS).join(', ')})`);
     }
   }
   const cluster = argv.includes('--cluster');
@@ -70,12 +82,15 @@ export function loadSettings(env: Record<string, string | undefined>, argv: read
     sql,
     pgAdminUrl,
     gateways: cluster ? int(env, 'BENCH_GATEWAYS', 3, 2, 16) : 1,
-    scenario: argv.includes('--crypto') ? 'crypto' : argv.includes('--connections') ? 'connections' : argv.includes('--fanout') ? 'fanout' : 'messages',
+    scenario: Object.entries(SCENARIO_FLAGS).find(([flag]) => argv.includes(flag))?.[1] ?? 'messages',
     connections: int(env, 'BENCH_CONNECTIONS', 100_000, 1, 200_000),
     groupMembers: int(env, 'BENCH_GROUP_MEMBERS', 10_000, 1, 100_000),
     fanoutGateways: int(env, 'BENCH_GATEWAYS', 2, 1, 16),
     fanoutMessages: int(env, 'BENCH_FANOUT_MESSAGES', 10, 1, 1_000),
     fanoutIntervalMs: int(env, 'BENCH_FANOUT_INTERVAL_MS', 1_000, 0, 60_000),
     fanoutBurst: int(env, 'BENCH_FANOUT_BURST', 10, 1, 1_000),
+    files: int(env, 'BENCH_FILES', 5, 1, 100),
+    fileMiB: int(env, 'BENCH_FILE_MIB', 50, 1, 1024),
+    sdkFiles: int(env, 'BENCH_SDK_FILES', 2, 0, 100),
   };
 }

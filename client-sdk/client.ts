@@ -7,6 +7,7 @@ import type { DeviceRecord, KeyStore } from './e2e.store.js';
 import { memoryKeyStore } from './e2e.store.memory.js';
 import { INNER } from './e2e.wire.js';
 import { Emitter } from './emitter.js';
+import { ciphertextSize, downloadFile, encryptFile, type FileRef, fileRefOf, type Progress, uploadCiphertext } from './files.js';
 import { GroupDirectory, type GroupEvent, type GroupInfo, type GroupReceipt, type GroupReceipts, type GroupRole, type GroupSummary, SenderKeyTracker } from './groups.js';
 import { ParleyError, request } from './http.js';
 import { CLOSE, PROTOCOL, shouldReconnect, WS_PATH, type ClientFrame, type ErrorFrame, type ReceiptKind, type ServerFrame } from './protocol.js';
@@ -21,6 +22,32 @@ export interface Message {
   seq: number;
   text: string;
   sentAt: number;
+  /** Present when the message carries a file. */
+  file?: ReceivedFile;
+}
+
+/** A file in a received message. Its key and hash stay inside the SDK. */
+export interface ReceivedFile {
+  id: string;
+  name: string;
+  /** Media type as the sender gave it ('' when unknown). */
+  type: string;
+  /** Plaintext bytes. */
+  size: number;
+  /**
+   * Fetches, checks and decrypts the file: the plaintext bytes. Rejects with `integrity`
+   * (truncated, extended, or not the ciphertext that was sent) or `undecryptable` (a chunk
+   * altered or reordered), `not_found` when it expired or is not shared with you.
+   */
+  download(options?: { onProgress?: (p: Progress) => void }): Promise<Uint8Array>;
+}
+
+export interface SendFileOptions {
+  name: string;
+  /** Media type, e.g. image/png. Default ''. */
+  type?: string;
+  /** Called as the ciphertext goes out (also emitted as the client event 'upload_progress'). */
+  onProgress?: (p: Progress) => void;
 }
 
 export interface Receipt {
@@ -37,6 +64,10 @@ export interface SendResult {
   seq: number;
 }
 
+export interface SendFileResult extends SendResult {
+  fileId: string;
+}
+
 export interface ClientEvents extends Record<string, unknown> {
   message: Message;
   receipt: Receipt;
@@ -49,6 +80,10 @@ export interface ClientEvents extends Record<string, unknown> {
   group: GroupEvent;
   /** Every current member of a group has received / read up to these seqs. */
   group_receipt: GroupReceipt;
+  /** Bytes of a file's ciphertext sent so far (sendFile); the last event of an upload carries its `fileId`. */
+  upload_progress: Progress;
+  /** Bytes of a file's ciphertext received so far (file.download()). */
+  download_progress: Progress;
   /** Problems that belong to no call: an undecryptable message, a server error frame. */
   error: ParleyError;
   /** A contact's device now has another identity key than before (reinstalled, or a key substituted: compare safety numbers). */
@@ -152,6 +187,9 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private readonly groups = new GroupDirectory(async (method, path, body) => this.call(method, path, { body, token: await this.freshToken() }));
   private readonly senderKeys = new SenderKeyTracker();
   private readonly keyRequests = new Map<string, number>();
+  private fileLimits: { maxBytes: number } | undefined;
+  /** Ids known to be groups (from group messages and events), so sendFile knows how to share. */
+  private readonly knownGroups = new Set<string>();
   private readonly urls: string[];
   private urlIndex = 0;
 
@@ -269,12 +307,96 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   /** Encrypts `text` for each of the user's devices (and your other devices) and sends it; resolves on the server's ack. */
   sendText(userId: string, text: string): Promise<SendResult> {
-    return this.enqueueSend(userId, false, encodeContent({ text }));
+    return this.sendContent(userId, false, { text });
   }
 
   /** Encrypts `text` once with your sender key for the group and sends it; resolves on the server's ack. */
   sendGroupText(groupId: string, text: string): Promise<SendResult> {
-    return this.enqueueSend(groupId, true, encodeContent({ text }));
+    return this.sendContent(groupId, true, { text });
+  }
+
+  /**
+   * Sends a file to a user or a group: encrypts it on this device under a fresh key
+   * (secretstream, 64 KiB chunks), uploads the ciphertext, lets the conversation's members
+   * download it, then sends a message whose encrypted content carries the file's id, key,
+   * ciphertext hash, size, name and type. Progress goes to `options.onProgress` and to
+   * 'upload_progress' events.
+   * @example await alice.sendFile(bobId, bytes, { name: 'cat.png', type: 'image/png' })
+   */
+  async sendFile(to: string, data: Uint8Array | Blob, options: SendFileOptions): Promise<SendFileResult> {
+    await sodiumReady();
+    // Refuse here what the server would refuse (413), before encrypting and sending it all.
+    this.fileLimits ??= await this.call<{ maxBytes: number }>('GET', '/v1/files/limits', { token: await this.freshToken() });
+    const size = ciphertextSize(data instanceof Uint8Array ? data.length : data.size);
+    if (size > this.fileLimits.maxBytes) {
+      throw new ParleyError('too_large', `file too large for this server: ${size} bytes encrypted, the limit is ${this.fileLimits.maxBytes}`);
+    }
+    const group = await this.isGroup(to);
+    const encrypted = await encryptFile(data);
+    const report = (p: Progress) => {
+      options.onProgress?.(p);
+      this.emit('upload_progress', p);
+    };
+    let uploaded: { id: string } | undefined;
+    for (let attempt = 1; !uploaded; attempt++) {
+      try {
+        uploaded = await uploadCiphertext(this.baseUrl(), await this.freshToken(), encrypted, (loaded) =>
+          report({ name: options.name, loaded, total: encrypted.size }),
+        );
+      } catch (err) {
+        if (!(err instanceof ParleyError) || !TEMPORARY.has(err.code) || attempt >= 3) throw err;
+        if (err.status === undefined) this.urlIndex++; // unreachable: try the next gateway
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
+    report({ fileId: uploaded.id, name: options.name, loaded: encrypted.size, total: encrypted.size });
+    // Let the conversation's members download it before the message that names it is sent.
+    await this.call('POST', `/v1/files/${encodeURIComponent(uploaded.id)}/shares`, {
+      body: group ? { conversationId: to } : { userId: to },
+      token: await this.freshToken(),
+    });
+    const file = fileRefOf(encrypted, uploaded.id, { name: options.name, type: options.type ?? '' });
+    return { ...(await this.sendContent(to, group, { text: '', file })), fileId: uploaded.id };
+  }
+
+  /** Encrypts content for the recipient's (or group's) devices and sends it through the outbox. The one path every send takes. */
+  private sendContent(to: string, group: boolean, content: Content): Promise<SendResult> {
+    if (group) this.knownGroups.add(to);
+    return this.enqueueSend(to, group, encodeContent(content));
+  }
+
+  /** Whether `id` is a group of ours (else it is taken for a user id). */
+  private async isGroup(id: string): Promise<boolean> {
+    if (this.knownGroups.has(id)) return true;
+    const found = await this.groups.get(id).then(
+      () => true,
+      (err: unknown) => {
+        if (err instanceof ParleyError && err.code === 'not_found') return false;
+        throw err;
+      },
+    );
+    if (found) this.knownGroups.add(id);
+    return found;
+  }
+
+  private receivedFile(ref: FileRef): ReceivedFile {
+    return {
+      id: ref.id,
+      name: ref.name,
+      type: ref.type,
+      size: ref.size,
+      download: (options = {}) =>
+        downloadFile(
+          () => this.baseUrl(),
+          () => this.freshToken(),
+          ref,
+          (loaded) => {
+            const p: Progress = { fileId: ref.id, name: ref.name, loaded, total: ciphertextSize(ref.size) };
+            options.onProgress?.(p);
+            this.emit('download_progress', p);
+          },
+        ),
+    };
   }
 
   /** Creates a group you own with these members (user ids). */
@@ -621,6 +743,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
               seq: f.seq,
               text: content.text,
               sentAt: f.sentAt,
+              ...(content.file ? { file: this.receivedFile(content.file) } : {}),
             });
           }
         } catch (err) {
@@ -669,6 +792,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
    */
   private async onGroupEvent(e: GroupEvent): Promise<void> {
     this.groups.forget(e.groupId); // the member list may have changed
+    this.knownGroups.add(e.groupId);
     const departed = e.kind === 'member_removed' || e.kind === 'member_left';
     if (departed && !(e.users ?? []).includes(this.userId)) {
       await this.sessions.rotateSenderKey(e.groupId).catch((err: unknown) => this.emit('error', new ParleyError('internal', `sender key rotation failed: ${String(err)}`)));

@@ -1,6 +1,7 @@
 // Public surface of the Parley client SDK (browser-safe; the Node disk key store is client-sdk/e2e.store.disk.ts).
 export { createClient, ParleyClient } from './client.js';
-export type { ClientEvents, ClientOptions, Message, Receipt, SendResult } from './client.js';
+export type { ClientEvents, ClientOptions, Message, Receipt, ReceivedFile, SendFileOptions, SendFileResult, SendResult } from './client.js';
+export type { FileRef, Progress } from './files.js';
 export type { IdentityChange, SessionReset } from './e2e.session-manager.js';
 export { formatSafetyNumber } from './e2e.safety-number.js';
 export { memoryKeyStore } from './e2e.store.memory.js';

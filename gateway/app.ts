@@ -5,6 +5,8 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequ
 import { WebSocketServer } from 'ws';
 import { sodiumReady } from '../client-sdk/e2e.bytes.js';
 import { CLOSE, PROTOCOL, WS_PATH } from '../client-sdk/protocol.js';
+import type { FileService } from '../files/files.js';
+import { fileRoutes } from '../files/files.routes.js';
 import type { MessageStore } from '../messaging/message-store.js';
 import type { MessagesManager } from '../messaging/messages.js';
 import type { GroupsManager } from '../groups/groups.js';
@@ -43,6 +45,8 @@ export interface GatewayDeps {
   messages: MessagesManager;
   delivery: Delivery;
   groups: GroupsManager;
+  /** The file service; its REST routes are served when it is given. */
+  files?: FileService;
 }
 
 export interface Gateway {
@@ -114,6 +118,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   });
   const bundleLimiter = new KeyedLimiter(config.KEY_FETCH_RATE_PER_MINUTE / 60, config.KEY_FETCH_RATE_PER_MINUTE, deps.clock);
   keyRoutes(routes, keyDirectory, bundleLimiter);
+  if (deps.files) fileRoutes(http, routes, deps.files, authenticate);
 
   http.get('/healthz', async () => ({ ok: true }));
   http.get('/readyz', async (_req, reply) => {
@@ -200,7 +205,11 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     close: async () => {
       for (const c of sockets) c.close(CLOSE.GOING_AWAY, 'server shutting down');
       wss.close();
+      // Node's server.close() waits for every connection, even one that never sent a request
+      // (an HTTP client's spare connection): give requests in flight a moment, then cut the rest.
+      const rest = setTimeout(() => http.server.closeAllConnections(), 2_000);
       await http.close();
+      clearTimeout(rest);
     },
   };
 }

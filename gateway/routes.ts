@@ -29,9 +29,30 @@ export interface RouteDef<B extends z.ZodType, Q extends z.ZodType, P extends z.
 
 type AnyRoute = RouteDef<z.ZodType, z.ZodType, z.ZodType, z.ZodType>;
 
+/**
+ * The spec of a route registered directly on fastify (e.g. one that streams a raw body), so
+ * that it appears in the OpenAPI document beside the others.
+ */
+export interface RawRouteDoc {
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';
+  url: string;
+  summary: string;
+  description?: string;
+  tag: string;
+  auth: boolean;
+  params?: z.ZodType;
+  /** Request headers, as an object schema (names in lowercase). */
+  headers?: z.ZodType;
+  requestBody?: { contentType: string; description: string };
+  /** By status: what the response carries. */
+  responses: Record<string, { description: string; contentType?: string; schema?: z.ZodType; headers?: Record<string, string> }>;
+  errors?: string[];
+}
+
 /** Registers routes on a fastify instance and collects them for the OpenAPI document. */
 export class Routes {
   private readonly defs: AnyRoute[] = [];
+  private readonly raw: RawRouteDoc[] = [];
 
   constructor(
     private readonly app: FastifyInstance,
@@ -57,7 +78,12 @@ export class Routes {
     });
   }
 
-  /** OpenAPI 3.1 for every route added so far. */
+  /** Adds a route that was registered on fastify directly to the OpenAPI document. */
+  document(doc: RawRouteDoc): void {
+    this.raw.push(doc);
+  }
+
+  /** OpenAPI 3.1 for every route added (or documented) so far. */
   openapi(info: { title: string; version: string }): Record<string, unknown> {
     const paths: Record<string, Record<string, unknown>> = {};
     for (const d of this.defs) {
@@ -84,6 +110,38 @@ export class Routes {
         ...(d.auth ? { security: [{ bearer: [] }] } : {}),
         ...(parameters.length ? { parameters } : {}),
         ...(d.body ? { requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(d.body) } } } } : {}),
+        responses,
+      };
+    }
+    for (const d of this.raw) {
+      const path = d.url.replace(/:([A-Za-z]+)/g, '{$1}');
+      const parameters: unknown[] = [];
+      for (const [where, schema] of [['path', d.params], ['header', d.headers]] as const) {
+        if (!schema) continue;
+        const js = z.toJSONSchema(schema) as { properties?: Record<string, unknown>; required?: string[] };
+        for (const [name, s] of Object.entries(js.properties ?? {})) {
+          parameters.push({ name, in: where, required: where === 'path' || (js.required ?? []).includes(name), schema: s });
+        }
+      }
+      const responses: Record<string, unknown> = {};
+      for (const [status, r] of Object.entries(d.responses)) {
+        responses[status] = {
+          description: r.description,
+          ...(r.contentType ? { content: { [r.contentType]: r.schema ? { schema: z.toJSONSchema(r.schema) } : {} } } : {}),
+          ...(r.headers ? { headers: Object.fromEntries(Object.entries(r.headers).map(([h, desc]) => [h, { description: desc, schema: { type: 'string' } }])) } : {}),
+        };
+      }
+      for (const code of d.errors ?? []) responses[String(HTTP_STATUS[code as ErrorCode] ?? 400)] ??= { $ref: '#/components/responses/Error' };
+      paths[path] ??= {};
+      paths[path][d.method.toLowerCase()] = {
+        summary: d.summary,
+        ...(d.description ? { description: d.description } : {}),
+        tags: [d.tag],
+        ...(d.auth ? { security: [{ bearer: [] }] } : {}),
+        ...(parameters.length ? { parameters } : {}),
+        ...(d.requestBody
+          ? { requestBody: { required: true, description: d.requestBody.description, content: { [d.requestBody.contentType]: { schema: { type: 'string', format: 'binary' } } } } }
+          : {}),
         responses,
       };
     }

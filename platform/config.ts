@@ -46,6 +46,22 @@ const schema = z
     GROUP_TYPING_MAX_MEMBERS: int(256, 0, 100_000),
     /** Test-only fault injection (see groups/fanout.ts); never set in production. */
     FAULT_FANOUT_CRASH_MARKER: z.string().min(1).optional(),
+    /** Largest upload, in bytes of ciphertext. At most 5 GiB: what one S3 PUT may write. */
+    FILE_MAX_BYTES: int(104_857_600, 1, 5 * 1024 ** 3),
+    /** Days an uploaded file stays downloadable; then the retention sweep deletes it. */
+    FILE_RETENTION_DAYS: int(30, 1, 36_500),
+    /** How often each process runs the retention sweep. */
+    FILE_SWEEP_INTERVAL_MS: int(600_000, 1000),
+    BLOB_DRIVER: z.enum(['disk', 's3']).default('disk'),
+    /** Unset: AWS itself; set (e.g. http://127.0.0.1:9000) for an S3-compatible service, with path-style URLs. */
+    S3_ENDPOINT: z.string().url().optional(),
+    S3_REGION: z.string().regex(/^[a-z0-9-]{1,32}$/, 'lowercase letters, digits and - only').default('us-east-1'),
+    S3_BUCKET: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name: 3-63 of a-z 0-9 . -')
+      .optional(),
+    S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+    S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   })
   .superRefine((c, ctx) => {
     if (c.SQL_DRIVER === 'postgres' && !c.DATABASE_URL) {
@@ -56,6 +72,11 @@ const schema = z
     }
     if (c.GROUP_LOG_DRIVER === 'kafka' && !c.KAFKA_BROKERS) {
       ctx.addIssue({ code: 'custom', path: ['KAFKA_BROKERS'], message: 'required when GROUP_LOG_DRIVER=kafka' });
+    }
+    if (c.BLOB_DRIVER === 's3') {
+      for (const key of ['S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY'] as const) {
+        if (!c[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'required when BLOB_DRIVER=s3' });
+      }
     }
     if (c.PRESENCE_TTL_MS <= c.HEARTBEAT_INTERVAL_MS) {
       ctx.addIssue({ code: 'custom', path: ['PRESENCE_TTL_MS'], message: 'must be longer than HEARTBEAT_INTERVAL_MS' });

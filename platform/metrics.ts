@@ -12,6 +12,11 @@ export interface Metrics {
   commitBatchSize: Histogram;
   frameSeconds: Histogram<'type'>;
   groupFanoutDevices: Counter;
+  fileUploads: Counter<'result'>;
+  fileDownloads: Counter<'kind'>;
+  fileBytes: Counter<'direction'>;
+  filesExpired: Counter;
+  blobsPurged: Counter;
 }
 
 export function createMetrics(): Metrics {
@@ -63,5 +68,25 @@ export function createMetrics(): Metrics {
       help: 'Group messages handed to gateways for online member devices by the fan-out workers',
       registers,
     }),
+    fileUploads: new Counter({
+      name: 'parley_file_uploads_total',
+      help: 'Files uploaded, by result: stored (a new blob) or deduplicated (the blob existed)',
+      labelNames: ['result'],
+      registers,
+    }),
+    fileDownloads: new Counter({
+      name: 'parley_file_downloads_total',
+      help: 'File downloads started, by kind: full or range',
+      labelNames: ['kind'],
+      registers,
+    }),
+    fileBytes: new Counter({
+      name: 'parley_file_bytes_total',
+      help: 'File bytes received (in) and sent (out)',
+      labelNames: ['direction'],
+      registers,
+    }),
+    filesExpired: new Counter({ name: 'parley_files_expired_total', help: 'Files deleted by the retention sweep', registers }),
+    blobsPurged: new Counter({ name: 'parley_blobs_purged_total', help: 'Unreferenced blobs deleted from the blob store', registers }),
   };
 }

@@ -28,6 +28,14 @@ import type { Sql } from './sql.js';
  *   (a bundle is served only while that still equals the device's registered public key).
  * - one_time_prekeys: per device, unused one-time prekeys; a bundle fetch deletes the one it
  *   hands out (gateway/keys.ts).
+ *
+ * Version 4 (files):
+ * - blobs: one row per stored ciphertext blob, keyed by its SHA-256 (hex), with `refs` = the
+ *   number of `files` rows that use it. A row with refs 0 is awaiting deletion from the blob
+ *   store (see files/files.ts for the locking protocol).
+ * - files: an uploaded file: a random public id (base64url, 128 bits), its blob, uploader,
+ *   ciphertext size and when it expires.
+ * - file_shares: the conversations a file was shared in; their members may download it.
  */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE users (
@@ -107,6 +115,27 @@ export const MIGRATIONS: readonly string[] = [
      key_id bigint NOT NULL,
      public_key text NOT NULL,
      PRIMARY KEY (device_id, key_id)
+   );`,
+  `CREATE TABLE blobs (
+     hash text PRIMARY KEY,
+     size bigint NOT NULL,
+     refs int NOT NULL DEFAULT 0,
+     created_at bigint NOT NULL
+   );
+   CREATE INDEX blobs_unreferenced_idx ON blobs (hash) WHERE refs <= 0;
+   CREATE TABLE files (
+     id text PRIMARY KEY,
+     blob_hash text NOT NULL REFERENCES blobs(hash),
+     uploader_id uuid NOT NULL,
+     size bigint NOT NULL,
+     created_at bigint NOT NULL,
+     expires_at bigint NOT NULL
+   );
+   CREATE INDEX files_expires_idx ON files (expires_at);
+   CREATE TABLE file_shares (
+     file_id text NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+     conversation_id uuid NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+     PRIMARY KEY (file_id, conversation_id)
    );`,
 ];
 

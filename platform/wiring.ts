@@ -1,6 +1,8 @@
 // The one place that chooses adapters: from the configuration to ready ports.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { BlobStore } from '../files/blob-store.js';
+import { DiskBlobStore } from '../files/blob-store.disk.js';
 import type { Broker } from './broker.js';
 import { MemoryBroker } from './broker.memory.js';
 import type { Clock } from './clock.js';
@@ -31,6 +33,7 @@ export interface Adapters {
   /** Shared short-lived values (group memberships); on Redis whenever presence is. */
   cache: Cache;
   groupLog: GroupLog;
+  blobs: BlobStore;
   close(): Promise<void>;
 }
 
@@ -75,13 +78,31 @@ export async function openAdapters(config: Config, clock: Clock, log: Logger, me
   } else {
     groupLog = new MemoryGroupLog();
   }
+  let blobs: BlobStore;
+  let closeBlobs = () => {};
+  if (config.BLOB_DRIVER === 's3') {
+    // Loaded only when used: the AWS SDK is large, and the embedded default does not need it.
+    const { createS3Client, S3BlobStore } = await import('../files/blob-store.s3.js');
+    const s3 = createS3Client({
+      endpoint: config.S3_ENDPOINT,
+      region: config.S3_REGION,
+      accessKeyId: config.S3_ACCESS_KEY_ID!,
+      secretAccessKey: config.S3_SECRET_ACCESS_KEY!,
+    });
+    blobs = new S3BlobStore(s3, config.S3_BUCKET!);
+    closeBlobs = () => s3.destroy();
+  } else {
+    blobs = await DiskBlobStore.open(join(config.DATA_DIR, 'blobs'));
+  }
   return {
     sql,
     presence,
     broker,
     cache,
     groupLog,
+    blobs,
     close: async () => {
+      closeBlobs();
       await groupLog.close();
       await cache.close();
       await broker.close();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the real backing services the tests and the cluster need, when they are not already
-# running, on loopback. Usage: scripts/services.sh postgres|redis|kafka   (prints the service address on stdout);
-# scripts/services.sh kafka-stop stops the broker this script started.
+# running, on loopback. Usage: scripts/services.sh postgres|redis|kafka|s3   (prints the service address on stdout);
+# scripts/services.sh kafka-stop / s3-stop stops the broker / S3 server this script started.
 # Everything it does is idempotent; progress goes to stderr.
 set -euo pipefail
 
@@ -126,10 +126,69 @@ stop_kafka() {
   rm -f "$KAFKA_DIR/kafka.pid"
 }
 
+S3_PORT_=${PARLEY_S3_PORT:-9000}
+S3_DIR=${PARLEY_S3_DIR:-$ROOT/.services/s3proxy}
+# The credentials of the test-only S3 server (loopback only; printed nowhere else).
+S3_IDENTITY_=${PARLEY_S3_ACCESS_KEY_ID:-parley-test}
+S3_CREDENTIAL_=${PARLEY_S3_SECRET_ACCESS_KEY:-parley-test-secret}
+
+# Any answer to an anonymous GET means the S3 API is up (S3Proxy answers 403 AccessDenied).
+s3_ready() {
+  timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$S3_PORT_ && printf 'GET / HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' >&3 && head -c 5 <&3 | grep -q HTTP/" 2>/dev/null
+}
+
+# S3Proxy 2.9.0 (an S3-compatible server) on a filesystem backend, from Maven Central jars (see RECIPES).
+# Prints the endpoint URL; the access key id and secret are the PARLEY_S3_* variables (defaults above).
+ensure_s3() {
+  if s3_ready; then echo "http://127.0.0.1:$S3_PORT_"; return 0; fi
+  if port_open "$S3_PORT_"; then log "127.0.0.1:$S3_PORT_ is taken by something that is not S3; set PARLEY_S3_PORT"; return 1; fi
+  command -v java >/dev/null 2>&1 || { log "java (17+) is required for S3Proxy"; return 1; }
+  mkdir -p "$S3_DIR/data" "$S3_DIR/logs"
+  if [ ! -d "$S3_DIR/lib" ] || [ -z "$(ls -A "$S3_DIR/lib" 2>/dev/null)" ]; then
+    command -v mvn >/dev/null 2>&1 || { log "maven is required to fetch the S3Proxy jars"; return 1; }
+    log "fetching S3Proxy jars from Maven Central"
+    mvn -q -B -f "$ROOT/scripts/s3proxy/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+      -DoutputDirectory="$S3_DIR/lib" >&2
+  fi
+  cat > "$S3_DIR/s3proxy.conf" <<PROPS
+s3proxy.endpoint=http://127.0.0.1:$S3_PORT_
+s3proxy.authorization=aws-v2-or-v4
+s3proxy.identity=$S3_IDENTITY_
+s3proxy.credential=$S3_CREDENTIAL_
+jclouds.provider=filesystem
+jclouds.filesystem.basedir=$S3_DIR/data
+PROPS
+  log "starting S3Proxy on 127.0.0.1:$S3_PORT_"
+  setsid nohup java -Xms64m -Xmx512m -Dlogback.configurationFile="$ROOT/scripts/s3proxy/logback.xml" \
+    -cp "$S3_DIR/lib/*" org.gaul.s3proxy.Main --properties "$S3_DIR/s3proxy.conf" \
+    > "$S3_DIR/logs/stdout.log" 2>&1 < /dev/null &
+  echo $! > "$S3_DIR/s3proxy.pid"
+  for _ in $(seq 1 120); do
+    if s3_ready; then echo "http://127.0.0.1:$S3_PORT_"; return 0; fi
+    if ! kill -0 "$(cat "$S3_DIR/s3proxy.pid")" 2>/dev/null; then
+      log "S3Proxy exited; see $S3_DIR/logs"; tail -n 20 "$S3_DIR/logs/stdout.log" >&2; return 1
+    fi
+    sleep 0.5
+  done
+  log "S3Proxy did not become ready in 60 s; see $S3_DIR/logs"
+  return 1
+}
+
+stop_s3() {
+  local pid
+  pid=$(cat "$S3_DIR/s3proxy.pid" 2>/dev/null) || { log "no S3Proxy started by this script"; return 0; }
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$S3_DIR/s3proxy.pid"
+}
+
 case "${1:-}" in
   postgres) ensure_postgres ;;
   redis) ensure_redis ;;
   kafka) ensure_kafka ;;
   kafka-stop) stop_kafka ;;
-  *) echo "usage: $0 postgres|redis|kafka|kafka-stop" >&2; exit 2 ;;
+  s3) ensure_s3 ;;
+  s3-stop) stop_s3 ;;
+  *) echo "usage: $0 postgres|redis|kafka|kafka-stop|s3|s3-stop" >&2; exit 2 ;;
 esac

@@ -2,9 +2,11 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
+import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createS3Client } from '../files/blob-store.s3.js';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { newUser, type Recorded } from './support/clients.js';
 import { type ServerProcess, startServer } from './support/server.js';
@@ -14,7 +16,8 @@ const run = promisify(execFile);
 const adminUrl = inject('postgresAdminUrl');
 const redisUrl = inject('redisUrl');
 const brokers = inject('kafkaBrokers');
-const realTier = adminUrl !== null && redisUrl !== null && brokers !== null;
+const s3 = inject('s3');
+const realTier = adminUrl !== null && redisUrl !== null && brokers !== null && s3 !== null;
 
 /**
  * Every form a canary could leak in: its UTF-8 bytes as text, hex (both cases), and base64
@@ -38,16 +41,21 @@ function findLeaks(haystack: string, canaries: string[]): string[] {
   return canaries.flatMap((c) => leakForms(c).filter((f) => haystack.includes(f)).map((f) => `${c} as ${f}`));
 }
 
-describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kafka or the logs', () => {
+describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kafka, the blob store (S3) or the logs', () => {
   let db: { url: string; drop(): Promise<void> };
   const gateways: ServerProcess[] = [];
   const users: Recorded[] = [];
   const prefix = `canary-${randomBytes(4).toString('hex')}:`;
   const topic = `canary-${randomBytes(4).toString('hex')}`;
   const canary = () => `canary${randomBytes(12).toString('hex')}`;
+  const bucket = `canary-${randomBytes(6).toString('hex')}`;
+  const bucketClient = s3 ? createS3Client({ ...s3, region: 'us-east-1' }) : null;
+  const objects = async () =>
+    ((await bucketClient!.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? []).map((o) => o.Key!).filter((k) => !k.endsWith('/'));
 
   beforeAll(async () => {
     db = await createTestDatabase(adminUrl!);
+    await bucketClient!.send(new CreateBucketCommand({ Bucket: bucket }));
     for (let i = 1; i <= 2; i++) {
       gateways.push(
         await startServer({
@@ -62,6 +70,11 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
             KAFKA_BROKERS: brokers!,
             KAFKA_TOPIC: topic,
             GATEWAY_ID: `canary-gw${i}`,
+            BLOB_DRIVER: 's3',
+            S3_ENDPOINT: s3!.endpoint,
+            S3_BUCKET: bucket,
+            S3_ACCESS_KEY_ID: s3!.accessKeyId,
+            S3_SECRET_ACCESS_KEY: s3!.secretAccessKey,
           },
         }),
       );
@@ -79,9 +92,14 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
     const keys = await r.keys(`${prefix}*`);
     if (keys.length > 0) await r.del(...keys);
     r.disconnect();
+    if (bucketClient) {
+      for (const key of await objects()) await bucketClient.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+      await bucketClient.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => {});
+      bucketClient.destroy();
+    }
   });
 
-  it('sends canaries 1:1 and to a group, then finds none of them in any dump, in any form', async () => {
+  it('sends canaries 1:1, to a group and as files, then finds none of them in any dump, in any form', async () => {
     const [alice, bob, carol] = [await newUser(gateways[0]!.url, 'alice'), await newUser(gateways[1]!.url, 'bob'), await newUser(gateways[1]!.url, 'carol')];
     users.push(alice, bob, carol);
     const direct = [canary(), canary(), canary()];
@@ -89,11 +107,18 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
     for (const c of direct) await alice.client.sendText(bob.client.userId, `the secret is ${c}!`);
     const { id } = await alice.client.createGroup({ name: 'canary group', members: [bob.client.userId, carol.client.userId] });
     for (const c of group) await bob.client.sendGroupText(id, c);
+    // Files: their content and their names are canaries too, one 1:1 and one to the group.
+    const [fileText, fileName, groupFileText, groupFileName] = [canary(), canary(), canary(), canary()];
+    await alice.client.sendFile(bob.client.userId, Buffer.from(`file body ${fileText} end`), { name: `${fileName}.txt`, type: 'text/plain' });
+    await carol.client.sendFile(id, Buffer.from(groupFileText.repeat(3000)), { name: groupFileName, type: 'text/plain' });
+    await until(() => bob.messages.some((m) => m.file?.name === `${fileName}.txt`) && alice.messages.some((m) => m.file?.name === groupFileName), 'the files arrive');
+    const got = await bob.messages.find((m) => m.file?.name === `${fileName}.txt`)!.file!.download();
+    expect(Buffer.from(got).toString()).toContain(fileText);
     // They really went through: the recipients read every one.
     await until(() => bob.messages.filter((m) => direct.some((c) => m.text.includes(c))).length === 3, 'bob reads the direct canaries');
     await until(() => carol.messages.filter((m) => group.includes(m.text)).length === 3, 'carol reads the group canaries');
     await until(() => alice.messages.filter((m) => group.includes(m.text)).length === 3, 'alice reads the group canaries');
-    const canaries = [...direct, ...group];
+    const canaries = [...direct, ...group, fileText, fileName, groupFileText, groupFileName];
 
     // PostgreSQL: every row of every table.
     const { stdout: sqlDump } = await run('pg_dump', ['--data-only', '--no-owner', db.url], { maxBuffer: 256 << 20 });
@@ -118,6 +143,13 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
     await until(() => records.length >= 1 + group.length, 'the group log records (created + messages)');
     await consumer.disconnect();
     const kafkaDump = records.join('\n');
+    // The blob store: every object in the bucket, as bytes (read as latin1 so every byte maps to a character).
+    const blobParts: string[] = [];
+    for (const key of await objects()) {
+      const body = await (await bucketClient!.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToByteArray();
+      blobParts.push(key, Buffer.from(body).toString('latin1'));
+    }
+    const blobDump = blobParts.join('\n');
     // Logs: everything both gateways printed.
     const logDump = gateways.flatMap((g) => g.logs).join('\n');
 
@@ -126,12 +158,15 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
     expect(redisDump).toContain(bob.client.userId);
     expect(kafkaDump).toContain(id);
     expect(logDump).toContain('canary-gw1');
+    expect(blobParts.length).toBe(4); // two files: key and ciphertext each
+    expect(blobDump.length).toBeGreaterThan(90_000);
     expect(sqlDump.length + redisDump.length + kafkaDump.length + logDump.length).toBeGreaterThan(10_000);
 
     expect(findLeaks(sqlDump, canaries)).toEqual([]);
     expect(findLeaks(redisDump, canaries)).toEqual([]);
     expect(findLeaks(kafkaDump, canaries)).toEqual([]);
     expect(findLeaks(logDump, canaries)).toEqual([]);
+    expect(findLeaks(blobDump, canaries)).toEqual([]);
   });
 
   it('would find a canary in each form it checks (the detector works)', () => {

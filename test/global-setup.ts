@@ -13,11 +13,14 @@ declare module 'vitest' {
     redisUnavailable: string | null;
     kafkaBrokers: string | null;
     kafkaUnavailable: string | null;
+    /** The S3-compatible server (S3Proxy) and its credentials; tests create and delete their own buckets. */
+    s3: { endpoint: string; accessKeyId: string; secretAccessKey: string } | null;
+    s3Unavailable: string | null;
   }
 }
 
 /** Starts one service; on failure, skips its suites with the reason, except under CI=true. */
-async function ensure(name: 'postgres' | 'redis' | 'kafka', label: string): Promise<{ url: string | null; unavailable: string | null }> {
+async function ensure(name: 'postgres' | 'redis' | 'kafka' | 's3', label: string): Promise<{ url: string | null; unavailable: string | null }> {
   try {
     const { stdout } = await run('bash', ['scripts/services.sh', name], { timeout: 300_000 });
     return { url: stdout.trim().split('\n').pop() ?? null, unavailable: null };
@@ -30,11 +33,28 @@ async function ensure(name: 'postgres' | 'redis' | 'kafka', label: string): Prom
 }
 
 export default async function setup(project: TestProject): Promise<void> {
-  const [pg, redis, kafka] = await Promise.all([ensure('postgres', 'PostgreSQL'), ensure('redis', 'Redis'), ensure('kafka', 'Kafka')]);
+  const [pg, redis, kafka, s3] = await Promise.all([
+    ensure('postgres', 'PostgreSQL'),
+    ensure('redis', 'Redis'),
+    ensure('kafka', 'Kafka'),
+    ensure('s3', 'S3 (S3Proxy)'),
+  ]);
   project.provide('postgresAdminUrl', pg.url);
   project.provide('postgresUnavailable', pg.unavailable);
   project.provide('redisUrl', redis.url);
   project.provide('redisUnavailable', redis.unavailable);
   project.provide('kafkaBrokers', kafka.url);
   project.provide('kafkaUnavailable', kafka.unavailable);
+  // The credentials scripts/services.sh configures S3Proxy with (same defaults, same overrides).
+  project.provide(
+    's3',
+    s3.url
+      ? {
+          endpoint: s3.url,
+          accessKeyId: process.env.PARLEY_S3_ACCESS_KEY_ID ?? 'parley-test',
+          secretAccessKey: process.env.PARLEY_S3_SECRET_ACCESS_KEY ?? 'parley-test-secret',
+        }
+      : null,
+  );
+  project.provide('s3Unavailable', s3.unavailable);
 }

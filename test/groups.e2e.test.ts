@@ -108,6 +108,18 @@ describe('groups (one process, embedded defaults)', () => {
     await bob.close();
   });
 
+  it('shares a file with a group: members download it, a stranger gets 404', async () => {
+    const [alice, bob, eve] = await Promise.all([user('alice'), user('bob'), user('eve')]);
+    const { id } = await alice.client.createGroup({ name: 'files', members: [bob.client.userId] });
+    const bytes = new Uint8Array(200_000).map((_, i) => (i * 7) % 251);
+    const sent = await alice.client.sendFile(id, bytes, { name: 'plan.bin', type: 'application/octet-stream' });
+    await until(() => bob.messages.some((m) => m.groupId === id && m.file), 'bob gets the file message');
+    const m = bob.messages.find((x) => x.groupId === id && x.file)!;
+    expect(m.file).toMatchObject({ name: 'plan.bin', size: bytes.length, id: sent.fileId });
+    expect(Buffer.from(await m.file!.download()).equals(Buffer.from(bytes))).toBe(true);
+    expect((await rest(eve, 'GET', `/v1/files/${sent.fileId}`)).status).toBe(404);
+  });
+
   it('delivers group messages sent while a member was offline, in order, once, after connect', async () => {
     const [alice, bob] = await Promise.all([user('alice'), user('bob')]);
     const { id } = await alice.client.createGroup({ name: 'offline', members: [bob.client.userId] });

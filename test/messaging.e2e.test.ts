@@ -144,6 +144,10 @@ describe('1:1 messaging (one process, embedded defaults)', () => {
         '/v1/keys/one-time-prekeys',
         '/v1/keys/signed-prekey',
         '/v1/users/{userId}/bundles',
+        '/v1/files',
+        '/v1/files/limits',
+        '/v1/files/{fileId}',
+        '/v1/files/{fileId}/shares',
       ]),
     );
   });
