@@ -49,6 +49,7 @@ export class Connection implements LocalDevice {
   private readonly bucket: TokenBucket;
   private rejectedInARow = 0;
   private closed = false;
+  private corked = false;
   private connectionId = '';
   private alive = true;
   private readonly pinger: NodeJS.Timeout;
@@ -103,7 +104,25 @@ export class Connection implements LocalDevice {
       this.close(CLOSE.SLOW_CONSUMER, 'slow consumer');
       return;
     }
+    this.cork();
     this.ws.send(serialize(frame));
+  }
+
+  /**
+   * Frames written to this socket in one tick leave in one write: the underlying socket is
+   * corked until the next tick (ws has no public API for it; it corks the same way itself).
+   * Each write is a system call, and under load a device gets several frames per tick.
+   */
+  private cork(): void {
+    if (this.corked) return;
+    const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    if (!socket) return;
+    this.corked = true;
+    socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      socket.uncork();
+    });
   }
 
   replaced(): void {
