@@ -50,6 +50,7 @@ async function main(): Promise<void> {
   await delivery.start();
   const groupStore = new GroupStore(adapters.sql, clock);
   const groups = new GroupsManager(groupStore, adapters.cache, adapters.groupLog, clock, metrics, log, { maxMembers: config.GROUP_MAX_MEMBERS });
+  delivery.useGroupAudience((groupId, minVersion, seq) => groups.audience(groupId, minVersion, seq));
   const receipts = new GroupReceipts(groupStore, groups, delivery, metrics, log, { intervalMs: config.GROUP_RECEIPT_INTERVAL_MS });
   receipts.start();
   const messages = new MessagesManager(store, accounts, delivery, metrics, log, {
@@ -59,7 +60,10 @@ async function main(): Promise<void> {
     typingMaxMembers: config.GROUP_TYPING_MAX_MEMBERS,
   });
   const fanout = config.FANOUT_WORKER
-    ? new GroupFanout(adapters.groupLog, groups, delivery, metrics, log, { crashBeforeCommitMarker: config.FAULT_FANOUT_CRASH_MARKER })
+    ? new GroupFanout(adapters.groupLog, groups, delivery, metrics, log, {
+        crashBeforeCommitMarker: config.FAULT_FANOUT_CRASH_MARKER,
+        broadcastMinMembers: config.GROUP_BROADCAST_MIN_MEMBERS,
+      })
     : null;
   await fanout?.start();
   const files = new FileService(adapters.sql, adapters.blobs, store, clock, metrics, log, {

@@ -72,6 +72,37 @@ describe('Delivery across two gateways', () => {
     expect(aliceOther.frames).toEqual([{ type: 'msg', ...base, body: 'for-a2' }]);
   });
 
+  it('broadcasts a large group message once; each gateway delivers to its own devices of the audience, with their keys', async () => {
+    const members = new Set(['alice', 'bob', 'carol']);
+    const asked: [string, number, number][] = [];
+    for (const g of [g1, g2]) {
+      g.useGroupAudience(async (group, minVersion, seq) => {
+        asked.push([group, minVersion, seq]);
+        return members;
+      });
+    }
+    const [sender, aliceOther, bob, carol, eve] = [new Sink('alice', 'a1'), new Sink('alice', 'a2'), new Sink('bob', 'b1'), new Sink('carol', 'c1'), new Sink('eve', 'e1')];
+    await g1.attach(sender);
+    await g1.attach(carol);
+    await g2.attach(aliceOther);
+    await g2.attach(bob);
+    await g2.attach(eve);
+    const frame = { type: 'msg' as const, ...base, conversationId: 'grp', groupId: 'grp', seq: 7, body: 'shared' };
+    await g1.broadcastGroup(frame, { b1: 'key-for-b1' }, 5);
+    await tick();
+    await tick();
+    expect(sender.frames).toEqual([]); // the sending device
+    expect(eve.frames).toEqual([]); // not in the audience
+    expect(bob.frames).toEqual([{ ...frame, key: 'key-for-b1' }]);
+    expect(carol.frames).toEqual([frame]);
+    expect(aliceOther.frames).toEqual([frame]);
+    expect(envelopesToG2).toHaveLength(0); // no per-gateway routing at all
+    expect(asked).toEqual([
+      ['grp', 5, 7],
+      ['grp', 5, 7],
+    ]);
+  });
+
   it('skips the sending device and devices without a body', async () => {
     const sender = new Sink('alice', 'a1');
     const bob = new Sink('bob', 'b1');

@@ -1,7 +1,7 @@
 // Delivery: routes frames to the devices' gateways (one publish per gateway) and keeps this gateway's routes alive.
 import { randomUUID } from 'node:crypto';
 import type { MsgFrame, ServerFrame } from '../client-sdk/protocol.js';
-import { type Broker, gatewayChannel, PRESENCE_CHANNEL } from '../platform/broker.js';
+import { type Broker, gatewayChannel, GROUPS_CHANNEL, PRESENCE_CHANNEL } from '../platform/broker.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { Presence, UserStatus } from '../platform/presence.js';
@@ -27,6 +27,16 @@ type Envelope =
   | { t: 'frame'; devices: string[]; frame: ServerFrame }
   | { t: 'kick'; device: string; connection: string };
 
+/** A large group's message as it is broadcast to every gateway. */
+interface GroupBroadcast {
+  frame: MsgFrame;
+  keys?: Record<string, string>;
+  membersVersion: number;
+}
+
+/** The users who may see `seq` of a group, from a membership at least as new as `minVersion`. */
+export type GroupAudience = (groupId: string, minVersion: number, seq: number) => Promise<ReadonlySet<string>>;
+
 export interface DeliveryOptions {
   gatewayId?: string;
   presenceTtlMs: number;
@@ -42,6 +52,9 @@ export interface DeliveryOptions {
 export class Delivery {
   readonly gatewayId: string;
   private readonly local = new Map<string, { device: LocalDevice; connection: string }>();
+  /** Local devices by user, for delivering broadcast group messages without a route lookup. */
+  private readonly localByUser = new Map<string, Set<LocalDevice>>();
+  private audience: GroupAudience | null = null;
   private readonly presenceSubs = new Map<string, Set<LocalDevice>>();
   private readonly unsubscribe: (() => Promise<void>)[] = [];
   private heartbeat: NodeJS.Timeout | undefined;
@@ -61,6 +74,7 @@ export class Delivery {
   async start(): Promise<void> {
     this.unsubscribe.push(await this.broker.subscribe(gatewayChannel(this.gatewayId), (m) => this.onEnvelope(m)));
     this.unsubscribe.push(await this.broker.subscribe(PRESENCE_CHANNEL, (m) => this.onPresence(m)));
+    this.unsubscribe.push(await this.broker.subscribe(GROUPS_CHANNEL, (m) => void this.onGroupBroadcast(m)));
     this.broker.onReconnect?.(() => {
       this.log.warn('broker reconnected; resyncing local devices');
       this.degraded = true;
@@ -80,6 +94,10 @@ export class Delivery {
     const connection = randomUUID();
     const older = this.local.get(device.deviceId);
     this.local.set(device.deviceId, { device, connection });
+    if (older) this.localByUser.get(older.device.userId)?.delete(older.device);
+    let mine = this.localByUser.get(device.userId);
+    if (!mine) this.localByUser.set(device.userId, (mine = new Set()));
+    mine.add(device);
     if (older) older.device.replaced();
     const [before] = await this.presence.status([device.userId]);
     const previousGateway = await this.presence.connect(
@@ -95,7 +113,7 @@ export class Delivery {
   async detach(device: LocalDevice, connection: string): Promise<void> {
     for (const set of this.presenceSubs.values()) set.delete(device);
     if (this.local.get(device.deviceId)?.connection !== connection) return;
-    this.local.delete(device.deviceId);
+    this.forgetLocal(device.deviceId);
     await this.presence.disconnect({ userId: device.userId, deviceId: device.deviceId, gatewayId: this.gatewayId });
     const [after] = await this.presence.status([device.userId]);
     if (after && !after.online) await this.announce(after);
@@ -135,6 +153,27 @@ export class Delivery {
       }),
     );
     return devices;
+  }
+
+  /**
+   * Delivers a large group's message through every gateway at once: one publish on the groups
+   * channel, and each gateway hands it to its own devices of the users who may see it (see
+   * `useGroupAudience`). No route lookups: for a group of thousands that is the expensive part.
+   */
+  async broadcastGroup(frame: MsgFrame, keys: Record<string, string> | undefined, membersVersion: number): Promise<void> {
+    const message: GroupBroadcast = { frame, ...(keys ? { keys } : {}), membersVersion };
+    try {
+      await this.broker.publish(GROUPS_CHANNEL, JSON.stringify(message));
+    } catch (err) {
+      this.degraded = true;
+      this.metrics.backendFailures.inc({ backend: 'broker', operation: 'publish' });
+      this.log.error({ err, groupId: frame.conversationId }, 'group broadcast failed; devices will catch up on sync');
+    }
+  }
+
+  /** How this gateway learns who may see a broadcast group message (group memberships). */
+  useGroupAudience(audience: GroupAudience): void {
+    this.audience = audience;
   }
 
   /** Sends an ephemeral frame to every online device of `userIds`, except `exceptDevice`. */
@@ -224,11 +263,43 @@ export class Delivery {
       case 'kick': {
         const held = this.local.get(e.device);
         if (held && held.connection !== e.connection) {
-          this.local.delete(e.device);
+          this.forgetLocal(e.device);
           held.device.replaced();
         }
         break;
       }
+    }
+  }
+
+  private forgetLocal(deviceId: string): void {
+    const held = this.local.get(deviceId);
+    if (!held) return;
+    this.local.delete(deviceId);
+    const mine = this.localByUser.get(held.device.userId);
+    mine?.delete(held.device);
+    if (mine?.size === 0) this.localByUser.delete(held.device.userId);
+  }
+
+  private async onGroupBroadcast(raw: string): Promise<void> {
+    try {
+      const { frame, keys, membersVersion } = JSON.parse(raw) as GroupBroadcast;
+      if (!this.audience || this.localByUser.size === 0) return;
+      const users = await this.audience(frame.conversationId, membersVersion, frame.seq);
+      // Walk whichever is smaller: the audience or this gateway's users.
+      const [outer, has] = users.size < this.localByUser.size ? [users, (u: string) => this.localByUser.has(u)] : [this.localByUser.keys(), (u: string) => users.has(u)];
+      for (const userId of outer) {
+        if (!has(userId)) continue;
+        for (const device of this.localByUser.get(userId) ?? []) {
+          if (device.deviceId === frame.fromDevice) continue;
+          const key = keys?.[device.deviceId];
+          device.deliver(key === undefined ? frame : { ...frame, key });
+        }
+      }
+    } catch (err) {
+      // The store is the record: the next heartbeat makes this gateway's devices catch up.
+      this.degraded = true;
+      this.metrics.backendFailures.inc({ backend: 'sql', operation: 'group_audience' });
+      this.log.error({ err }, 'group broadcast could not be delivered here');
     }
   }
 

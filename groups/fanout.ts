@@ -18,6 +18,12 @@ export interface GroupFanoutOptions {
    * batch and before its offsets are committed — once.
    */
   crashBeforeCommitMarker?: string;
+  /**
+   * Groups with at least this many members who may see a message are broadcast to every
+   * gateway, each delivering to its own devices; smaller ones are routed device by device
+   * (one publish per gateway holding any). Default 100.
+   */
+  broadcastMinMembers?: number;
 }
 
 /**
@@ -85,6 +91,11 @@ export class GroupFanout {
     }
     const users = membership.members.filter((m) => sees(m, frame.seq)).map((m) => m.userId);
     try {
+      if (users.length >= (this.options.broadcastMinMembers ?? 100)) {
+        await this.delivery.broadcastGroup(frame, rec.keys, rec.membersVersion);
+        this.metrics.groupFanoutBroadcasts.inc();
+        return;
+      }
       const devices = await this.delivery.deliverGroup(users, frame, rec.keys, frame.fromDevice);
       this.metrics.groupFanoutDevices.inc(devices);
     } catch (err) {

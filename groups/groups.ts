@@ -7,7 +7,7 @@ import { AppError } from '../platform/errors.js';
 import type { GroupLog } from '../platform/group-log.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
-import { type GroupInfo, type GroupStore, type LockedGroup, type Membership, type MemberRow, type Role } from './group-store.js';
+import { type GroupInfo, type GroupStore, type LockedGroup, type Membership, type MemberRow, type Role, sees } from './group-store.js';
 
 /** What the group log carries for each message of a group (ciphertext only), keyed by group id. */
 export interface GroupRecord {
@@ -201,6 +201,12 @@ export class GroupsManager {
     this.local.set(groupId, { at: now, m });
     if (this.local.size > 10_000) this.local.delete(this.local.keys().next().value!);
     return m;
+  }
+
+  /** The users who may see `seq` of the group (its members then), from a membership at least as new as `minVersion`. */
+  async audience(groupId: string, minVersion: number, seq: number): Promise<Set<string>> {
+    const m = await this.membership(groupId, minVersion);
+    return new Set(m.members.filter((r) => sees(r, seq)).map((r) => r.userId));
   }
 
   /**

@@ -29,3 +29,5 @@ export interface Broker {
 
 export const gatewayChannel = (gatewayId: string): string => `gateway:${gatewayId}`;
 export const PRESENCE_CHANNEL = 'presence';
+/** Large groups' messages, to every gateway at once: each delivers to its own member devices. */
+export const GROUPS_CHANNEL = 'groups';

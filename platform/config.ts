@@ -44,6 +44,7 @@ const schema = z
     GROUP_MAX_MEMBERS: int(1024, 2, 100_000),
     GROUP_RECEIPT_INTERVAL_MS: int(250, 10, 60_000),
     GROUP_TYPING_MAX_MEMBERS: int(256, 0, 100_000),
+    GROUP_BROADCAST_MIN_MEMBERS: int(100, 1, 1_000_000),
     /** Test-only fault injection (see groups/fanout.ts); never set in production. */
     FAULT_FANOUT_CRASH_MARKER: z.string().min(1).optional(),
     /** Largest upload, in bytes of ciphertext. At most 5 GiB: what one S3 PUT may write. */

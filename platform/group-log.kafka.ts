@@ -15,7 +15,7 @@ export interface KafkaGroupLogOptions {
   /** Pause before handing a failed batch again. Default 250 ms. */
   retryMs?: number;
   /**
-   * Longest a fetch waits at the broker. Default 50 ms. Kafka may hold a fetch for this long
+   * Longest a fetch waits at the broker. Default 10 ms. Kafka may hold a fetch for this long
    * even when records are waiting (kafkajs#370, #1397), so it bounds the log's added latency.
    */
   maxWaitMs?: number;
@@ -66,7 +66,7 @@ export class KafkaGroupLog implements GroupLog {
 
   /** Creates the topic if needed and connects the producer. Takes a ready `Kafka` client. */
   static async open(kafka: Kafka, log: Logger, options: KafkaGroupLogOptions): Promise<KafkaGroupLog> {
-    const full = { partitions: 8, concurrency: 4, retryMs: 250, maxWaitMs: 50, ...options };
+    const full = { partitions: 8, concurrency: 4, retryMs: 250, maxWaitMs: 10, ...options };
     const admin = kafka.admin();
     try {
       await admin.connect();

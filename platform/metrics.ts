@@ -12,6 +12,7 @@ export interface Metrics {
   commitBatchSize: Histogram;
   frameSeconds: Histogram<'type'>;
   groupFanoutDevices: Counter;
+  groupFanoutBroadcasts: Counter;
   fileUploads: Counter<'result'>;
   fileDownloads: Counter<'kind'>;
   fileBytes: Counter<'direction'>;
@@ -61,6 +62,11 @@ export function createMetrics(): Metrics {
       help: 'Time to handle an inbound frame, by type',
       labelNames: ['type'],
       buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
+      registers,
+    }),
+    groupFanoutBroadcasts: new Counter({
+      name: 'parley_group_fanout_broadcasts_total',
+      help: 'Large-group messages broadcast by the fan-out workers to every gateway (each delivers to its own devices)',
       registers,
     }),
     groupFanoutDevices: new Counter({
