@@ -64,17 +64,30 @@ KAFKA_LIB=${PARLEY_KAFKA_LIB:-$ROOT/.services/kafka/lib}
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# fetch_jars WHAT POM LIBDIR: a pom's runtime jars from Maven Central into LIBDIR, once (~/.m2 caches them).
+fetch_jars() {
+  if [ -d "$3" ] && [ -n "$(ls -A "$3" 2>/dev/null)" ]; then return 0; fi
+  command -v mvn >/dev/null 2>&1 || { log "maven is required to fetch the $1 jars"; return 1; }
+  log "fetching $1 jars from Maven Central"
+  mvn -q -B -f "$2" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$3" >&2
+}
+
+# stop_pidfile WHAT PIDFILE: SIGTERM the process this script started, SIGKILL after 30 s.
+stop_pidfile() {
+  local pid
+  pid=$(cat "$2" 2>/dev/null) || { log "no $1 started by this script"; return 0; }
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$2"
+}
+
 # A single-node Apache Kafka 3.9.1 broker in KRaft mode, from Maven Central jars (see RECIPES).
 ensure_kafka() {
   if port_open "$KAFKA_PORT_"; then echo "127.0.0.1:$KAFKA_PORT_"; return 0; fi
   command -v java >/dev/null 2>&1 || { log "java is required for Kafka"; return 1; }
   mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
-  if [ ! -d "$KAFKA_LIB" ] || [ -z "$(ls -A "$KAFKA_LIB" 2>/dev/null)" ]; then
-    command -v mvn >/dev/null 2>&1 || { log "maven is required to fetch the Kafka jars"; return 1; }
-    log "fetching Kafka jars from Maven Central"
-    mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
-      -DoutputDirectory="$KAFKA_LIB" >&2
-  fi
+  fetch_jars Kafka "$ROOT/scripts/kafka/pom.xml" "$KAFKA_LIB" || return 1
   cat > "$KAFKA_DIR/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
@@ -117,14 +130,6 @@ PROPS
   return 1
 }
 
-stop_kafka() {
-  local pid
-  pid=$(cat "$KAFKA_DIR/kafka.pid" 2>/dev/null) || { log "no Kafka started by this script"; return 0; }
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$KAFKA_DIR/kafka.pid"
-}
 
 S3_PORT_=${PARLEY_S3_PORT:-9000}
 S3_DIR=${PARLEY_S3_DIR:-$ROOT/.services/s3proxy}
@@ -144,12 +149,7 @@ ensure_s3() {
   if port_open "$S3_PORT_"; then log "127.0.0.1:$S3_PORT_ is taken by something that is not S3; set PARLEY_S3_PORT"; return 1; fi
   command -v java >/dev/null 2>&1 || { log "java (17+) is required for S3Proxy"; return 1; }
   mkdir -p "$S3_DIR/data" "$S3_DIR/logs"
-  if [ ! -d "$S3_DIR/lib" ] || [ -z "$(ls -A "$S3_DIR/lib" 2>/dev/null)" ]; then
-    command -v mvn >/dev/null 2>&1 || { log "maven is required to fetch the S3Proxy jars"; return 1; }
-    log "fetching S3Proxy jars from Maven Central"
-    mvn -q -B -f "$ROOT/scripts/s3proxy/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
-      -DoutputDirectory="$S3_DIR/lib" >&2
-  fi
+  fetch_jars S3Proxy "$ROOT/scripts/s3proxy/pom.xml" "$S3_DIR/lib" || return 1
   cat > "$S3_DIR/s3proxy.conf" <<PROPS
 s3proxy.endpoint=http://127.0.0.1:$S3_PORT_
 s3proxy.authorization=aws-v2-or-v4
@@ -174,21 +174,13 @@ PROPS
   return 1
 }
 
-stop_s3() {
-  local pid
-  pid=$(cat "$S3_DIR/s3proxy.pid" 2>/dev/null) || { log "no S3Proxy started by this script"; return 0; }
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$S3_DIR/s3proxy.pid"
-}
 
 case "${1:-}" in
   postgres) ensure_postgres ;;
   redis) ensure_redis ;;
   kafka) ensure_kafka ;;
-  kafka-stop) stop_kafka ;;
+  kafka-stop) stop_pidfile Kafka "$KAFKA_DIR/kafka.pid" ;;
   s3) ensure_s3 ;;
-  s3-stop) stop_s3 ;;
+  s3-stop) stop_pidfile S3Proxy "$S3_DIR/s3proxy.pid" ;;
   *) echo "usage: $0 postgres|redis|kafka|kafka-stop|s3|s3-stop" >&2; exit 2 ;;
 esac

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createS3Client } from '../files/blob-store.s3.js';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { newUser, type Recorded } from './support/clients.js';
+import { forms } from './support/scan.js';
 import { type ServerProcess, startServer } from './support/server.js';
 import { until } from './support/wait.js';
 
@@ -19,26 +20,8 @@ const brokers = inject('kafkaBrokers');
 const s3 = inject('s3');
 const realTier = adminUrl !== null && redisUrl !== null && brokers !== null && s3 !== null;
 
-/**
- * Every form a canary could leak in: its UTF-8 bytes as text, hex (both cases), and base64
- * (standard and URL-safe) at each of the three alignments it can take inside a longer
- * encoded string (the characters that depend only on the canary's own bytes).
- */
-export function leakForms(canary: string): string[] {
-  const bytes = Buffer.from(canary, 'utf8');
-  const forms = [canary, bytes.toString('hex'), bytes.toString('hex').toUpperCase()];
-  for (let pad = 0; pad < 3; pad++) {
-    const b64 = Buffer.concat([Buffer.alloc(pad), bytes]).toString('base64');
-    // Skip the characters that mix padding bytes in, and the last group (mixed with what follows).
-    const start = Math.ceil((pad * 4) / 3);
-    const stable = b64.slice(start, Math.floor(((pad + bytes.length) * 4) / 3) - 3);
-    forms.push(stable, stable.replace(/\+/g, '-').replace(/\//g, '_'));
-  }
-  return forms;
-}
-
 function findLeaks(haystack: string, canaries: string[]): string[] {
-  return canaries.flatMap((c) => leakForms(c).filter((f) => haystack.includes(f)).map((f) => `${c} as ${f}`));
+  return canaries.flatMap((c) => forms(c).map((f) => f.toString('latin1')).filter((f) => haystack.includes(f)).map((f) => `${c} as ${f}`));
 }
 
 describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kafka, the blob store (S3) or the logs', () => {

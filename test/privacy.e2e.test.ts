@@ -1,32 +1,10 @@
 // End-to-end: the server never holds plaintext: not in the database files, not in the logs; tokens and passwords are never logged.
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newUser } from './support/clients.js';
+import { forms, readAll } from './support/scan.js';
 import { type ServerProcess, startServer } from './support/server.js';
 import { until } from './support/wait.js';
-
-/** Every file under `dir`, as one buffer each. */
-async function readAll(dir: string): Promise<Buffer[]> {
-  const out: Buffer[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) out.push(await readFile(join(e.parentPath, e.name)));
-  }
-  return out;
-}
-
-/** The forms a leaked string could take: raw, base64 (at each alignment), hex. */
-function forms(s: string): Buffer[] {
-  const b = Buffer.from(s);
-  const out = [b, Buffer.from(b.toString('hex')), Buffer.from(b.toString('hex').toUpperCase())];
-  for (let shift = 0; shift < 3; shift++) {
-    // The inner part of the base64 of s, independent of what precedes it in a larger blob.
-    const enc = Buffer.concat([Buffer.alloc(shift), b]).toString('base64');
-    out.push(Buffer.from(enc.slice(Math.ceil((shift * 4) / 3) + 2, -4)));
-  }
-  return out;
-}
 
 describe('privacy', () => {
   let server: ServerProcess;

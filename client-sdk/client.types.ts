@@ -1,0 +1,123 @@
+// The SDK's public types: what a client emits, returns and is configured with.
+import type { IdentityChange, SessionReset } from './e2e.session-manager.js';
+import type { KeyStore } from './e2e.store.js';
+import type { Progress } from './files.js';
+import type { GroupEvent, GroupReceipt } from './groups.js';
+import type { ParleyError } from './http.js';
+import type { ReceiptKind } from './protocol.js';
+
+export interface Message {
+  id: string;
+  from: string;
+  fromDevice: string;
+  conversationId: string;
+  /** Set for group messages (the group's id, which is also its conversation id). */
+  groupId?: string;
+  seq: number;
+  text: string;
+  sentAt: number;
+  /** Present when the message carries a file. */
+  file?: ReceivedFile;
+}
+
+/** A file in a received message. Its key and hash stay inside the SDK. */
+export interface ReceivedFile {
+  id: string;
+  name: string;
+  /** Media type as the sender gave it ('' when unknown). */
+  type: string;
+  /** Plaintext bytes. */
+  size: number;
+  /**
+   * Fetches, checks and decrypts the file: the plaintext bytes. Rejects with `integrity`
+   * (truncated, extended, or not the ciphertext that was sent) or `undecryptable` (a chunk
+   * altered or reordered), `not_found` when it expired or is not shared with you.
+   */
+  download(options?: { onProgress?: (p: Progress) => void }): Promise<Uint8Array>;
+}
+
+export interface SendFileOptions {
+  name: string;
+  /** Media type, e.g. image/png. Default ''. */
+  type?: string;
+  /** Called as the ciphertext goes out (also emitted as the client event 'upload_progress'). */
+  onProgress?: (p: Progress) => void;
+}
+
+export interface Receipt {
+  kind: ReceiptKind;
+  conversationId: string;
+  /** Every message up to and including this seq has been delivered to / read by `by`. */
+  seq: number;
+  by: string;
+}
+
+export interface SendResult {
+  id: string;
+  conversationId: string;
+  seq: number;
+}
+
+export interface SendFileResult extends SendResult {
+  fileId: string;
+}
+
+export interface ClientEvents extends Record<string, unknown> {
+  message: Message;
+  receipt: Receipt;
+  typing: { conversationId: string; from: string; active: boolean };
+  presence: { userId: string; online: boolean; lastSeen: number | null };
+  connected: { deviceId: string };
+  disconnected: { code: number; reason: string; willReconnect: boolean };
+  caught_up: Record<string, never>;
+  /** A group changed (created, renamed, members added/removed/left, roles, deleted), in the group's seq order. */
+  group: GroupEvent;
+  /** Every current member of a group has received / read up to these seqs. */
+  group_receipt: GroupReceipt;
+  /** Bytes of a file's ciphertext sent so far (sendFile); the last event of an upload carries its `fileId`. */
+  upload_progress: Progress;
+  /** Bytes of a file's ciphertext received so far (file.download()). */
+  download_progress: Progress;
+  /** Problems that belong to no call: an undecryptable message, a server error frame. */
+  error: ParleyError;
+  /** A contact's device now has another identity key than before (reinstalled, or a key substituted: compare safety numbers). */
+  identity_changed: IdentityChange;
+  /** A session with a device was started again: we could not decrypt its message ('me'), or it could not decrypt ours ('peer'). */
+  session_reset: SessionReset;
+}
+
+/** The part of the WebSocket API the client uses (browser WebSocket and the `ws` package both have it). */
+export interface SocketLike {
+  readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: { message?: string; error?: unknown }) => void) | null;
+}
+export type SocketCtor = new (url: string, protocols: string[]) => SocketLike;
+
+export interface ClientOptions {
+  /**
+   * The server's base URL, e.g. http://localhost:8080, or several gateways of one cluster:
+   * the client uses one at a time and moves to the next when it cannot reach it.
+   */
+  url: string | string[];
+  username: string;
+  password: string;
+  deviceName?: string;
+  /**
+   * Where this device keeps its identity, prekeys and sessions (client-sdk/e2e.store.ts).
+   * Default `memoryKeyStore()`: each client object is then a new device. In Node,
+   * `diskKeyStore(path)` from client-sdk/e2e.store.disk.ts keeps the device across runs.
+   */
+  keyStore?: KeyStore;
+  /** Reconnect backoff: doubles from `initialDelayMs` to `maxDelayMs`, with jitter. */
+  reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
+  /** Unacknowledged sends allowed on the wire at once (the rest wait in the outbox). Default 64. */
+  maxInFlight?: number;
+  /** A WebSocket constructor; defaults to the global one, or the `ws` package in Node. */
+  WebSocket?: SocketCtor;
+}
+
