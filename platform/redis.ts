@@ -13,9 +13,6 @@ export async function openRedis(url: string, name: string): Promise<Redis> {
     enableOfflineQueue: false,
     retryStrategy: (times) => Math.min(50 * 2 ** times, 2_000),
     lazyConnect: true,
-    // Commands issued in the same tick go out in one write: route lookups and publishes of
-    // concurrent messages share syscalls and round trips.
-    enableAutoPipelining: true,
   });
   client.on('error', () => {}); // reported through the failing calls, counted by their callers
   await client.connect();

@@ -125,8 +125,16 @@ describe.skipIf(!realTier)('groups on the real tier: PostgreSQL, Redis, Kafka; t
     await alice.client.sendGroupText(id, 'one');
     const r = new Redis(redis.url);
     const key = `parley:cache:group:${id}:members`;
+    let redisKeys: string[] = [];
+    void r.keys('parley:cache:*').then((k) => (redisKeys = k));
+    // Reading the member devices reads the membership afresh and caches it.
+    const devices = await fetch(`${url(0)}/v1/groups/${id}/devices`, { headers: { authorization: `Bearer ${alice.client.accessToken}` } });
+    expect(devices.status).toBe(200);
     try {
-      await until(async () => (await r.get(key)) !== null, 'membership cached in Redis');
+      await until(
+        async () => (await r.get(key)) !== null,
+        () => `membership cached in Redis; keys: ${JSON.stringify(redisKeys)}; logs: ${[...gateways, ...workers].flatMap((g) => g.logs.filter((l) => /cache|redis|presence/i.test(l))).slice(-5).join('\n')}`,
+      );
       const before = JSON.parse((await r.get(key))!) as { version: number; members: unknown[] };
       expect(before.members).toHaveLength(2);
       await bob.client.sendGroupText(id, 'bob on gateway 2'); // gateway 2 now holds the membership too
