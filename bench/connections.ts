@@ -9,12 +9,10 @@
 // are held, minus the same reading taken before the first connection: Parley's from its
 // Prometheus /metrics (process_resident_memory_bytes, nodejs_heap_size_used_bytes), the raw
 // servers' from their /mem.
-import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { Child } from './children.js';
 import { type HolderJob, spawnHolders } from './holders.js';
-import { insertUsers, startGateways } from './gateways.js';
+import { insertUsers, realTierEnv, startGateways } from './gateways.js';
 import type { Settings } from './settings.js';
 
 const PER_PROCESS = 16_000;
@@ -82,22 +80,7 @@ async function benchParleyConnections(count: number, settings: Settings, defer: 
   const n = Math.ceil(count / PER_PROCESS);
   const db = await createTestDatabase(settings.pgAdminUrl);
   defer(db.drop);
-  const redisUrl = execFileSync('bash', ['scripts/services.sh', 'redis'], { encoding: 'utf8' }).trim().split('\n').pop()!;
-  const secret = randomBytes(32).toString('base64url');
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '',
-    HOST: '0.0.0.0', // the holders connect from several 127.0.x.y addresses
-    PORT: '0',
-    LOG_LEVEL: 'info',
-    SQL_DRIVER: 'postgres',
-    DATABASE_URL: db.url,
-    SQL_POOL_SIZE: '4',
-    PRESENCE_DRIVER: 'redis',
-    REDIS_URL: redisUrl,
-    REDIS_KEY_PREFIX: `bench-conn-${process.pid}:`,
-    JWT_SECRET: secret,
-  };
+  const { env, secret } = realTierEnv(db.url, `bench-conn-${process.pid}:`);
   const { servers, urls } = await startGateways(env, n, defer);
   const devices = (await insertUsers(db.url, 'conn', 1, count)).map((d) => [d.userId, d.deviceId] as [string, string]);
 

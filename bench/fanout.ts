@@ -17,7 +17,6 @@
 //           send to the last member receiving the last message.
 // Latency is from just before the sender writes the frame to a member's socket reading it; the
 // send time travels in the message id and both ends read the same machine clock.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
 import WebSocket from 'ws';
@@ -27,7 +26,7 @@ import { PostgresSql } from '../platform/sql.postgres.js';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { Child } from './children.js';
 import { type HolderJob, spawnHolders } from './holders.js';
-import { insertUsers, startGateways } from './gateways.js';
+import { insertUsers, realTierEnv, service, startGateways } from './gateways.js';
 import type { Settings } from './settings.js';
 import { percentile, summarize } from './stats.js';
 import { benchToken } from './tokens.js';
@@ -166,8 +165,7 @@ async function runParley(settings: Settings, defer: Defer): Promise<Outcome> {
   const n = settings.groupMembers;
   const db = await createTestDatabase(settings.pgAdminUrl);
   defer(db.drop);
-  const service = (name: string) => execFileSync('bash', ['scripts/services.sh', name], { encoding: 'utf8' }).trim().split('\n').pop()!;
-  const [redisUrl, brokers] = [service('redis'), service('kafka')];
+  const brokers = service('kafka');
   const topic = `bench-fanout-${process.pid}`;
   defer(async () => {
     const admin = new Kafka({ clientId: 'bench', brokers: [brokers], logLevel: logLevel.NOTHING }).admin();
@@ -175,28 +173,15 @@ async function runParley(settings: Settings, defer: Defer): Promise<Outcome> {
     await admin.deleteTopics({ topics: [topic] }).catch(() => {});
     await admin.disconnect();
   });
-  const secret = randomBytes(32).toString('base64url');
   const unlimited = '1000000';
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '',
-    HOST: '0.0.0.0',
-    PORT: '0',
-    LOG_LEVEL: 'info',
-    SQL_DRIVER: 'postgres',
-    DATABASE_URL: db.url,
-    SQL_POOL_SIZE: '4',
-    PRESENCE_DRIVER: 'redis',
-    REDIS_URL: redisUrl,
-    REDIS_KEY_PREFIX: `bench-fanout-${process.pid}:`,
+  const { env, secret } = realTierEnv(db.url, `bench-fanout-${process.pid}:`, {
     GROUP_LOG_DRIVER: 'kafka',
     KAFKA_BROKERS: brokers,
     KAFKA_TOPIC: topic,
     GROUP_MAX_MEMBERS: String(n + 1),
-    JWT_SECRET: secret,
     WS_RATE_PER_SECOND: unlimited,
     WS_RATE_BURST: unlimited,
-  };
+  });
   const { servers, urls } = await startGateways(env, settings.fanoutGateways, defer);
 
   // Members and the owner, with one device each; then the group.

@@ -1,6 +1,38 @@
 // Parley processes and users for the scenarios that run many gateways on the real tier (connections, fan-out).
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { Child } from './children.js';
+
+/** The address scripts/services.sh prints for a service it made sure runs (postgres, redis, kafka, s3). */
+export function service(name: string): string {
+  return execFileSync('bash', ['scripts/services.sh', name], { encoding: 'utf8' }).trim().split('\n').pop()!;
+}
+
+/**
+ * The environment of Parley gateways on PostgreSQL (`databaseUrl`) and Redis (keys under
+ * `redisPrefix`), listening on every address (holders connect from several 127.0.x.y), with a
+ * fresh shared JWT_SECRET so a bench can sign its devices' tokens. `extra` adds or overrides.
+ */
+export function realTierEnv(databaseUrl: string, redisPrefix: string, extra: NodeJS.ProcessEnv = {}): { env: NodeJS.ProcessEnv; secret: string } {
+  const secret = randomBytes(32).toString('base64url');
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
+    HOST: '0.0.0.0',
+    PORT: '0',
+    LOG_LEVEL: 'info', // for the "listening" line with the port
+    SQL_DRIVER: 'postgres',
+    DATABASE_URL: databaseUrl,
+    SQL_POOL_SIZE: '4',
+    PRESENCE_DRIVER: 'redis',
+    REDIS_URL: service('redis'),
+    REDIS_KEY_PREFIX: redisPrefix,
+    JWT_SECRET: secret,
+    ...extra,
+  };
+  return { env, secret };
+}
 
 /** Starts `n` gateways (`server.ts`) one after another, the first migrating the schema; resolves with them and their URLs. */
 export async function startGateways(env: NodeJS.ProcessEnv, n: number, defer: (fn: () => Promise<unknown>) => void): Promise<{ servers: Child[]; urls: string[] }> {

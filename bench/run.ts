@@ -52,7 +52,7 @@ import { benchFiles } from './files.js';
 import { configuration, machine, ratios, table } from './report.js';
 import type { LoadResult, Target } from './results.js';
 import { mergeMetrics, type ServerMetrics, serverMetrics } from './server-metrics.js';
-import { execFileSync } from 'node:child_process';
+import { service } from './gateways.js';
 import { loadSettings, type Settings, SettingsError } from './settings.js';
 
 /** Hard limit for one load generator run (each scenario also gives up by itself after a 15 s stall). */
@@ -116,7 +116,7 @@ async function benchParley(settings: Settings): Promise<{ result: LoadResult; me
     Object.assign(env, { SQL_DRIVER: 'postgres', DATABASE_URL: db.url });
   }
   if (settings.gateways > 1) {
-    const redisUrl = execFileSync('bash', ['scripts/services.sh', 'redis'], { encoding: 'utf8' }).trim().split('\n').pop()!;
+    const redisUrl = service('redis');
     Object.assign(env, { PRESENCE_DRIVER: 'redis', REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `bench-${process.pid}:` });
   }
   const servers: Child[] = [];

@@ -15,6 +15,7 @@ import {
   type RatchetState,
   ratchetToJson,
 } from './e2e.ratchet.js';
+import { errorCode } from './e2e.test-support.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -39,14 +40,7 @@ function pair() {
 }
 
 const snapshot = (s: RatchetState) => JSON.stringify(ratchetToJson(s));
-const code = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return 'no error';
-};
+const code = errorCode;
 
 // Ready before the suites are collected: some build their keys at collection time.
 await sodiumReady();

@@ -13,18 +13,12 @@ import {
   type SenderKeyState,
   senderKeyToJson,
 } from './e2e.sender-keys.js';
+import { errorCode } from './e2e.test-support.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-const code = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return 'no error';
-};
+const code = errorCode;
 
 /** A sender and the receivers' copies of its current sender key. */
 function group(members: string[]) {

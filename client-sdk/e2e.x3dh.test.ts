@@ -5,6 +5,7 @@ import { generateIdentity, generateOneTimePrekeys, generateSignedPrekey, type Pr
 import { ratchetDecrypt, ratchetEncrypt } from './e2e.ratchet.js';
 import { parseBody, PREKEY_PREFIX_BYTES } from './e2e.wire.js';
 import { x3dhInitiate, x3dhRespond } from './e2e.x3dh.js';
+import { errorCode } from './e2e.test-support.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -22,14 +23,7 @@ function bob(withOneTime = true) {
   return { identity, spk, otk: otk!, bundle };
 }
 
-const code = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return 'no error';
-};
+const code = errorCode;
 
 // Ready before the suites are collected: some build their keys at collection time.
 await sodiumReady();

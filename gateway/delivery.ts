@@ -162,13 +162,7 @@ export class Delivery {
    */
   async broadcastGroup(frame: MsgFrame, keys: Record<string, string> | undefined, membersVersion: number): Promise<void> {
     const message: GroupBroadcast = { frame, ...(keys ? { keys } : {}), membersVersion };
-    try {
-      await this.broker.publish(GROUPS_CHANNEL, JSON.stringify(message));
-    } catch (err) {
-      this.degraded = true;
-      this.metrics.backendFailures.inc({ backend: 'broker', operation: 'publish' });
-      this.log.error({ err, groupId: frame.conversationId }, 'group broadcast failed; devices will catch up on sync');
-    }
+    await this.publishOn(GROUPS_CHANNEL, JSON.stringify(message), { groupId: frame.conversationId });
   }
 
   /** How this gateway learns who may see a broadcast group message (group memberships). */
@@ -220,12 +214,17 @@ export class Delivery {
       this.dispatch(envelope); // no broker hop for our own devices
       return;
     }
+    await this.publishOn(gatewayChannel(gatewayId), JSON.stringify(envelope), { gatewayId });
+  }
+
+  /** Publishes a delivery; a failure is logged and counted, and the next heartbeat makes local devices catch up. */
+  private async publishOn(channel: string, message: string, context: Record<string, string>): Promise<void> {
     try {
-      await this.broker.publish(gatewayChannel(gatewayId), JSON.stringify(envelope));
+      await this.broker.publish(channel, message);
     } catch (err) {
       this.degraded = true;
       this.metrics.backendFailures.inc({ backend: 'broker', operation: 'publish' });
-      this.log.error({ err, gatewayId }, 'publish to gateway failed; devices will catch up on sync');
+      this.log.error({ err, channel, ...context }, 'publish failed; devices will catch up on sync');
     }
   }
 

@@ -2,7 +2,7 @@
 import type { Delivery } from '../gateway/delivery.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
-import type { GroupStore } from './group-store.js';
+import { aggregate, type GroupStore } from './group-store.js';
 import { GroupsManager } from './groups.js';
 
 /**
@@ -54,8 +54,7 @@ export class GroupReceipts {
       try {
         const members = await this.store.receipts(groupId);
         if (members.length === 0) continue;
-        const delivered = Math.min(...members.map((m) => m.delivered));
-        const read = Math.min(...members.map((m) => m.read));
+        const { delivered, read } = aggregate(members);
         const before = this.sent.get(groupId);
         if (before && before.delivered >= delivered && before.read >= read) continue;
         this.sent.set(groupId, { delivered, read });

@@ -36,6 +36,12 @@ export interface MemberReceipts {
 const jsonIds = (ids: readonly string[]) => JSON.stringify([...ids]);
 const IDS = `(SELECT value::uuid FROM json_array_elements_text($2::json))`;
 
+/** The highest seqs every one of `members` has received and read (0 when there are none). */
+export function aggregate(members: readonly MemberReceipts[]): { delivered: number; read: number } {
+  if (members.length === 0) return { delivered: 0, read: 0 };
+  return { delivered: Math.min(...members.map((m) => m.delivered)), read: Math.min(...members.map((m) => m.read)) };
+}
+
 /** Whether `seq` lies in the member's window. */
 export function sees(m: MemberRow, seq: number): boolean {
   return m.joinedSeq <= seq && (m.leftSeq === null || seq <= m.leftSeq);

@@ -7,7 +7,7 @@ import { AppError } from '../platform/errors.js';
 import type { GroupLog } from '../platform/group-log.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
-import { type GroupInfo, type GroupStore, type LockedGroup, type Membership, type MemberRow, type Role, sees } from './group-store.js';
+import { type GroupInfo, type GroupStore, type LockedGroup, type Membership, type MemberRow, type Role, aggregate, sees } from './group-store.js';
 
 /** What the group log carries for each message of a group (ciphertext only), keyed by group id. */
 export interface GroupRecord {
@@ -178,8 +178,7 @@ export class GroupsManager {
   async receipts(actor: string, groupId: string) {
     await this.get(actor, groupId);
     const members = await this.store.receipts(groupId);
-    const min = (k: 'delivered' | 'read') => (members.length === 0 ? 0 : Math.min(...members.map((m) => m[k])));
-    return { delivered: min('delivered'), read: min('read'), members };
+    return { ...aggregate(members), members };
   }
 
   /**

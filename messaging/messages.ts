@@ -22,10 +22,16 @@ export interface GroupMessaging {
   typingMaxMembers: number;
 }
 
-/** Which expected devices a send's payloads leave out, and which they name that are not expected. */
-function coverage(expected: ReadonlySet<string>, payloads: readonly DevicePayload[]): { missing: string[]; extra: string[] } {
+/** The devices a send's payloads name; `invalid` if one is named twice. */
+function payloadDevices(payloads: readonly DevicePayload[]): Set<string> {
   const given = new Set(payloads.map((p) => p.device));
   if (given.size !== payloads.length) throw new AppError('invalid', 'a device is listed twice');
+  return given;
+}
+
+/** Which expected devices a send's payloads leave out, and which they name that are not expected. */
+function coverage(expected: ReadonlySet<string>, payloads: readonly DevicePayload[]): { missing: string[]; extra: string[] } {
+  const given = payloadDevices(payloads);
   return { missing: [...expected].filter((d) => !given.has(d)), extra: [...given].filter((d) => !expected.has(d)) };
 }
 
@@ -128,9 +134,7 @@ export class MessagesManager {
     const payloads = frame.payloads ?? [];
     if (payloads.length > 0 || frame.devicesHash !== undefined) {
       const devices = await groups.memberDevices(membership);
-      const given = new Set(payloads.map((p) => p.device));
-      if (given.size !== payloads.length) throw new AppError('invalid', 'a device is listed twice');
-      const extra = [...given].filter((d) => !devices.ids.has(d) || d === sender.deviceId);
+      const extra = [...payloadDevices(payloads)].filter((d) => !devices.ids.has(d) || d === sender.deviceId);
       if (extra.length > 0 || (frame.devicesHash !== undefined && frame.devicesHash !== devices.hash)) {
         await groups.invalidate(frame.group);
         throw new AppError('devices_changed', 'the group’s member devices changed; list them again and encrypt for them', {
