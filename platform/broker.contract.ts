@@ -1,15 +1,7 @@
 // The broker contract, run against every adapter.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { until } from '../test/support/wait.js';
 import type { Broker } from './broker.js';
-
-/** Resolves once `check` holds, polling; fails the test after `ms`. */
-async function until(check: () => boolean, ms = 5_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 export function brokerContract(name: string, make: () => Promise<{ a: Broker; b: Broker; dispose(): Promise<void> }>): void {
   describe(`Broker contract: ${name}`, () => {
@@ -30,7 +22,7 @@ export function brokerContract(name: string, make: () => Promise<{ a: Broker; b:
       await f.b.subscribe('gateway:g2', (m) => other.push(m));
       const sent = Array.from({ length: 50 }, (_, i) => `m${i}`);
       for (const m of sent) await f.a.publish('gateway:g1', m);
-      await until(() => got1.length === 50 && got2.length === 50);
+      await until(() => got1.length === 50 && got2.length === 50, 'both subscribers got all 50', 5_000);
       expect(got1).toEqual(sent);
       expect(got2).toEqual(sent);
       expect(other).toEqual([]);
@@ -42,10 +34,10 @@ export function brokerContract(name: string, make: () => Promise<{ a: Broker; b:
       const off = await f.b.subscribe('c', (m) => got.push(m));
       await f.b.subscribe('c', (m) => keep.push(m));
       await f.a.publish('c', 'one');
-      await until(() => got.length === 1 && keep.length === 1);
+      await until(() => got.length === 1 && keep.length === 1, 'both got the first', 5_000);
       await off();
       await f.a.publish('c', 'two');
-      await until(() => keep.length === 2);
+      await until(() => keep.length === 2, 'the remaining subscriber got the second', 5_000);
       expect(got).toEqual(['one']);
     });
 

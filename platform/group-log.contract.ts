@@ -1,14 +1,7 @@
 // The group-log contract, run against every adapter (memory always, Kafka where a broker is reachable).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { until } from '../test/support/wait.js';
 import type { GroupLog, LogRecord } from './group-log.js';
-
-async function until(check: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** `make` returns a fresh, empty log (its own topic) and a unique consumer-group name per call. */
 export function groupLogContract(name: string, make: () => Promise<{ log: GroupLog; group: () => string; dispose(): Promise<void> }>): void {
@@ -28,7 +21,7 @@ export function groupLogContract(name: string, make: () => Promise<{ log: GroupL
       });
       const sent = Array.from({ length: 90 }, (_, i) => ({ key: `g${i % 3}`, value: String(i) }));
       for (let i = 0; i < sent.length; i += 10) await f.log.append(sent.slice(i, i + 10));
-      await until(() => got.length >= 90, '90 records');
+      await until(() => got.length >= 90, '90 records', 30_000);
       for (const k of ['g0', 'g1', 'g2']) {
         expect(got.filter((r) => r.key === k).map((r) => r.value)).toEqual(sent.filter((r) => r.key === k).map((r) => r.value));
       }
@@ -51,7 +44,7 @@ export function groupLogContract(name: string, make: () => Promise<{ log: GroupL
         { key: 'k', value: 'b1' },
         { key: 'k', value: 'b2' },
       ]);
-      await until(() => got.includes('b2'), 'b2 after retries');
+      await until(() => got.includes('b2'), 'b2 after retries', 30_000);
       expect(failures).toBe(2);
       // b0 may come twice if it shared a failed batch; order holds and nothing is missing.
       const firsts = got.filter((v, i) => got.indexOf(v) === i);
@@ -70,7 +63,7 @@ export function groupLogContract(name: string, make: () => Promise<{ log: GroupL
         throw new Error('stopped');
       });
       await f.log.append([{ key: 'x', value: 'v1' }]);
-      await until(() => seenByFirst > 0, 'first consumer got the record');
+      await until(() => seenByFirst > 0, 'first consumer got the record', 30_000);
       const stopping = first.stop();
       release();
       await stopping;
@@ -78,7 +71,7 @@ export function groupLogContract(name: string, make: () => Promise<{ log: GroupL
       const second = await f.log.consume(group, async (batch) => {
         got.push(...batch.map((r) => r.value));
       });
-      await until(() => got.includes('v1'), 'second consumer got v1');
+      await until(() => got.includes('v1'), 'second consumer got v1', 30_000);
       await second.stop();
     });
 
@@ -91,7 +84,7 @@ export function groupLogContract(name: string, make: () => Promise<{ log: GroupL
         { key: 'p', value: '1' },
         { key: 'q', value: '2' },
       ]);
-      await until(() => a.length >= 2 && b.length >= 2, 'both groups');
+      await until(() => a.length >= 2 && b.length >= 2, 'both groups', 30_000);
       expect([...a].sort()).toEqual(['1', '2']);
       expect([...b].sort()).toEqual(['1', '2']);
       await ca.stop();
