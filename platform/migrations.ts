@@ -36,6 +36,13 @@ import type { Sql } from './sql.js';
  * - files: an uploaded file: a random public id (base64url, 128 bits), its blob, uploader,
  *   ciphertext size and when it expires.
  * - file_shares: the conversations a file was shared in; their members may download it.
+ *
+ * Version 5 (membership windows for files):
+ * - file_shares gains `shared_seq`: the conversation's `last_seq` when the file was shared.
+ *   A member may download it only if that share falls inside their membership window
+ *   (joined_seq <= shared_seq + 1, and shared_seq < left_seq once they left), exactly as a
+ *   message at seq shared_seq + 1 would. Sharing again adds a row at the new seq (so a later
+ *   member gets a file sent again), hence the key. Shares from before version 5 count as 0.
  */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE users (
@@ -137,6 +144,9 @@ export const MIGRATIONS: readonly string[] = [
      conversation_id uuid NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
      PRIMARY KEY (file_id, conversation_id)
    );`,
+  `ALTER TABLE file_shares ADD COLUMN shared_seq bigint NOT NULL DEFAULT 0;
+   ALTER TABLE file_shares DROP CONSTRAINT file_shares_pkey;
+   ALTER TABLE file_shares ADD PRIMARY KEY (file_id, conversation_id, shared_seq)`,
 ];
 
 /**
