@@ -36,7 +36,12 @@ async function main(): Promise<void> {
   await migrate(adapters.sql);
 
   const tokens = new Tokens(await signingSecret(adapters.sql, config.JWT_SECRET), config.TOKEN_TTL_SECONDS, clock);
-  const accounts = new Accounts(adapters.sql, tokens, clock);
+  const accounts = new Accounts(adapters.sql, tokens, clock, {
+    cache: adapters.cache,
+    maxDevices: config.MAX_DEVICES_PER_USER,
+    loginFailuresFree: config.LOGIN_FAILURES_FREE,
+    loginBackoffMaxMs: config.LOGIN_BACKOFF_MAX_MS,
+  });
   const store = new MessageStore(adapters.sql, clock, {
     batchMax: config.SEND_BATCH_MAX,
     shards: config.SEND_COMMIT_SHARDS ?? (config.SQL_DRIVER === 'postgres' ? 4 : 1),

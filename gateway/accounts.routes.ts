@@ -2,17 +2,21 @@
 import { z } from 'zod';
 import { isValidIdentityKey } from '../client-sdk/e2e.keys.js';
 import { AppError } from '../platform/errors.js';
+import { isWellFormed, safeText } from '../platform/text.js';
 import type { Accounts } from './accounts.js';
 import type { Delivery } from './delivery.js';
 import type { KeyedLimiter } from './rate-limit.js';
 import type { Routes } from './routes.js';
+import { username } from './username.js';
 
-const username = z
-  .string()
-  .min(3)
-  .max(32)
-  .regex(/^[a-z0-9_.-]+$/, 'lowercase letters, digits, _ . - only');
+/**
+ * A password is a secret, not text to show: any characters, not normalized (that would
+ * change existing passwords). Only a new one must be well-formed, since a lone surrogate is
+ * hashed as U+FFFD and two different passwords would then be one.
+ */
 const password = z.string().min(8).max(256);
+const newPassword = password.refine(isWellFormed, 'must be well-formed Unicode (no lone surrogates)');
+const deviceName = safeText(1, 64);
 const uuid = z.uuid();
 /** The device's Ed25519 identity key (32 bytes, base64): a canonical point of prime order (libsodium must be ready). */
 const publicKey = z
@@ -32,7 +36,7 @@ export function accountRoutes(routes: Routes, accounts: Accounts, delivery: Deli
     summary: 'Create an account',
     tag: 'accounts',
     auth: false,
-    body: z.object({ username, password }),
+    body: z.object({ username, password: newPassword }),
     response: z.object({ userId: uuid }),
     status: 201,
     errors: ['invalid', 'conflict', 'rate_limited'],
@@ -51,11 +55,11 @@ export function accountRoutes(routes: Routes, accounts: Accounts, delivery: Deli
     body: z.object({
       username,
       password,
-      device: z.object({ id: uuid.optional(), name: z.string().min(1).max(64), publicKey }),
+      device: z.object({ id: uuid.optional(), name: deviceName, publicKey }),
     }),
     response: z.object({ token: z.string(), expiresAt: z.number(), userId: uuid, deviceId: uuid }),
     status: 201,
-    errors: ['invalid', 'unauthorized', 'not_found', 'rate_limited'],
+    errors: ['invalid', 'unauthorized', 'not_found', 'limit_exceeded', 'rate_limited'],
     handler: async ({ body, req }) => {
       limit(req.ip);
       return accounts.login(body.username, body.password, body.device);

@@ -1,10 +1,13 @@
 // Accounts: users, their devices and public keys, and login into a device session.
 import { randomUUID } from 'node:crypto';
+import type { Cache } from '../platform/cache.js';
 import type { Clock } from '../platform/clock.js';
 import { AppError } from '../platform/errors.js';
 import { DUMMY_HASH_PROMISE, hashPassword, verifyPassword } from '../platform/passwords.js';
-import type { Sql } from '../platform/sql.js';
+import { num, type Sql } from '../platform/sql.js';
 import type { Tokens } from '../platform/tokens.js';
+import { LoginBackoff } from './login-backoff.js';
+import { usernameSkeleton } from './username.js';
 
 export interface DeviceKey {
   id: string;
@@ -21,29 +24,50 @@ export interface Session {
 /** How long a user's device list may be served from this process's cache. */
 const DEVICE_CACHE_MS = 5_000;
 
+export interface AccountsOptions {
+  /** Where login failures are counted: shared by every gateway (see LoginBackoff). */
+  cache: Cache;
+  /** Devices one user may have (MAX_DEVICES_PER_USER). */
+  maxDevices: number;
+  /** LOGIN_FAILURES_FREE and LOGIN_BACKOFF_MAX_MS. */
+  loginFailuresFree: number;
+  loginBackoffMaxMs: number;
+}
+
 /**
  * Users and devices live in SQL (tables in platform/migrations.ts). Device lists are cached
  * briefly per process; a device created here invalidates its user's entry at once, other
  * processes see it within DEVICE_CACHE_MS (a sender with a stale list gets `devices_changed`
  * from whichever process holds the fresh one, and re-encrypts).
+ *
+ * Usernames arrive validated and NFKC-normalized (gateway/username.ts); a new one must not
+ * share its lookalike skeleton with an existing one (a unique column, migration 6).
  */
 export class Accounts {
   private readonly deviceCache = new Map<string, { at: number; devices: DeviceKey[] }>();
+  private readonly backoff: LoginBackoff;
 
   constructor(
     private readonly sql: Sql,
     private readonly tokens: Tokens,
     private readonly clock: Clock,
-  ) {}
+    private readonly options: AccountsOptions,
+  ) {
+    this.backoff = new LoginBackoff(options.cache, clock, { freeFailures: options.loginFailuresFree, maxWaitMs: options.loginBackoffMaxMs });
+  }
 
-  /** Creates a user; `conflict` when the username is taken. */
+  /**
+   * Creates a user; `conflict` when the username, or one that looks like it, is taken (the
+   * same answer either way: which account it resembles is not told).
+   */
   async register(username: string, password: string): Promise<{ userId: string }> {
     const id = randomUUID();
     const hash = await hashPassword(password);
     try {
-      await this.sql.query(`INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, $3, $4)`, [
+      await this.sql.query(`INSERT INTO users (id, username, username_skeleton, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)`, [
         id,
         username,
+        usernameSkeleton(username),
         hash,
         this.clock.now(),
       ]);
@@ -56,23 +80,26 @@ export class Accounts {
 
   /**
    * Checks the password and opens a session for a device: the given device id if it is the
-   * user's (its public key is updated), otherwise a new device. Wrong user or password: the
-   * same `unauthorized`, after the same work.
+   * user's (its public key is updated), otherwise a new device, unless the user already has
+   * `maxDevices` (`limit_exceeded`, `details.maxDevices`). Wrong user or password: the same
+   * `unauthorized`, after the same work. Repeated failures for one username make further
+   * attempts wait (`rate_limited`, see LoginBackoff), known username or not.
    */
   async login(
     username: string,
     password: string,
     device: { id?: string; name: string; publicKey: string },
   ): Promise<Session> {
-    const [user] = await this.sql.query<{ id: string; password_hash: string }>(
-      `SELECT id, password_hash FROM users WHERE username = $1`,
-      [username],
-    );
-    const ok = await verifyPassword(password, user?.password_hash ?? (await DUMMY_HASH_PROMISE));
-    if (!user || !ok) throw new AppError('unauthorized', 'wrong username or password');
+    const user = await this.backoff.attempt(username, async () => {
+      const [row] = await this.sql.query<{ id: string; password_hash: string }>(`SELECT id, password_hash FROM users WHERE username = $1`, [username]);
+      const ok = await verifyPassword(password, row?.password_hash ?? (await DUMMY_HASH_PROMISE));
+      return row && ok ? row : null;
+    });
+    if (!user) throw new AppError('unauthorized', 'wrong username or password');
 
     let deviceId = device.id;
     if (deviceId) {
+      // Logging an existing device in again is always allowed, whatever the cap.
       const updated = await this.sql.query(`UPDATE devices SET public_key = $3, name = $4 WHERE id = $1 AND user_id = $2 RETURNING id`, [
         deviceId,
         user.id,
@@ -81,18 +108,36 @@ export class Accounts {
       ]);
       if (updated.length === 0) throw new AppError('not_found', 'no such device');
     } else {
-      deviceId = randomUUID();
-      await this.sql.query(`INSERT INTO devices (id, user_id, name, public_key, created_at) VALUES ($1, $2, $3, $4, $5)`, [
-        deviceId,
-        user.id,
-        device.name,
-        device.publicKey,
-        this.clock.now(),
-      ]);
+      deviceId = await this.addDevice(user.id, device);
     }
     this.deviceCache.delete(user.id);
     const { token, expiresAt } = await this.tokens.issue({ userId: user.id, deviceId });
     return { token, expiresAt, userId: user.id, deviceId };
+  }
+
+  /**
+   * Adds a device within the cap. The user's row is locked first, so concurrent logins of
+   * one user count one after another (on PostgreSQL, where they really run at once, and on
+   * PGlite alike) and never pass the cap together.
+   */
+  private async addDevice(userId: string, device: { name: string; publicKey: string }): Promise<string> {
+    const { maxDevices } = this.options;
+    return this.sql.transaction(async (tx) => {
+      await tx.query(`SELECT id FROM users WHERE id = $1 FOR UPDATE`, [userId]);
+      const [row] = await tx.query<{ n: unknown }>(`SELECT count(*) AS n FROM devices WHERE user_id = $1`, [userId]);
+      if (num(row?.n) >= maxDevices) {
+        throw new AppError('limit_exceeded', `at most ${maxDevices} devices per user: remove one first`, { details: { maxDevices } });
+      }
+      const id = randomUUID();
+      await tx.query(`INSERT INTO devices (id, user_id, name, public_key, created_at) VALUES ($1, $2, $3, $4, $5)`, [
+        id,
+        userId,
+        device.name,
+        device.publicKey,
+        this.clock.now(),
+      ]);
+      return id;
+    });
   }
 
   /** The user id for a username; `not_found` when there is none. */

@@ -1,10 +1,11 @@
 // REST: group management (create, read, rename, members, roles, leave, delete), member devices and receipts.
 import { z } from 'zod';
 import type { Routes } from '../gateway/routes.js';
+import { safeText } from '../platform/text.js';
 import { GroupsManager } from './groups.js';
 
 const uuid = z.uuid();
-const name = z.string().trim().min(1).max(100);
+const name = safeText(1, 100);
 const role = z.enum(['owner', 'admin', 'member']);
 const groupParams = z.object({ groupId: uuid });
 const memberParams = z.object({ groupId: uuid, userId: uuid });

@@ -35,5 +35,24 @@ export function cacheContract(name: string, make: () => Promise<{ a: Cache; b: C
       expect(await f.b.get('short')).toBeNull();
       expect(await f.b.get('long')).toBe('l');
     });
+
+    it('counts increments from every process, concurrent ones once each', async () => {
+      expect(await f.a.incr('n', 60_000)).toBe(1);
+      expect(await f.b.incr('n', 60_000)).toBe(2);
+      expect(await f.a.get('n')).toBe('2');
+      const counts = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? f.a : f.b).incr('n', 60_000)));
+      expect(counts.sort((x, y) => x! - y!)).toEqual(Array.from({ length: 20 }, (_, i) => i + 3));
+      await f.b.del(['n']);
+      expect(await f.a.incr('n', 60_000)).toBe(1);
+    });
+
+    it('expires a counter a fixed time after the increment that created it', async () => {
+      await f.a.incr('window', 300);
+      await f.wait(100);
+      expect(await f.b.incr('window', 300)).toBe(2); // does not move the expiry…
+      await f.wait(250);
+      expect(await f.b.get('window')).toBeNull(); // …so it is gone 300 ms after the first
+      expect(await f.a.incr('window', 300)).toBe(1);
+    });
   });
 }

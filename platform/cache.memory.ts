@@ -27,6 +27,17 @@ export class MemoryCache implements Cache {
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
   }
 
+  async incr(key: string, ttlMs: number): Promise<number | null> {
+    const now = this.clock.now();
+    const e = this.entries.get(key);
+    const live = e && e.expiresAt > now;
+    const count = live ? Number(e.value) + 1 : 1;
+    this.entries.delete(key);
+    this.entries.set(key, { value: String(count), expiresAt: live ? e.expiresAt : now + ttlMs });
+    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+    return count;
+  }
+
   async del(keys: readonly string[]): Promise<void> {
     for (const k of keys) this.entries.delete(k);
   }

@@ -4,9 +4,10 @@ import type { Cache } from './cache.js';
 import { AppError } from './errors.js';
 
 /**
- * Layout: `<prefix>cache:<key>` → the value, a plain string with a PX expiry. Reads and
- * writes that fail are reported to `onFailure` (logged and counted by the caller) and
- * behave as a miss; deletes reject, since the caller must not assume a stale value is gone.
+ * Layout: `<prefix>cache:<key>` → the value, a plain string with a PX expiry (a counter is
+ * the same string, as INCR keeps it). Reads, writes and increments that fail are reported to
+ * `onFailure` (logged and counted by the caller) and behave as a miss; deletes reject, since
+ * the caller must not assume a stale value is gone.
  */
 export class RedisCache implements Cache {
   private readonly p: string;
@@ -32,6 +33,20 @@ export class RedisCache implements Cache {
       await this.redis.set(this.p + key, value, 'PX', ttlMs);
     } catch (err) {
       this.options.onFailure?.('set', err);
+    }
+  }
+
+  async incr(key: string, ttlMs: number): Promise<number | null> {
+    try {
+      // One MULTI: create the key at 0 with its expiry if it is absent, then count. INCR
+      // keeps the expiry, so it runs from the first increment (a fixed window).
+      const results = await this.redis.multi().set(this.p + key, '0', 'PX', ttlMs, 'NX').incr(this.p + key).exec();
+      const [err, count] = results?.[1] ?? [new Error('transaction discarded'), null];
+      if (err) throw err;
+      return Number(count);
+    } catch (err) {
+      this.options.onFailure?.('incr', err);
+      return null;
     }
   }
 

@@ -43,6 +43,16 @@ import type { Sql } from './sql.js';
  *   (joined_seq <= shared_seq + 1, and shared_seq < left_seq once they left), exactly as a
  *   message at seq shared_seq + 1 would. Sharing again adds a row at the new seq (so a later
  *   member gets a file sent again), hence the key. Shares from before version 5 count as 0.
+ *
+ * Version 6 (lookalike usernames):
+ * - users gains `username_skeleton`, unique: two accounts may not have usernames that look
+ *   alike. The rule (gateway/username.ts, `usernameSkeleton`, computes the same for new
+ *   accounts): in the NFKC-normalized username, `0`→`o`, `1`→`l`, `m`→`rn` (as Unicode UTS #39
+ *   confusables map them); `.` `_` `-` are one separator and a run of them is one; separators
+ *   at either end are dropped. So `alice1`/`alicel`, `b0b`/`bob`, `carol.`/`carol`,
+ *   `rnike`/`mike` and `a__b`/`a-b` collide. Logins and lookups still match `username` exactly.
+ *   Existing accounts that already collide keep working: the oldest (created_at, then id)
+ *   gets the skeleton, the later ones keep NULL (the unique index allows many NULLs).
  */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE users (
@@ -147,6 +157,14 @@ export const MIGRATIONS: readonly string[] = [
   `ALTER TABLE file_shares ADD COLUMN shared_seq bigint NOT NULL DEFAULT 0;
    ALTER TABLE file_shares DROP CONSTRAINT file_shares_pkey;
    ALTER TABLE file_shares ADD PRIMARY KEY (file_id, conversation_id, shared_seq)`,
+  `ALTER TABLE users ADD COLUMN username_skeleton text;
+   UPDATE users SET username_skeleton = ranked.skeleton
+     FROM (SELECT id, skeleton, row_number() OVER (PARTITION BY skeleton ORDER BY created_at, id) AS n
+             FROM (SELECT id, created_at,
+                          btrim(regexp_replace(replace(translate(username, '01_-', 'ol..'), 'm', 'rn'), '[.]+', '.', 'g'), '.') AS skeleton
+                     FROM users) AS folded) AS ranked
+    WHERE users.id = ranked.id AND ranked.n = 1;
+   CREATE UNIQUE INDEX users_username_skeleton_idx ON users (username_skeleton)`,
 ];
 
 /**
