@@ -58,7 +58,8 @@ export function fileRoutes(
   // their own: there, an octet-stream body is left unread for the handler (no 64 KiB limit).
   void app.register(async (scope) => {
     scope.addContentTypeParser('application/octet-stream', (_req, _payload, done) => done(null));
-    scope.post('/v1/files', async (req, reply) => {
+    // The body streams to storage for as long as it moves (the idle watch), not under the JSON body deadline.
+    scope.post('/v1/files', { config: { streamingBody: true } }, async (req, reply) => {
       let unwatch = () => {};
       try {
         await authenticate(req);

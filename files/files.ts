@@ -138,8 +138,11 @@ export class FileService {
   }
 
   /**
-   * The file if `userId` may download it: its uploader, or a member of a conversation it was
-   * shared in, before it expires. Null otherwise, including for ids that are not file ids.
+   * The file if `userId` may download it, before it expires: its uploader, or someone whose
+   * membership window in a conversation it was shared in covers the share, exactly as it would
+   * cover a message sent at that moment (see migration 5): a member who joined later, or who
+   * left or was removed before the share, gets null — as does everyone else, and any id that
+   * is not a file id.
    */
   async find(userId: string, fileId: string): Promise<FileHandle | null> {
     if (!FILE_ID.test(fileId)) return null;
@@ -149,7 +152,8 @@ export class FileService {
           AND (f.uploader_id = $2 OR EXISTS (
                 SELECT 1 FROM file_shares s
                   JOIN conversation_members m ON m.conversation_id = s.conversation_id
-                 WHERE s.file_id = f.id AND m.user_id = $2))`,
+                 WHERE s.file_id = f.id AND m.user_id = $2
+                   AND m.joined_seq <= s.shared_seq + 1 AND (m.left_seq IS NULL OR s.shared_seq < m.left_seq)))`,
       [fileId, userId, this.clock.now()],
     );
     return row ? { id: fileId, size: num(row.size), blobHash: row.blob_hash as string } : null;
@@ -164,8 +168,10 @@ export class FileService {
 
   /**
    * Lets the members of a conversation download a file. The caller must be able to download
-   * it and be a member of the conversation; `{ userId }` means the direct conversation with
-   * that user (created if needed, as a first message would). Idempotent.
+   * it and be a current member of the conversation (not one who left or was removed); `{ userId }`
+   * means the direct conversation with that user (created if needed, as a first message would).
+   * The share is recorded at the conversation's current seq, so members who join later do not
+   * get it until it is shared again. Idempotent at one seq.
    */
   async share(callerId: string, fileId: string, target: ShareTarget): Promise<{ conversationId: string }> {
     await this.authorize(callerId, fileId);
@@ -178,13 +184,26 @@ export class FileService {
       conversationId = await this.messages.ensureDirect(callerId, target.userId);
     } else {
       conversationId = target.conversationId;
-      const [member] = await this.sql.query(`SELECT 1 FROM conversation_members WHERE conversation_id = $1 AND user_id = $2`, [
-        conversationId,
-        callerId,
-      ]);
+    }
+    // Current members only, and not in a deleted group: the same 404 for every "no".
+    const [shared] = await this.sql.query(
+      `INSERT INTO file_shares (file_id, conversation_id, shared_seq)
+       SELECT $1, c.id, c.last_seq FROM conversations c
+         JOIN conversation_members m ON m.conversation_id = c.id AND m.user_id = $3 AND m.left_seq IS NULL
+         LEFT JOIN groups g ON g.id = c.id
+        WHERE c.id = $2 AND g.deleted_at IS NULL
+       ON CONFLICT DO NOTHING
+       RETURNING 1 AS ok`,
+      [fileId, conversationId, callerId],
+    );
+    if (!shared) {
+      const [member] = await this.sql.query(
+        `SELECT 1 FROM conversation_members m LEFT JOIN groups g ON g.id = m.conversation_id
+          WHERE m.conversation_id = $1 AND m.user_id = $2 AND m.left_seq IS NULL AND g.deleted_at IS NULL`,
+        [conversationId, callerId],
+      );
       if (!member) throw new AppError('not_found', 'no such conversation');
     }
-    await this.sql.query(`INSERT INTO file_shares (file_id, conversation_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [fileId, conversationId]);
     return { conversationId };
   }
 

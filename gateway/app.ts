@@ -1,6 +1,6 @@
 // The HTTP server: REST routes, health, metrics, the OpenAPI document, and the WebSocket upgrade at /v1/ws.
 import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { type Duplex, PassThrough, pipeline, type Readable } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { WebSocketServer } from 'ws';
 import { sodiumReady } from '../client-sdk/e2e.bytes.js';
@@ -24,7 +24,7 @@ import { Connection } from './connection.js';
 import type { Delivery } from './delivery.js';
 import { KeyDirectory } from './keys.js';
 import { keyRoutes } from './keys.routes.js';
-import { KeyedLimiter } from './rate-limit.js';
+import { KeyedLimiter, UserBudgets } from './rate-limit.js';
 import { Routes } from './routes.js';
 
 declare module 'fastify' {
@@ -74,6 +74,19 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     loggerInstance: log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
     bodyLimit: 64 * 1024,
     trustProxy: false,
+    // Requests that never parse as HTTP (bad request line, headers too large, a request that
+    // never completes) get the documented error shape too, then the connection closes.
+    clientErrorHandler: (err, socket) => answerClientError(err, socket, metrics),
+  });
+  http.server.headersTimeout = config.HTTP_HEADERS_TIMEOUT_MS;
+  http.server.requestTimeout = config.HTTP_REQUEST_TIMEOUT_MS;
+
+  // A JSON body that has not fully arrived HTTP_BODY_TIMEOUT_MS after the request began is
+  // refused (408 `timeout`) and its connection closed. Streaming routes (file uploads) opt
+  // out with `config.streamingBody` and watch their own transfer instead.
+  http.addHook('preParsing', async (req, _reply, payload) => {
+    if (req.raw.complete || (req.routeOptions.config as { streamingBody?: boolean } | undefined)?.streamingBody) return payload;
+    return withDeadline(payload, config.HTTP_BODY_TIMEOUT_MS);
   });
 
   http.setErrorHandler((err, req, reply) => {
@@ -87,6 +100,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
           : new AppError('invalid', (err as Error).message);
     metrics.errors.inc({ code: e.code, transport: 'http' });
     if (e.code === 'internal' || e.code === 'unavailable') req.log.error({ err, url: req.routeOptions.url }, 'request failed');
+    // The rest of an unread body would be parsed as the next request: close instead.
+    if (!req.raw.complete) reply.header('connection', 'close');
     const retryAfter = e.details?.retryAfterMs;
     if (typeof retryAfter === 'number') reply.header('retry-after', Math.ceil(retryAfter / 1000));
     reply.code(HTTP_STATUS[e.code]).send({
@@ -148,6 +163,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     handleProtocols: (protocols) => (protocols.has(PROTOCOL) ? PROTOCOL : false),
   });
   const sockets = new Set<Connection>();
+  const budgets = new UserBudgets(config.WS_USER_RATE_PER_SECOND, config.WS_USER_RATE_BURST, deps.clock);
 
   const refuse = (socket: Duplex, status: number, code: string, message: string) => {
     const body = JSON.stringify({ error: { code, message } });
@@ -176,28 +192,40 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
         return refuse(socket, 503, 'unavailable', 'try again later');
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
-        const conn = new Connection(ws, claims.userId, claims.deviceId, claims.exp * 1000, {
-          store: deps.store,
-          messages: deps.messages,
-          delivery: deps.delivery,
-          metrics,
-          log,
-          clock: deps.clock,
-          limits: {
-            ratePerSecond: config.WS_RATE_PER_SECOND,
-            burst: config.WS_RATE_BURST,
-            maxPayloadBytes: config.WS_MAX_PAYLOAD_BYTES,
-            heartbeatMs: config.HEARTBEAT_INTERVAL_MS,
-          },
-        });
-        sockets.add(conn);
-        ws.on('close', () => sockets.delete(conn));
-        conn.open().catch((err) => {
-          log.error({ err }, 'opening session failed');
-          conn.close(CLOSE.INTERNAL, 'internal error');
-        });
+        try {
+          const conn = new Connection(ws, claims.userId, claims.deviceId, claims.exp * 1000, {
+            store: deps.store,
+            messages: deps.messages,
+            delivery: deps.delivery,
+            metrics,
+            log,
+            clock: deps.clock,
+            budgets,
+            limits: {
+              ratePerSecond: config.WS_RATE_PER_SECOND,
+              burst: config.WS_RATE_BURST,
+              maxPayloadBytes: config.WS_MAX_PAYLOAD_BYTES,
+              heartbeatMs: config.HEARTBEAT_INTERVAL_MS,
+              maxPresenceWatch: config.PRESENCE_WATCH_MAX,
+            },
+          });
+          sockets.add(conn);
+          ws.on('close', () => sockets.delete(conn));
+          conn.open().catch((err) => {
+            log.error({ err }, 'opening session failed');
+            conn.close(CLOSE.INTERNAL, 'internal error');
+          });
+        } catch (err) {
+          metrics.handlerCrashes.inc({ where: 'upgrade' });
+          log.error({ err }, 'starting a session failed');
+          ws.close(CLOSE.INTERNAL, 'internal error');
+        }
       });
-    })();
+    })().catch((err) => {
+      metrics.handlerCrashes.inc({ where: 'upgrade' });
+      log.error({ err }, 'upgrade failed');
+      socket.destroy();
+    });
   });
 
   return {
@@ -212,4 +240,32 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
       clearTimeout(rest);
     },
   };
+}
+
+/** Wraps a request body so that it fails with `timeout` unless it ends within `ms`. */
+function withDeadline(payload: Readable, ms: number): Readable {
+  const guarded = new PassThrough();
+  const timer = setTimeout(() => guarded.destroy(new AppError('timeout', `the request body did not arrive within ${ms} ms`)), ms);
+  pipeline(payload, guarded, () => clearTimeout(timer));
+  return guarded;
+}
+
+const CLIENT_ERROR_STATUS: Record<string, [number, string, string, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'too_large', 'request headers too large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'timeout', 'the request did not arrive in time'],
+  HPE_URI_TOO_LONG: [414, 'URI Too Long', 'too_large', 'request line too long'],
+};
+
+/** Answers a request Node could not parse (or that timed out) with the documented error shape, then closes. */
+function answerClientError(err: Error & { code?: string }, socket: Duplex, metrics: Metrics): void {
+  const [status, text, code, message] = CLIENT_ERROR_STATUS[err.code ?? ''] ?? [400, 'Bad Request', 'invalid', 'malformed HTTP request'];
+  metrics.errors.inc({ code, transport: 'http' });
+  if (!socket.writable || err.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }

@@ -8,8 +8,8 @@ import { AppError, toAppError } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { Delivery, LocalDevice } from './delivery.js';
-import { clientFrameSchema, KNOWN_FRAME_TYPES } from './frames.js';
-import { TokenBucket } from './rate-limit.js';
+import { assertNever, decodeFrame, frameCost, INVALID_FRAME_COST, type ParsedFrame } from './frames.js';
+import { FrameBudget, type FrameLimits, type UserBudgets } from './rate-limit.js';
 
 export interface ConnectionDeps {
   store: MessageStore;
@@ -18,16 +18,21 @@ export interface ConnectionDeps {
   metrics: Metrics;
   log: Logger;
   clock: Clock;
-  limits: { ratePerSecond: number; burst: number; maxPayloadBytes: number; heartbeatMs: number };
+  /** The per-user frame buckets of this gateway. */
+  budgets: UserBudgets;
+  limits: FrameLimits & { maxPayloadBytes: number; heartbeatMs: number; maxPresenceWatch: number };
 }
 
-/** Rows per sync page. */
-const PAGE = 500;
-/** Pause sync while this much is buffered for the socket; close a live reader this far behind. */
+/** A sync page: at most this many rows, and rows until this many bytes of ciphertext (always one). */
+const PAGE_ROWS = 500;
+const PAGE_BYTES = 1 << 20;
+/** Sync writes only while less than this is buffered for the socket; a live reader this far behind is closed. */
 const SYNC_HIGH_WATER = 1 << 20;
 const SLOW_CONSUMER_BYTES = 16 << 20;
-/** A malformed frame costs this many tokens, so garbage floods hit the limit quickly. */
-const INVALID_FRAME_COST = 5;
+/** Deliveries waiting behind a sync or gap fill; a device this far behind is closed as a slow consumer (it resyncs). */
+const MAX_QUEUED = 20_000;
+/** A group send is charged one token per this many members it reaches, once the membership is known. */
+const MEMBERS_PER_TOKEN = 32;
 
 /**
  * Ordering per conversation: `covered` is the highest seq this device has been given or that
@@ -48,8 +53,8 @@ export class Connection implements LocalDevice {
   /** Tasks on `chain` not finished yet; while any are, deliveries queue behind them. */
   private queued = 0;
   private sendOrder: Promise<void> = Promise.resolve();
-  private readonly bucket: TokenBucket;
-  private rejectedInARow = 0;
+  private readonly budget: FrameBudget;
+  private readonly watching = new Set<string>();
   private closed = false;
   private corked = false;
   private connectionId = '';
@@ -63,12 +68,12 @@ export class Connection implements LocalDevice {
     private readonly tokenExpiresAt: number,
     private readonly deps: ConnectionDeps,
   ) {
-    this.bucket = new TokenBucket(deps.limits.ratePerSecond, deps.limits.burst, deps.clock);
-    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
+    this.budget = new FrameBudget(deps.limits, deps.budgets.acquire(userId), deps.clock);
+    ws.on('message', (data, isBinary) => this.guard('frame', () => this.onMessage(data as Buffer, isBinary)));
     ws.on('close', () => void this.onClose());
     ws.on('error', (err) => deps.log.debug({ err }, 'socket error'));
     ws.on('pong', () => (this.alive = true));
-    this.pinger = setInterval(() => this.heartbeat(), deps.limits.heartbeatMs);
+    this.pinger = setInterval(() => this.guard('heartbeat', () => this.heartbeat()), deps.limits.heartbeatMs);
     this.pinger.unref();
   }
 
@@ -143,6 +148,10 @@ export class Connection implements LocalDevice {
   }
 
   private enqueue(task: () => Promise<unknown>): void {
+    if (this.queued >= MAX_QUEUED) {
+      this.close(CLOSE.SLOW_CONSUMER, 'slow consumer');
+      return;
+    }
     this.queued++;
     this.chain = this.chain
       .then(task)
@@ -170,7 +179,7 @@ export class Connection implements LocalDevice {
 
   private async catchUpAll(): Promise<void> {
     for (const c of await this.loadCursors()) {
-      if (c.lastSeq > (this.covered.get(c.conversationId) ?? 0)) await this.catchUp(c.conversationId);
+      if (c.lastSeq > (this.covered.get(c.conversationId) ?? 0)) await this.catchUp(c.conversationId, c.lastSeq);
     }
   }
 
@@ -191,20 +200,31 @@ export class Connection implements LocalDevice {
       this.write(frame);
       return;
     }
-    await this.catchUp(frame.conversationId);
+    await this.catchUp(frame.conversationId, frame.seq);
   }
 
-  /** Writes everything stored after `covered` for this conversation, page by page, pausing for a slow socket. */
-  private async catchUp(conversationId: string): Promise<void> {
+  /**
+   * Writes what is stored after `covered` for this conversation, up to `until` (or all of it),
+   * in pages of rows and bytes. Before each message it waits until the socket has room, so a
+   * backlog of large messages drains at the reader's pace instead of overflowing the buffer;
+   * every round writes at least one message, and `covered` records exactly where it stopped.
+   */
+  private async catchUp(conversationId: string, until = Number.MAX_SAFE_INTEGER): Promise<void> {
     for (;;) {
       const after = this.covered.get(conversationId) ?? 0;
-      const rows = await this.deps.store.fetch(conversationId, this.deviceId, this.userId, after, PAGE);
+      if (after >= until) break;
+      const rows = await this.deps.store.fetch(conversationId, this.deviceId, this.userId, after, PAGE_ROWS, PAGE_BYTES);
       for (const m of rows) {
-        if (m.body === null && m.system === null) this.covered.set(conversationId, m.seq);
-        else this.write(toFrame(m));
+        if (m.seq <= (this.covered.get(conversationId) ?? 0)) continue;
+        if (m.body === null && m.system === null) {
+          this.covered.set(conversationId, m.seq);
+          continue;
+        }
+        await this.roomToWrite();
+        if (this.closed) return;
+        this.write(toFrame(m));
       }
-      if (rows.length < PAGE || this.closed) break;
-      while (this.ws.bufferedAmount > SYNC_HIGH_WATER && !this.closed) await new Promise((r) => setTimeout(r, 10));
+      if (rows.length === 0 || this.closed) break;
     }
     // Nothing for this device since its last ack: move its cursor past the rows it skipped.
     const covered = this.covered.get(conversationId) ?? 0;
@@ -215,6 +235,24 @@ export class Connection implements LocalDevice {
     }
   }
 
+  /** Resolves once less than SYNC_HIGH_WATER is buffered for the socket (or it closed). */
+  private async roomToWrite(): Promise<void> {
+    while (!this.closed && this.ws.bufferedAmount > SYNC_HIGH_WATER) {
+      const socket = (this.ws as unknown as { _socket?: NodeJS.EventEmitter })._socket;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          socket?.off('drain', done);
+          socket?.off('close', done);
+          resolve();
+        };
+        const timer = setTimeout(done, 100); // a safety net: re-check even if no drain event comes
+        socket?.once('drain', done);
+        socket?.once('close', done);
+      });
+    }
+  }
+
   private write(frame: MsgFrame): void {
     this.covered.set(frame.conversationId, frame.seq);
     this.lastBody.set(frame.conversationId, frame.seq);
@@ -222,65 +260,66 @@ export class Connection implements LocalDevice {
     this.send(frame);
   }
 
+  /**
+   * Runs a socket event handler so that nothing it throws can escape: an unexpected throw is
+   * logged with its stack, counted, and closes only this connection (1011).
+   */
+  private guard(where: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.crashed(where, err);
+    }
+  }
+
+  private crashed(where: string, err: unknown): void {
+    this.deps.metrics.handlerCrashes.inc({ where });
+    this.deps.log.error({ err, deviceId: this.deviceId, where }, 'connection handler failed; closing this connection');
+    this.close(CLOSE.INTERNAL, 'internal error');
+  }
+
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.closed) return;
-    let raw: unknown;
-    try {
-      if (isBinary) throw new AppError('invalid', 'binary frames are not supported; send JSON text');
-      try {
-        raw = JSON.parse(data.toString('utf8'));
-      } catch {
-        throw new AppError('invalid', 'malformed JSON');
-      }
-    } catch (err) {
-      if (this.limit(INVALID_FRAME_COST)) this.reply(err, undefined);
+    const decoded = decodeFrame(data, isBinary);
+    if (!decoded.ok) {
+      if (this.limit(INVALID_FRAME_COST)) this.reply(decoded.error, decoded.ref);
       return;
     }
-    const type = typeof raw === 'object' && raw !== null ? (raw as { type?: unknown }).type : undefined;
-    const parsed = clientFrameSchema.safeParse(raw);
-    if (!parsed.success) {
-      if (!this.limit(INVALID_FRAME_COST)) return;
-      const known = typeof type === 'string' && KNOWN_FRAME_TYPES.has(type);
-      const message = known
-        ? parsed.error.issues.map((i) => `${i.path.join('.') || 'frame'}: ${i.message}`).join('; ')
-        : `unknown frame type ${JSON.stringify(type ?? null)}`;
-      const ref = typeof (raw as { id?: unknown }).id === 'string' ? (raw as { id: string }).id : (type as string | undefined);
-      this.reply(new AppError('invalid', message, { details: { type: type ?? null } }), typeof ref === 'string' ? ref : undefined);
-      return;
-    }
-    const frame = parsed.data;
+    const frame = decoded.frame;
     const ref = frame.type === 'send' || frame.type === 'group.send' ? frame.id : frame.type;
-    if (!this.limit(1, ref)) return;
+    if (!this.limit(frameCost(frame), ref)) return;
     const started = performance.now();
     this.handle(frame)
       .catch((err) => this.reply(err, ref))
+      .catch((err) => this.crashed('reply', err))
       .finally(() => this.deps.metrics.frameSeconds.observe({ type: frame.type }, (performance.now() - started) / 1000));
   }
 
-  /** Takes tokens; on refusal answers `rate_limited` and, after a burst of refusals, closes with FLOOD. */
+  /** Takes `cost` from the budget; on refusal answers `rate_limited`, and closes with FLOOD once refusals run out. */
   private limit(cost: number, ref?: string): boolean {
-    const wait = this.bucket.take(cost);
-    if (wait === 0) {
-      this.rejectedInARow = 0;
-      return true;
-    }
-    if (++this.rejectedInARow > this.deps.limits.burst) {
+    const d = this.budget.take(cost);
+    if (d.kind === 'ok') return true;
+    if (d.kind === 'flood') {
+      this.deps.metrics.errors.inc({ code: 'flood', transport: 'ws' });
       this.close(CLOSE.FLOOD, 'too many frames');
       return false;
     }
-    this.reply(new AppError('rate_limited', 'too many frames', { details: { retryAfterMs: wait } }), ref, wait);
+    this.reply(new AppError('rate_limited', 'too many frames', { details: { retryAfterMs: d.waitMs } }), ref, d.waitMs);
     return false;
   }
 
-  private async handle(frame: ReturnType<typeof clientFrameSchema.parse>): Promise<void> {
+  private async handle(frame: ParsedFrame): Promise<void> {
     const me = { userId: this.userId, deviceId: this.deviceId };
     switch (frame.type) {
       case 'send':
       case 'group.send': {
         // Checks run one send at a time, so this device's sends are committed in frame order.
-        const submitted = this.sendOrder.then(() =>
-          frame.type === 'send' ? this.deps.messages.submit(me, frame) : this.deps.messages.submitGroup(me, frame),
-        );
+        const submitted = this.sendOrder.then(async () => {
+          if (frame.type === 'send') return this.deps.messages.submit(me, frame);
+          const s = await this.deps.messages.submitGroup(me, frame);
+          this.budget.charge(Math.floor(s.audience / MEMBERS_PER_TOKEN));
+          return s;
+        });
         this.sendOrder = submitted.then(
           () => undefined,
           () => undefined,
@@ -328,7 +367,14 @@ export class Connection implements LocalDevice {
         await this.deps.messages.typing(me, frame.conversationId, frame.active);
         return;
       case 'presence.subscribe': {
+        const fresh = [...new Set(frame.users)].filter((u) => !this.watching.has(u));
+        if (this.watching.size + fresh.length > this.deps.limits.maxPresenceWatch) {
+          throw new AppError('limit_exceeded', `at most ${this.deps.limits.maxPresenceWatch} users watched per connection`, {
+            details: { maxWatched: this.deps.limits.maxPresenceWatch },
+          });
+        }
         const { visible, hidden } = await this.deps.messages.visiblePresence(this.userId, frame.users);
+        for (const u of visible) this.watching.add(u);
         if (hidden.length > 0) {
           this.reply(new AppError('not_found', 'no such contact', { details: { users: hidden } }), 'presence.subscribe');
         }
@@ -339,6 +385,8 @@ export class Connection implements LocalDevice {
       case 'ping':
         this.send(frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id });
         return;
+      default:
+        return assertNever(frame);
     }
   }
 
@@ -376,6 +424,7 @@ export class Connection implements LocalDevice {
   private async onClose(): Promise<void> {
     this.closed = true;
     clearInterval(this.pinger);
+    this.deps.budgets.release(this.userId);
     this.deps.metrics.connections.dec();
     if (this.connectionId) {
       // (If open() is still attaching, it detaches itself when it sees `closed`.)

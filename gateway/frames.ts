@@ -1,6 +1,7 @@
 // Zod schemas for inbound frames: every client frame is parsed here before anything acts on it.
 import { z } from 'zod';
 import type { ClientFrame } from '../client-sdk/protocol.js';
+import { AppError } from '../platform/errors.js';
 
 const uuid = z.uuid();
 const seq = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
@@ -37,7 +38,7 @@ export const clientFrameSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('read'), conversationId: uuid, seq }),
   z.object({ type: z.literal('typing'), conversationId: uuid, active: z.boolean() }),
   z.object({ type: z.literal('presence.subscribe'), users: z.array(uuid).min(1).max(256) }),
-  z.object({ type: z.literal('ping'), id: z.string().max(64).optional() }),
+  z.object({ type: z.literal('ping'), id: clientId.optional() }),
 ]);
 
 export const KNOWN_FRAME_TYPES: ReadonlySet<string> = new Set(clientFrameSchema.options.map((o) => o.shape.type.value));
@@ -46,3 +47,111 @@ export const KNOWN_FRAME_TYPES: ReadonlySet<string> = new Set(clientFrameSchema.
 type Parsed = z.infer<typeof clientFrameSchema>;
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 export const framesAgree: Same<Parsed, ClientFrame> = true;
+
+/** Deepest nesting a frame may have; real frames nest 3 levels (frame → payloads → payload). */
+export const MAX_FRAME_DEPTH = 16;
+/** Validation problems quoted in an `invalid` error's message, at most. */
+const MAX_ISSUES_QUOTED = 5;
+
+/**
+ * The nesting depth of JSON text, counted without parsing it (brackets outside strings), and
+ * stopping as soon as it passes `limit`: a frame is bounded before anything recurses over it.
+ * @example jsonDepth('{"a":[1]}', 16) // 2
+ */
+export function jsonDepth(text: string, limit: number): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max && (max = depth) > limit) return max;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return max;
+}
+
+export type ParsedFrame = z.infer<typeof clientFrameSchema>;
+
+/** A decoded frame, or why not: the error to answer and the `ref` it answers. */
+export type Decoded = { ok: true; frame: ParsedFrame } | { ok: false; error: AppError; ref?: string };
+
+/** A short, printable rendering of a client-supplied value for an error message (never echoes big input). */
+function quote(v: unknown): string {
+  return typeof v === 'string' && v.length <= 64 ? JSON.stringify(v) : v === undefined || v === null ? 'null' : `(${typeof v})`;
+}
+
+/**
+ * Turns one WebSocket message into a validated frame. Total: whatever the bytes are, it
+ * returns (never throws) an `invalid` error with a bounded message and a `ref` only when the
+ * frame carried a short string `id` or a known `type`.
+ * @example decodeFrame(Buffer.from('{"type":"ping"}'), false) // { ok: true, frame: { type: 'ping' } }
+ */
+export function decodeFrame(data: Buffer, isBinary: boolean): Decoded {
+  if (isBinary) return { ok: false, error: new AppError('invalid', 'binary frames are not supported; send JSON text') };
+  const text = data.toString('utf8');
+  if (jsonDepth(text, MAX_FRAME_DEPTH) > MAX_FRAME_DEPTH) {
+    return { ok: false, error: new AppError('invalid', `frame nested deeper than ${MAX_FRAME_DEPTH} levels`) };
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { ok: false, error: new AppError('invalid', 'malformed JSON') };
+  }
+  const obj = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as Record<string, unknown>) : null;
+  const type = obj?.type;
+  const parsed = clientFrameSchema.safeParse(raw);
+  if (parsed.success) return { ok: true, frame: parsed.data };
+  const known = typeof type === 'string' && KNOWN_FRAME_TYPES.has(type);
+  const issues = parsed.error.issues;
+  const message = known
+    ? issues
+        .slice(0, MAX_ISSUES_QUOTED)
+        .map((i) => `${i.path.slice(0, 4).join('.') || 'frame'}: ${i.message.slice(0, 200)}`)
+        .join('; ') + (issues.length > MAX_ISSUES_QUOTED ? `; and ${issues.length - MAX_ISSUES_QUOTED} more` : '')
+    : `unknown frame type ${quote(type)}`;
+  const id = obj?.id;
+  const ref = typeof id === 'string' && id.length <= 64 ? id : known ? type : undefined;
+  return {
+    ok: false,
+    error: new AppError('invalid', message, { details: { type: known ? type : typeof type === 'string' && type.length <= 64 ? type : null } }),
+    ...(ref === undefined ? {} : { ref }),
+  };
+}
+
+/**
+ * What a frame costs from the rate budget: 1, plus the work it fans out to (devices in a send,
+ * users looked up for presence, members a typing indicator reaches). An invalid frame costs
+ * INVALID_FRAME_COST. Group sends are charged their audience after the membership is known.
+ */
+export function frameCost(f: ParsedFrame): number {
+  switch (f.type) {
+    case 'send':
+      return 1 + Math.ceil(f.payloads.length / 8);
+    case 'group.send':
+      return 1 + Math.ceil((f.payloads?.length ?? 0) / 16);
+    case 'presence.subscribe':
+      return 1 + Math.ceil(f.users.length / 8);
+    case 'typing':
+      return 2;
+    case 'ack':
+    case 'read':
+    case 'ping':
+      return 1;
+    default:
+      return assertNever(f);
+  }
+}
+
+/** A malformed frame costs this many tokens, so garbage floods hit the limit quickly. */
+export const INVALID_FRAME_COST = 5;
+
+/** The end of every switch over frame types: a frame type left unhandled fails to compile. */
+export function assertNever(x: never): never {
+  throw new Error(`unhandled frame ${JSON.stringify(x)}`);
+}

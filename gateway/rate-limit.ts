@@ -1,4 +1,4 @@
-// Token buckets: per WebSocket connection for frames, per client address for the login endpoints.
+// Token buckets: per WebSocket connection and per user for frames, per client address for the login endpoints.
 import type { Clock } from '../platform/clock.js';
 
 /**
@@ -20,14 +20,108 @@ export class TokenBucket {
 
   /** Takes `n` tokens: 0 if granted, else the milliseconds until they would be. */
   take(n = 1): number {
-    const now = this.clock.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
-    this.last = now;
+    this.refill();
     if (this.tokens >= n) {
       this.tokens -= n;
       return 0;
     }
     return Math.ceil(((n - this.tokens) / this.perSecond) * 1000);
+  }
+
+  /** Takes `n` tokens whether or not they are there (work found to cost more once done): the bucket may go into debt. */
+  charge(n: number): void {
+    this.refill();
+    this.tokens -= n;
+  }
+
+  /** Gives back tokens taken for work that was not done. */
+  refund(n: number): void {
+    this.tokens = Math.min(this.burst, this.tokens + n);
+  }
+
+  private refill(): void {
+    const now = this.clock.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
+    this.last = now;
+  }
+}
+
+export interface FrameLimits {
+  /** Per connection: refill per second and bucket size (WS_RATE_PER_SECOND, WS_RATE_BURST). */
+  ratePerSecond: number;
+  burst: number;
+}
+
+/** What `FrameBudget.take` decided: 'ok', 'refused' (with the wait in ms) or 'flood' (close the connection). */
+export type BudgetDecision = { kind: 'ok' } | { kind: 'refused'; waitMs: number } | { kind: 'flood' };
+
+/**
+ * The frame budget of one connection: its own bucket and its user's bucket (shared by all of
+ * the user's connections on this gateway, see UserBudgets). A frame is accepted only when both
+ * have its cost. Refusals draw on an allowance of `burst` refusals that refills at a tenth of
+ * the frame rate; a connection that uses it up is flooding (it keeps sending while refused)
+ * and is closed. A client that waits `retryAfterMs` after a refusal never gets near that.
+ *
+ * @example const d = budget.take(frameCost(frame)); if (d.kind === 'flood') close(4001)
+ */
+export class FrameBudget {
+  private readonly own: TokenBucket;
+  private readonly refusals: TokenBucket;
+
+  constructor(
+    limits: FrameLimits,
+    private readonly user: TokenBucket,
+    clock: Clock,
+  ) {
+    this.own = new TokenBucket(limits.ratePerSecond, limits.burst, clock);
+    this.refusals = new TokenBucket(limits.ratePerSecond / 10, limits.burst, clock);
+  }
+
+  take(cost: number): BudgetDecision {
+    const own = this.own.take(cost);
+    const user = own === 0 ? this.user.take(cost) : 0;
+    if (own === 0 && user === 0) return { kind: 'ok' };
+    if (own === 0) this.own.refund(cost);
+    if (this.refusals.take(1) > 0) return { kind: 'flood' };
+    return { kind: 'refused', waitMs: Math.max(own, user) };
+  }
+
+  /** Charges work found once the frame ran (e.g. a group send's audience); later frames wait for it. */
+  charge(cost: number): void {
+    this.own.charge(cost);
+    this.user.charge(cost);
+  }
+}
+
+/**
+ * One frame bucket per user across all of their connections on this gateway, kept while the
+ * user has a connection here. (Across gateways the cap on devices per user bounds the total:
+ * a user's devices on G gateways get at most G times the per-user rate.)
+ */
+export class UserBudgets {
+  private readonly users = new Map<string, { bucket: TokenBucket; refs: number }>();
+
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+    private readonly clock: Clock,
+  ) {}
+
+  /** The user's bucket, held until `release`. */
+  acquire(userId: string): TokenBucket {
+    let u = this.users.get(userId);
+    if (!u) this.users.set(userId, (u = { bucket: new TokenBucket(this.perSecond, this.burst, this.clock), refs: 0 }));
+    u.refs++;
+    return u.bucket;
+  }
+
+  release(userId: string): void {
+    const u = this.users.get(userId);
+    if (u && --u.refs <= 0) this.users.delete(userId);
+  }
+
+  get size(): number {
+    return this.users.size;
   }
 }
 

@@ -91,6 +91,14 @@ export function messageStoreSuite(name: string, open: () => Promise<{ sql: Sql; 
       expect(rest.at(-1)!.seq).toBe(162);
     });
 
+    it('pages by bytes: rows until the budget is reached, and always the first row however big', async () => {
+      // Each row carries 'c2' (2 bytes) for bobDev2: rows start at byte 0, 2, 4, …
+      expect((await store.fetch(conv, bobDev2, bob, 0, 10, 4)).map((m) => m.seq)).toEqual([1, 2]);
+      expect((await store.fetch(conv, bobDev2, bob, 0, 10, 5)).map((m) => m.seq)).toEqual([1, 2, 3]);
+      expect((await store.fetch(conv, bobDev2, bob, 0, 10, 1)).map((m) => m.seq)).toEqual([1]);
+      expect((await store.fetch(conv, bobDev2, bob, 3, 2, 1_000)).map((m) => m.seq)).toEqual([4, 5]);
+    });
+
     it('lists a device conversation with its cursor, and moves cursors only forward', async () => {
       const [before] = (await store.deviceConversations(bobDev, bob)).filter((c) => c.conversationId === conv);
       expect(before).toMatchObject({ conversationId: conv, delivered: 0 });

@@ -130,6 +130,18 @@ export class MessageStore {
     return members;
   }
 
+  /** Of `others`, the users `userId` shares a direct conversation with: one query for the whole list. */
+  async directPeers(userId: string, others: readonly string[]): Promise<Set<string>> {
+    if (others.length === 0) return new Set();
+    const byConversation = new Map(others.map((u) => [MessageStore.directConversationId(userId, u), u]));
+    const rows = await this.sql.query<{ conversation_id: string }>(
+      `SELECT conversation_id FROM conversation_members
+        WHERE user_id = $1 AND conversation_id IN (SELECT json_array_elements_text($2::json)::uuid)`,
+      [userId, JSON.stringify([...byConversation.keys()])],
+    );
+    return new Set(rows.map((r) => byConversation.get(r.conversation_id)!).filter((u) => u !== undefined));
+  }
+
   /** Whether the conversation is direct or a group (null when it does not exist). Kinds never change, so they are cached. */
   async kind(conversationId: string): Promise<'direct' | 'group' | null> {
     const known = this.kinds.get(conversationId);
@@ -176,19 +188,37 @@ export class MessageStore {
 
   /**
    * Messages after `afterSeq` that the user may see (within their membership window), in seq
-   * order, as `deviceId` sees them.
+   * order, as `deviceId` sees them: at most `limit` rows and, when `maxBytes` is given, only the
+   * rows that start before `maxBytes` bytes of ciphertext (body and key) were returned: always
+   * the first row, however big, so that paging by bytes always makes progress.
    */
-  async fetch(conversationId: string, deviceId: string, userId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
+  async fetch(
+    conversationId: string,
+    deviceId: string,
+    userId: string,
+    afterSeq: number,
+    limit: number,
+    maxBytes = Number.MAX_SAFE_INTEGER,
+  ): Promise<StoredMessage[]> {
+    // The window sum runs over the LIMITed page only (not the whole backlog), then cuts it by bytes.
     const rows = await this.sql.query(
-      `SELECT m.seq, m.client_id, m.sender_id, m.sender_device_id, m.sent_at, m.system, c.kind,
-              CASE WHEN m.sender_device_id = $3::uuid THEN NULL ELSE coalesce(m.body, m.payloads ->> $3::text) END AS body,
-              CASE WHEN m.body IS NULL THEN NULL ELSE m.payloads ->> $3::text END AS key
-         FROM messages m
-         JOIN conversations c ON c.id = m.conversation_id
-         JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = $5
-        WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq >= cm.joined_seq AND (cm.left_seq IS NULL OR m.seq <= cm.left_seq)
-        ORDER BY m.seq LIMIT $4`,
-      [conversationId, afterSeq, deviceId, limit, userId],
+      `SELECT * FROM (
+         SELECT p.*, coalesce(octet_length(p.body), 0) + coalesce(octet_length(p.key), 0) AS size,
+                sum(coalesce(octet_length(p.body), 0) + coalesce(octet_length(p.key), 0)) OVER (ORDER BY p.seq) AS upto
+           FROM (
+             SELECT m.seq, m.client_id, m.sender_id, m.sender_device_id, m.sent_at, m.system, c.kind,
+                    CASE WHEN m.sender_device_id = $3::uuid THEN NULL ELSE coalesce(m.body, m.payloads ->> $3::text) END AS body,
+                    CASE WHEN m.body IS NULL THEN NULL ELSE m.payloads ->> $3::text END AS key
+               FROM messages m
+               JOIN conversations c ON c.id = m.conversation_id
+               JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = $5
+              WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq >= cm.joined_seq AND (cm.left_seq IS NULL OR m.seq <= cm.left_seq)
+              ORDER BY m.seq LIMIT $4
+           ) p
+       ) page
+       WHERE page.upto - page.size < $6::bigint
+       ORDER BY page.seq`,
+      [conversationId, afterSeq, deviceId, limit, userId, maxBytes],
     );
     return rows.map((r) => ({
       conversationId,

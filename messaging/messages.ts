@@ -123,7 +123,7 @@ export class MessagesManager {
    * is appended to the group log, and only then acknowledged, so an acknowledged group message
    * always reaches the fan-out.
    */
-  async submitGroup(sender: Sender, frame: GroupSendFrame): Promise<{ done: Promise<AppendResult> }> {
+  async submitGroup(sender: Sender, frame: GroupSendFrame): Promise<{ done: Promise<AppendResult>; audience: number }> {
     const started = performance.now();
     const { groups, log } = this.group;
     const membership = await groups.currentMembership(frame.group, sender.userId).catch((err) => {
@@ -183,7 +183,7 @@ export class MessagesManager {
         throw err;
       },
     );
-    return { done };
+    return { done, audience: GroupsManager.current(membership).length };
   }
 
   /**
@@ -224,14 +224,16 @@ export class MessagesManager {
     await this.delivery.relay(others, { type: 'typing', conversationId, from: sender.userId, active });
   }
 
-  /** Of `userIds`, those `userId` may see the presence of: people they share a conversation with. */
+  /**
+   * Of `userIds`, those `userId` may see the presence of: people they share a direct
+   * conversation with. One query for the whole list, however many of them are unknown.
+   */
   async visiblePresence(userId: string, userIds: readonly string[]): Promise<{ visible: string[]; hidden: string[] }> {
+    const others = [...new Set(userIds)].filter((u) => u !== userId);
+    const shared = await this.store.directPeers(userId, others);
     const visible: string[] = [];
     const hidden: string[] = [];
-    for (const u of userIds) {
-      const members = u === userId ? [] : await this.store.members(MessageStore.directConversationId(userId, u));
-      (members.includes(userId) && members.includes(u) ? visible : hidden).push(u);
-    }
+    for (const u of userIds) (shared.has(u) ? visible : hidden).push(u);
     return { visible, hidden };
   }
 }

@@ -24,10 +24,27 @@ const schema = z
     JWT_SECRET: z.string().min(32, 'at least 32 characters').optional(),
     TOKEN_TTL_SECONDS: int(86_400, 60),
     AUTH_RATE_PER_MINUTE: int(120, 1),
+    /** Failed logins for one username answered at once; each further attempt waits (gateway/login-backoff.ts). */
+    LOGIN_FAILURES_FREE: int(5, 1, 1000),
+    /** The longest wait between login attempts for one username (the backoff doubles from 1 s up to this). */
+    LOGIN_BACKOFF_MAX_MS: int(900_000, 1000, 86_400_000),
+    /** Devices per user; a login that would create one more is refused (5 linked devices plus the phone). */
+    MAX_DEVICES_PER_USER: int(6, 1, 100),
     KEY_FETCH_RATE_PER_MINUTE: int(300, 1),
     WS_MAX_PAYLOAD_BYTES: int(262_144, 1024, 16 * 1024 * 1024),
     WS_RATE_PER_SECOND: int(200, 1),
     WS_RATE_BURST: int(400, 1),
+    /** Frames per second per user, shared by all of the user's connections on a gateway. */
+    WS_USER_RATE_PER_SECOND: int(300, 1),
+    WS_USER_RATE_BURST: int(600, 1),
+    /** Users one connection may watch the presence of. */
+    PRESENCE_WATCH_MAX: int(1024, 1, 100_000),
+    /** A JSON request body that has not fully arrived this long after the request began is answered 408 and dropped. */
+    HTTP_BODY_TIMEOUT_MS: int(10_000, 100, 600_000),
+    /** Request headers that have not fully arrived in this time: the connection is dropped (Node's headersTimeout). */
+    HTTP_HEADERS_TIMEOUT_MS: int(10_000, 100, 600_000),
+    /** A whole request (headers and body, uploads included) must arrive within this (Node's requestTimeout; 0: none). */
+    HTTP_REQUEST_TIMEOUT_MS: int(300_000, 0, 86_400_000),
     HEARTBEAT_INTERVAL_MS: int(25_000, 100),
     PRESENCE_TTL_MS: int(75_000, 1000),
     SEND_BATCH_MAX: int(256, 1, 10_000),

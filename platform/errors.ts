@@ -11,6 +11,7 @@ export const ERROR_CODES = [
   'rate_limited', // too many requests or frames; retry after `retryAfterMs`
   'too_large', // the payload is over the configured limit
   'limit_exceeded', // a configured count limit would be passed (e.g. group size)
+  'timeout', // the request (or its body) did not arrive in time
   'unavailable', // a backing service is down; retry with backoff
   'internal', // a bug; logged with its cause
 ] as const;
@@ -18,7 +19,7 @@ export const ERROR_CODES = [
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** Codes that are temporary unless said otherwise: the same request may succeed later. */
-const TEMPORARY_BY_DEFAULT: ReadonlySet<ErrorCode> = new Set(['rate_limited', 'unavailable', 'internal']);
+const TEMPORARY_BY_DEFAULT: ReadonlySet<ErrorCode> = new Set(['rate_limited', 'unavailable', 'internal', 'timeout']);
 
 export interface AppErrorOptions {
   temporary?: boolean;
@@ -63,6 +64,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   devices_changed: 409,
   too_large: 413,
   limit_exceeded: 409,
+  timeout: 408,
   rate_limited: 429,
   unavailable: 503,
   internal: 500,

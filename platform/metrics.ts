@@ -7,6 +7,7 @@ export interface Metrics {
   messagesSent: Counter;
   messagesDelivered: Counter;
   errors: Counter<'code' | 'transport'>;
+  handlerCrashes: Counter<'where'>;
   backendFailures: Counter<'backend' | 'operation'>;
   sendCommitSeconds: Histogram;
   commitBatchSize: Histogram;
@@ -37,6 +38,12 @@ export function createMetrics(): Metrics {
       name: 'parley_errors_total',
       help: 'Errors returned to clients, by code and transport',
       labelNames: ['code', 'transport'],
+      registers,
+    }),
+    handlerCrashes: new Counter({
+      name: 'parley_handler_crashes_total',
+      help: 'Unexpected throws caught in a socket or request handler (each closed only its own connection), by where',
+      labelNames: ['where'],
       registers,
     }),
     backendFailures: new Counter({

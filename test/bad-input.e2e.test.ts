@@ -116,6 +116,37 @@ describe('bad input', () => {
     await othersUnaffected();
   });
 
+  it('survives the frames that used to end the process: null, other bare JSON values, and a type nested thousands deep', async () => {
+    const s = await raw();
+    for (const text of ['null', '0', 'true', '"send"', '[]', '{"type":null}', '{"type":"send","id":null}']) s.ws.send(text);
+    await until(() => s.frames.filter((f) => f.type === 'error').length === 7, 'seven errors');
+    await new Promise((r) => setTimeout(r, 600)); // (each costs 5 tokens of a bucket of 40 refilling at 20/s)
+    s.ws.send('{"type":'.repeat(6000) + '"send"' + '}'.repeat(6000));
+    s.ws.send('['.repeat(20_000) + ']'.repeat(20_000));
+    await until(() => s.frames.filter((f) => f.type === 'error').length === 9, 'nine errors');
+    const errors = s.frames.filter((f) => f.type === 'error');
+    expect(errors.every((e) => e.code === 'invalid')).toBe(true);
+    expect(errors.slice(-2).map((e) => e.message)).toEqual([expect.stringContaining('nested deeper'), expect.stringContaining('nested deeper')]);
+    expect(errors.every((e) => e.message.length < 600)).toBe(true);
+    expect(s.closed).toBeNull();
+    expect(server.running).toBe(true);
+    await othersUnaffected();
+  });
+
+  it('closes with the documented codes the WebSocket library uses: 1007 for invalid UTF-8, 1002 for a protocol error', async () => {
+    const s = await raw();
+    s.ws.send(Buffer.from([0x7b, 0xff, 0x7d]), { binary: false });
+    await until(() => s.closed !== null, 'closed');
+    expect(s.closed!.code).toBe(1007);
+    // An unmasked client frame is a protocol error (RFC 6455 §5.1): written by hand on the raw socket.
+    const t = await raw();
+    const socket = (t.ws as unknown as { _socket: import('node:net').Socket })._socket;
+    socket.write(Buffer.from([0x81, 0x02, 0x7b, 0x7d]));
+    await until(() => t.closed !== null, 'closed');
+    expect(t.closed!.code).toBe(1002);
+    await othersUnaffected();
+  });
+
   it('closes with 1009 on a frame over the size limit', async () => {
     const s = await raw();
     s.sendJson({ type: 'ping', id: 'x'.repeat(70_000) });

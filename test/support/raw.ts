@@ -1,7 +1,9 @@
 // A raw protocol client (plain `ws`) for tests that must send what the SDK never would.
 import WebSocket from 'ws';
+import { sodiumReady, toB64 } from '../../client-sdk/e2e.bytes.js';
+import { generateIdentity } from '../../client-sdk/e2e.keys.js';
 import type { ServerFrame } from '../../client-sdk/protocol.js';
-import { until } from './wait.js';
+import { uniqueName, until } from './wait.js';
 
 export interface RawSession {
   ws: WebSocket;
@@ -51,4 +53,37 @@ export function upgradeStatus(httpUrl: string, headers: Record<string, string>, 
     });
     ws.on('error', () => {});
   });
+}
+
+export interface RawAccount {
+  username: string;
+  password: string;
+  userId: string;
+  deviceId: string;
+  token: string;
+}
+
+/** Creates an account over REST and logs in one device with a fresh identity key (no prekeys: for raw protocol tests). */
+export async function rawAccount(httpUrl: string, prefix: string): Promise<RawAccount> {
+  const username = uniqueName(prefix);
+  const password = `password-${username}`;
+  const res = await fetch(`${httpUrl}/v1/accounts`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
+  if (res.status !== 201) throw new Error(`account ${username}: ${res.status} ${await res.text()}`);
+  return { username, password, ...(await rawLogin(httpUrl, username, password)) };
+}
+
+/** Logs in a new device of an existing account. */
+export async function rawLogin(httpUrl: string, username: string, password: string): Promise<{ userId: string; deviceId: string; token: string }> {
+  await sodiumReady();
+  const res = await fetch(`${httpUrl}/v1/sessions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password, device: { name: 'raw', publicKey: toB64(generateIdentity().publicKey) } }),
+  });
+  if (res.status !== 201) throw new Error(`login ${username}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as { userId: string; deviceId: string; token: string };
 }
