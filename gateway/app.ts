@@ -1,7 +1,7 @@
 // The HTTP server: REST routes, health, metrics, the OpenAPI document, and the WebSocket upgrade at /v1/ws.
 import type { IncomingMessage } from 'node:http';
 import { type Duplex, PassThrough, pipeline, type Readable } from 'node:stream';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { WebSocketServer } from 'ws';
 import { sodiumReady } from '../client-sdk/e2e.bytes.js';
 import { CLOSE, PROTOCOL, WS_PATH } from '../client-sdk/protocol.js';
@@ -77,6 +77,15 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     // Requests that never parse as HTTP (bad request line, headers too large, a request that
     // never completes) get the documented error shape too, then the connection closes.
     clientErrorHandler: (err, socket) => answerClientError(err, socket, metrics),
+    // The router's own refusals (a malformed percent-encoding, a path parameter over 100
+    // characters) get the documented shape too: 400 invalid, 414 too_large.
+    frameworkErrors: (err, _req, reply) => {
+      const tooLong = (err as { code?: string }).code === 'FST_ERR_MAX_PARAM_LENGTH';
+      metrics.errors.inc({ code: tooLong ? 'too_large' : 'invalid', transport: 'http' });
+      void (reply as unknown as FastifyReply)
+        .code(tooLong ? 414 : 400)
+        .send({ error: { code: tooLong ? 'too_large' : 'invalid', message: tooLong ? 'a path parameter is too long' : 'malformed URL' } });
+    },
   });
   http.server.headersTimeout = config.HTTP_HEADERS_TIMEOUT_MS;
   http.server.requestTimeout = config.HTTP_REQUEST_TIMEOUT_MS;

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sodiumReady as ready, toB64 } from '../client-sdk/e2e.bytes.js';
 import { generateIdentity } from '../client-sdk/e2e.keys.js';
 import { newUser, type Recorded } from './support/clients.js';
-import { rawConnect, type RawSession, upgradeStatus } from './support/raw.js';
+import { rawConnect, rawHttp, type RawSession, upgradeStatus } from './support/raw.js';
 import { type ServerProcess, startServer } from './support/server.js';
 import { until } from './support/wait.js';
 
@@ -274,6 +274,13 @@ describe('bad input', () => {
     const auth = { authorization: `Bearer ${token}` };
     expect((await fetch(`${server.url}/v1/users/${randomUUID()}/devices`, { headers: auth })).status).toBe(404);
     expect((await fetch(`${server.url}/v1/users/not-a-uuid/devices`, { headers: auth })).status).toBe(400);
+    // The framework's and the HTTP parser's own refusals have the same shape.
+    expect(await j(await fetch(`${server.url}/v1/users/%zz/devices`, { headers: auth }))).toEqual({ status: 400, body: { error: { code: 'invalid', message: 'malformed URL' } } });
+    expect(await j(await fetch(`${server.url}/v1/users/${'a'.repeat(300)}/devices`, { headers: auth }))).toMatchObject({ status: 414, body: { error: { code: 'too_large' } } });
+    expect(await j(await fetch(`${server.url}/healthz`, { headers: { 'x-big': 'a'.repeat(20_000) } }))).toMatchObject({ status: 431, body: { error: { code: 'too_large' } } });
+    const garbage = await rawHttp(server.port, 'GARBAGE\r\n\r\n');
+    expect(garbage).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(garbage.slice(garbage.indexOf('\r\n\r\n') + 4))).toEqual({ error: { code: 'invalid', message: 'malformed HTTP request' } });
     await othersUnaffected();
   });
 });

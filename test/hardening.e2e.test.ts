@@ -1,9 +1,8 @@
 // End-to-end: heavy and hostile input that is legal frame by frame: big backlogs drain, floods close, costly frames cost, files keep membership windows, stalled bodies drop.
 import { createHash, randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newUser, type Recorded } from './support/clients.js';
-import { rawAccount, rawConnect, rawLogin, type RawSession } from './support/raw.js';
+import { rawAccount, rawConnect, rawHttp, rawLogin, type RawSession } from './support/raw.js';
 import { type ServerProcess, startServer } from './support/server.js';
 import { until } from './support/wait.js';
 
@@ -247,15 +246,7 @@ describe('hardening', () => {
   });
 
   it('drops a request whose body never completes with 408 and the documented shape', async () => {
-    const answer = await new Promise<string>((resolve, reject) => {
-      const socket = connect(server.port, '127.0.0.1', () => {
-        socket.write('POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"username":');
-      });
-      let data = '';
-      socket.on('data', (d) => (data += d.toString()));
-      socket.on('end', () => resolve(data));
-      socket.on('error', reject);
-    });
+    const answer = await rawHttp(server.port, 'POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"username":');
     expect(answer).toMatch(/^HTTP\/1\.1 408 /);
     expect(answer).toMatch(/connection: close/i);
     expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: { code: 'timeout' } });

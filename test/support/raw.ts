@@ -1,4 +1,5 @@
 // A raw protocol client (plain `ws`) for tests that must send what the SDK never would.
+import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { sodiumReady, toB64 } from '../../client-sdk/e2e.bytes.js';
 import { generateIdentity } from '../../client-sdk/e2e.keys.js';
@@ -86,4 +87,15 @@ export async function rawLogin(httpUrl: string, username: string, password: stri
   });
   if (res.status !== 201) throw new Error(`login ${username}: ${res.status} ${await res.text()}`);
   return (await res.json()) as { userId: string; deviceId: string; token: string };
+}
+
+/** Writes `request` on a fresh TCP connection and resolves to everything the server answered before it closed. */
+export function rawHttp(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(request));
+    let data = '';
+    socket.on('data', (d) => (data += d.toString()));
+    socket.on('end', () => resolve(data));
+    socket.on('error', reject);
+  });
 }
