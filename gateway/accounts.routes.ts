@@ -40,10 +40,8 @@ export function accountRoutes(routes: Routes, accounts: Accounts, delivery: Deli
     response: z.object({ userId: uuid }),
     status: 201,
     errors: ['invalid', 'conflict', 'rate_limited'],
-    handler: async ({ body, req }) => {
-      limit(req.ip);
-      return accounts.register(body.username, body.password);
-    },
+    early: (req) => limit(req.ip),
+    handler: async ({ body }) => accounts.register(body.username, body.password),
   });
 
   routes.add({
@@ -60,10 +58,8 @@ export function accountRoutes(routes: Routes, accounts: Accounts, delivery: Deli
     response: z.object({ token: z.string(), expiresAt: z.number(), userId: uuid, deviceId: uuid }),
     status: 201,
     errors: ['invalid', 'unauthorized', 'not_found', 'limit_exceeded', 'rate_limited'],
-    handler: async ({ body, req }) => {
-      limit(req.ip);
-      return accounts.login(body.username, body.password, body.device);
-    },
+    early: (req) => limit(req.ip),
+    handler: async ({ body }) => accounts.login(body.username, body.password, body.device),
   });
 
   routes.add({

@@ -174,10 +174,15 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   const sockets = new Set<Connection>();
   const budgets = new UserBudgets(config.WS_USER_RATE_PER_SECOND, config.WS_USER_RATE_BURST, deps.clock);
 
-  const refuse = (socket: Duplex, status: number, code: string, message: string) => {
-    const body = JSON.stringify({ error: { code, message } });
+  // Connections per user: each one costs a token check, a device lookup, a route and a sync,
+  // so a client that reconnects in a loop (e.g. after every flood close) is slowed down here.
+  const connectLimiter = new KeyedLimiter(config.WS_CONNECT_RATE_PER_MINUTE / 60, config.WS_CONNECT_RATE_PER_MINUTE, deps.clock);
+  const STATUS_TEXT: Record<number, string> = { 401: 'Unauthorized', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' };
+  const refuse = (socket: Duplex, status: number, code: string, message: string, details?: { retryAfterMs: number }) => {
+    const body = JSON.stringify({ error: { code, message, ...(details ? { details } : {}) } });
     socket.end(
-      `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 404 ? 'Not Found' : 'Service Unavailable'}\r\n` +
+      `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
+        (details ? `Retry-After: ${Math.ceil(details.retryAfterMs / 1000)}\r\n` : '') +
         `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
   };
@@ -190,6 +195,11 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
       let claims: TokenClaims;
       try {
         claims = await deps.tokens.verify(bearerToken(req));
+        const wait = connectLimiter.take(claims.userId);
+        if (wait > 0) {
+          metrics.errors.inc({ code: 'rate_limited', transport: 'ws' });
+          return refuse(socket, 429, 'rate_limited', 'too many connections; wait', { retryAfterMs: wait });
+        }
         if (!(await deps.accounts.deviceBelongs(claims.userId, claims.deviceId))) {
           throw new AppError('unauthorized', 'device no longer exists');
         }

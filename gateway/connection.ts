@@ -31,6 +31,8 @@ const SYNC_HIGH_WATER = 1 << 20;
 const SLOW_CONSUMER_BYTES = 16 << 20;
 /** Deliveries waiting behind a sync or gap fill; a device this far behind is closed as a slow consumer (it resyncs). */
 const MAX_QUEUED = 20_000;
+/** After a flood, slow-consumer or internal close, the socket is dropped this soon whatever the peer does. */
+const HARD_CLOSE_GRACE_MS = 1_000;
 /** A group send is charged one token per this many members it reaches, once the membership is known. */
 const MEMBERS_PER_TOKEN = 32;
 
@@ -145,6 +147,12 @@ export class Connection implements LocalDevice {
     if (this.closed) return;
     this.closed = true;
     this.ws.close(code, reason);
+    if (code === CLOSE.FLOOD || code === CLOSE.SLOW_CONSUMER || code === CLOSE.INTERNAL) {
+      // Read nothing more from this peer, and do not wait for its close frame (a flooder
+      // would keep us parsing until the library's 30 s close timeout).
+      (this.ws as unknown as { _socket?: { pause(): void } })._socket?.pause();
+      setTimeout(() => this.ws.terminate(), HARD_CLOSE_GRACE_MS).unref();
+    }
   }
 
   private enqueue(task: () => Promise<unknown>): void {
@@ -280,6 +288,9 @@ export class Connection implements LocalDevice {
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.closed) return;
+    // A big frame pays for its size before anything parses it: refused, it is never parsed.
+    const sizeCost = sizeTokens(data.length);
+    if (sizeCost > 0 && !this.limit(sizeCost, sniffId(data))) return;
     const decoded = decodeFrame(data, isBinary);
     if (!decoded.ok) {
       if (this.limit(INVALID_FRAME_COST)) this.reply(decoded.error, decoded.ref);
@@ -287,7 +298,10 @@ export class Connection implements LocalDevice {
     }
     const frame = decoded.frame;
     const ref = frame.type === 'send' || frame.type === 'group.send' ? frame.id : frame.type;
-    if (!this.limit(frameCost(frame), ref)) return;
+    if (!this.limit(frameCost(frame), ref)) {
+      this.budget.refund(sizeCost); // refused: it will be sent again, and pay again
+      return;
+    }
     const started = performance.now();
     this.handle(frame)
       .catch((err) => this.reply(err, ref))
@@ -446,6 +460,20 @@ function serialize(frame: ServerFrame): string {
   let json = serialized.get(frame);
   if (json === undefined) serialized.set(frame, (json = JSON.stringify(frame)));
   return json;
+}
+
+/** Rate tokens a frame's size costs before it is parsed: one per started 16 KiB beyond the first. */
+function sizeTokens(bytes: number): number {
+  return bytes <= 16_384 ? 0 : Math.ceil(bytes / 16_384) - 1;
+}
+
+/**
+ * The client id of a send, read from the first bytes of a frame without parsing it, so a
+ * refusal of a big frame can still name the send it refuses (clients write `type` and `id`
+ * first). Undefined when it is not there.
+ */
+function sniffId(data: Buffer): string | undefined {
+  return /^\{\s*"type"\s*:\s*"(?:group\.)?send"\s*,\s*"id"\s*:\s*"([A-Za-z0-9_-]{1,64})"/.exec(data.subarray(0, 160).toString('latin1'))?.[1];
 }
 
 /** The frame a device receives for a stored message. */

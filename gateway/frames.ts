@@ -132,7 +132,7 @@ export function decodeFrame(data: Buffer, isBinary: boolean): Decoded {
 export function frameCost(f: ParsedFrame): number {
   switch (f.type) {
     case 'send':
-      return 1 + Math.ceil(f.payloads.length / 8);
+      return 1 + Math.ceil(f.payloads.length / 4);
     case 'group.send':
       return 1 + Math.ceil((f.payloads?.length ?? 0) / 16);
     case 'presence.subscribe':

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../platform/clock.js';
-import { KeyedLimiter, TokenBucket } from './rate-limit.js';
+import { FrameBudget, KeyedLimiter, TokenBucket, UserBudgets } from './rate-limit.js';
 
 describe('TokenBucket', () => {
   it('grants the burst, then refuses with the wait, then refills', () => {
@@ -24,5 +24,60 @@ describe('KeyedLimiter', () => {
     expect(l.take('b')).toBe(0);
     expect(l.take('c')).toBe(0); // evicts 'a'
     expect(l.take('a')).toBe(0);
+  });
+});
+
+describe('FrameBudget', () => {
+  const limits = { ratePerSecond: 10, burst: 5 };
+
+  it('accepts while both the connection and the user have tokens, and refuses with the wait otherwise', () => {
+    const clock = new ManualClock();
+    const users = new UserBudgets(100, 100, clock);
+    const b = new FrameBudget(limits, users.acquire('u'), clock);
+    expect([1, 2, 3, 4, 5].map(() => b.take(1).kind)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok']);
+    expect(b.take(1)).toEqual({ kind: 'refused', waitMs: 100 });
+    clock.advance(100);
+    expect(b.take(1).kind).toBe('ok');
+  });
+
+  it("shares the user's bucket between connections, and tells each to wait its share", () => {
+    const clock = new ManualClock();
+    const users = new UserBudgets(10, 4, clock);
+    const [a, b, c] = [1, 2, 3].map(() => new FrameBudget({ ratePerSecond: 1000, burst: 1000 }, users.acquire('u'), clock));
+    expect([a!.take(2).kind, b!.take(2).kind]).toEqual(['ok', 'ok']);
+    // The user's 4 tokens are gone: 100 ms for one more, times the 3 connections that share it.
+    expect(c!.take(1)).toEqual({ kind: 'refused', waitMs: 300 });
+    users.release('u');
+    users.release('u');
+    users.release('u');
+    expect(users.size).toBe(0);
+  });
+
+  it('closes a connection that keeps sending after the refusal allowance ran out, however many frames were accepted in between', () => {
+    const clock = new ManualClock();
+    const users = new UserBudgets(1000, 1000, clock);
+    const b = new FrameBudget({ ratePerSecond: 100, burst: 20 }, users.acquire('u'), clock);
+    let decision = b.take(1);
+    let refusals = 0;
+    // A flood: frames every 1 ms; a token refills every 10 ms, so one in ten is accepted.
+    for (let i = 0; i < 10_000 && decision.kind !== 'flood'; i++) {
+      clock.advance(1);
+      decision = b.take(1);
+      if (decision.kind === 'refused') refusals++;
+    }
+    expect(decision.kind).toBe('flood');
+    // The allowance (20) refills at a tenth of the rate (10/s): about 20 / (900 - 10) per second of flood.
+    expect(refusals).toBeGreaterThanOrEqual(20);
+    expect(refusals).toBeLessThan(30);
+  });
+
+  it('lets work found later be charged as debt, and refunds work not done', () => {
+    const clock = new ManualClock();
+    const users = new UserBudgets(1000, 1000, clock);
+    const b = new FrameBudget({ ratePerSecond: 10, burst: 10 }, users.acquire('u'), clock);
+    b.charge(15);
+    expect(b.take(1)).toEqual({ kind: 'refused', waitMs: 600 });
+    b.refund(100);
+    expect(b.take(10).kind).toBe('ok');
   });
 });

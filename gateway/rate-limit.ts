@@ -70,7 +70,7 @@ export class FrameBudget {
 
   constructor(
     limits: FrameLimits,
-    private readonly user: TokenBucket,
+    private readonly user: UserBudget,
     clock: Clock,
   ) {
     this.own = new TokenBucket(limits.ratePerSecond, limits.burst, clock);
@@ -79,7 +79,9 @@ export class FrameBudget {
 
   take(cost: number): BudgetDecision {
     const own = this.own.take(cost);
-    const user = own === 0 ? this.user.take(cost) : 0;
+    // The user's bucket is shared by all of their connections here: each is told to wait for
+    // its share, so that connections that all obey `retryAfterMs` do not all come back at once.
+    const user = own === 0 ? this.user.bucket.take(cost) * Math.max(1, this.user.holders) : 0;
     if (own === 0 && user === 0) return { kind: 'ok' };
     if (own === 0) this.own.refund(cost);
     if (this.refusals.take(1) > 0) return { kind: 'flood' };
@@ -89,7 +91,14 @@ export class FrameBudget {
   /** Charges work found once the frame ran (e.g. a group send's audience); later frames wait for it. */
   charge(cost: number): void {
     this.own.charge(cost);
-    this.user.charge(cost);
+    this.user.bucket.charge(cost);
+  }
+
+  /** Gives back what `take` granted for work that was then not done. */
+  refund(cost: number): void {
+    if (cost <= 0) return;
+    this.own.refund(cost);
+    this.user.bucket.refund(cost);
   }
 }
 
@@ -98,8 +107,14 @@ export class FrameBudget {
  * user has a connection here. (Across gateways the cap on devices per user bounds the total:
  * a user's devices on G gateways get at most G times the per-user rate.)
  */
+/** A user's shared bucket and how many of their connections on this gateway hold it. */
+export interface UserBudget {
+  readonly bucket: TokenBucket;
+  readonly holders: number;
+}
+
 export class UserBudgets {
-  private readonly users = new Map<string, { bucket: TokenBucket; refs: number }>();
+  private readonly users = new Map<string, { bucket: TokenBucket; holders: number }>();
 
   constructor(
     private readonly perSecond: number,
@@ -107,17 +122,17 @@ export class UserBudgets {
     private readonly clock: Clock,
   ) {}
 
-  /** The user's bucket, held until `release`. */
-  acquire(userId: string): TokenBucket {
+  /** The user's budget, held until `release`. */
+  acquire(userId: string): UserBudget {
     let u = this.users.get(userId);
-    if (!u) this.users.set(userId, (u = { bucket: new TokenBucket(this.perSecond, this.burst, this.clock), refs: 0 }));
-    u.refs++;
-    return u.bucket;
+    if (!u) this.users.set(userId, (u = { bucket: new TokenBucket(this.perSecond, this.burst, this.clock), holders: 0 }));
+    u.holders++;
+    return u;
   }
 
   release(userId: string): void {
     const u = this.users.get(userId);
-    if (u && --u.refs <= 0) this.users.delete(userId);
+    if (u && --u.holders <= 0) this.users.delete(userId);
   }
 
   get size(): number {

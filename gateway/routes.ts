@@ -18,6 +18,8 @@ export interface RouteDef<B extends z.ZodType, Q extends z.ZodType, P extends z.
   status?: number;
   /** Error codes this route can answer with (documented in the spec). */
   errors?: string[];
+  /** Runs before the body is read or parsed (e.g. a rate limit), so a refusal costs no parsing. */
+  early?: (req: FastifyRequest) => void;
   handler: (input: {
     body: z.infer<B>;
     query: z.infer<Q>;
@@ -63,9 +65,11 @@ export class Routes {
     def: RouteDef<B, Q, P, R>,
   ): void {
     this.defs.push(def as unknown as AnyRoute);
+    const early = def.early;
     this.app.route({
       method: def.method,
       url: def.url,
+      ...(early ? { onRequest: async (req: FastifyRequest) => early(req) } : {}),
       handler: async (req, reply) => {
         if (def.auth) await this.authenticate(req);
         const body = parse(def.body, req.body, 'body');

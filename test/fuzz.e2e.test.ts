@@ -47,6 +47,7 @@ describe('fuzzing the gateway', () => {
         WS_RATE_BURST: '1000000',
         WS_USER_RATE_PER_SECOND: '1000000',
         WS_USER_RATE_BURST: '1000000',
+        WS_CONNECT_RATE_PER_MINUTE: '100000', // the attackers reconnect after every 1007 / 1009
       },
     });
     alice = await newUser(server.url, 'alice');
