@@ -8,7 +8,7 @@ import { AppError, toAppError } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { Delivery, LocalDevice } from './delivery.js';
-import { assertNever, decodeFrame, frameCost, INVALID_FRAME_COST, type ParsedFrame } from './frames.js';
+import { assertNever, frameCost, frameRef, INVALID_FRAME_COST, parseFrameJson, type ParsedFrame, validateFrame } from './frames.js';
 import { FrameBudget, type FrameLimits, type UserBudgets } from './rate-limit.js';
 
 export interface ConnectionDeps {
@@ -291,17 +291,25 @@ export class Connection implements LocalDevice {
     // A big frame pays for its size before anything parses it: refused, it is never parsed.
     const sizeCost = sizeTokens(data.length);
     if (sizeCost > 0 && !this.limit(sizeCost, sniffId(data))) return;
-    const decoded = decodeFrame(data, isBinary);
+    const json = parseFrameJson(data, isBinary);
+    if (!json.ok) {
+      if (this.limit(INVALID_FRAME_COST)) this.reply(json.error, undefined);
+      return;
+    }
+    // Charged before validation: a refused frame is not validated.
+    const cost = frameCost(json.raw);
+    if (!this.limit(cost, frameRef(json.raw))) {
+      this.budget.refund(sizeCost); // refused: it will be sent again, and pay again
+      return;
+    }
+    const decoded = validateFrame(json.raw);
     if (!decoded.ok) {
-      if (this.limit(INVALID_FRAME_COST)) this.reply(decoded.error, decoded.ref);
+      this.budget.charge(Math.max(0, INVALID_FRAME_COST - cost));
+      this.reply(decoded.error, decoded.ref);
       return;
     }
     const frame = decoded.frame;
     const ref = frame.type === 'send' || frame.type === 'group.send' ? frame.id : frame.type;
-    if (!this.limit(frameCost(frame), ref)) {
-      this.budget.refund(sizeCost); // refused: it will be sent again, and pay again
-      return;
-    }
     const started = performance.now();
     this.handle(frame)
       .catch((err) => this.reply(err, ref))

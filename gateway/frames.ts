@@ -85,28 +85,40 @@ function quote(v: unknown): string {
   return typeof v === 'string' && v.length <= 64 ? JSON.stringify(v) : v === undefined || v === null ? 'null' : `(${typeof v})`;
 }
 
+/** The `ref` an answer to this (parsed, maybe invalid) frame names: its short string `id`, else its known `type`. */
+export function frameRef(raw: unknown): string | undefined {
+  const obj = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as Record<string, unknown>) : null;
+  const id = obj?.id;
+  if (typeof id === 'string' && id.length <= 64) return id;
+  return typeof obj?.type === 'string' && KNOWN_FRAME_TYPES.has(obj.type) ? obj.type : undefined;
+}
+
 /**
- * Turns one WebSocket message into a validated frame. Total: whatever the bytes are, it
- * returns (never throws) an `invalid` error with a bounded message and a `ref` only when the
- * frame carried a short string `id` or a known `type`.
- * @example decodeFrame(Buffer.from('{"type":"ping"}'), false) // { ok: true, frame: { type: 'ping' } }
+ * The JSON value of one WebSocket message, with its depth bounded before it is parsed. Total:
+ * whatever the bytes are, it returns (never throws).
  */
-export function decodeFrame(data: Buffer, isBinary: boolean): Decoded {
+export function parseFrameJson(data: Buffer, isBinary: boolean): { ok: true; raw: unknown } | { ok: false; error: AppError } {
   if (isBinary) return { ok: false, error: new AppError('invalid', 'binary frames are not supported; send JSON text') };
   const text = data.toString('utf8');
   if (jsonDepth(text, MAX_FRAME_DEPTH) > MAX_FRAME_DEPTH) {
     return { ok: false, error: new AppError('invalid', `frame nested deeper than ${MAX_FRAME_DEPTH} levels`) };
   }
-  let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    return { ok: true, raw: JSON.parse(text) };
   } catch {
     return { ok: false, error: new AppError('invalid', 'malformed JSON') };
   }
-  const obj = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as Record<string, unknown>) : null;
-  const type = obj?.type;
+}
+
+/**
+ * Validates a parsed frame. Total: an invalid one gets an `invalid` error with a bounded
+ * message and the `ref` of frameRef.
+ */
+export function validateFrame(raw: unknown): Decoded {
   const parsed = clientFrameSchema.safeParse(raw);
   if (parsed.success) return { ok: true, frame: parsed.data };
+  const obj = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as Record<string, unknown>) : null;
+  const type = obj?.type;
   const known = typeof type === 'string' && KNOWN_FRAME_TYPES.has(type);
   const issues = parsed.error.issues;
   const message = known
@@ -115,8 +127,7 @@ export function decodeFrame(data: Buffer, isBinary: boolean): Decoded {
         .map((i) => `${i.path.slice(0, 4).join('.') || 'frame'}: ${i.message.slice(0, 200)}`)
         .join('; ') + (issues.length > MAX_ISSUES_QUOTED ? `; and ${issues.length - MAX_ISSUES_QUOTED} more` : '')
     : `unknown frame type ${quote(type)}`;
-  const id = obj?.id;
-  const ref = typeof id === 'string' && id.length <= 64 ? id : known ? type : undefined;
+  const ref = frameRef(raw);
   return {
     ok: false,
     error: new AppError('invalid', message, { details: { type: known ? type : typeof type === 'string' && type.length <= 64 ? type : null } }),
@@ -125,26 +136,34 @@ export function decodeFrame(data: Buffer, isBinary: boolean): Decoded {
 }
 
 /**
+ * Turns one WebSocket message into a validated frame (parseFrameJson, then validateFrame).
+ * @example decodeFrame(Buffer.from('{"type":"ping"}'), false) // { ok: true, frame: { type: 'ping' } }
+ */
+export function decodeFrame(data: Buffer, isBinary: boolean): Decoded {
+  const json = parseFrameJson(data, isBinary);
+  return json.ok ? validateFrame(json.raw) : json;
+}
+
+/**
  * What a frame costs from the rate budget: 1, plus the work it fans out to (devices in a send,
- * users looked up for presence, members a typing indicator reaches). An invalid frame costs
+ * users looked up for presence, members a typing indicator reaches). Read from the parsed
+ * JSON before validation, so a refused frame costs no validation. An invalid frame costs
  * INVALID_FRAME_COST. Group sends are charged their audience after the membership is known.
  */
-export function frameCost(f: ParsedFrame): number {
+export function frameCost(raw: unknown): number {
+  const f = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+  const n = (v: unknown) => (Array.isArray(v) ? v.length : 0);
   switch (f.type) {
     case 'send':
-      return 1 + Math.ceil(f.payloads.length / 4);
+      return 1 + Math.ceil(n(f.payloads) / 4);
     case 'group.send':
-      return 1 + Math.ceil((f.payloads?.length ?? 0) / 16);
+      return 1 + Math.ceil(n(f.payloads) / 16);
     case 'presence.subscribe':
-      return 1 + Math.ceil(f.users.length / 8);
+      return 1 + Math.ceil(n(f.users) / 8);
     case 'typing':
       return 2;
-    case 'ack':
-    case 'read':
-    case 'ping':
-      return 1;
     default:
-      return assertNever(f);
+      return 1;
   }
 }
 

@@ -37,8 +37,9 @@ const TURN_MS = 10_000;
  * - `login:wait:<username>` → until when attempts are refused (ms epoch; TTL = the wait).
  * - `login:turn:<username>:<failures>` → attempts admitted at that failure count (incr;
  *   TURN_MS). Admission is by this atomic count, so concurrent attempts cannot all slip in
- *   between a read and a write: while failures < free, at most `free - failures` checks run
- *   at that count; from then on, exactly one per failure.
+ *   between a read and a write: one check at a time per failure count, so no more than
+ *   `freeFailures` checks happen before the first wait, however many guesses arrive at once
+ *   (a concurrent attempt gets a short `rate_limited`).
  *
  * @example const user = await backoff.attempt(username, () => checkPassword(username, password))
  */
@@ -68,7 +69,7 @@ export class LoginBackoff {
     const now = this.clock.now();
     if (until > now) throw this.refusal(until - now);
     const turn = await this.cache.incr(`login:turn:${username}:${failures}`, TURN_MS);
-    if (turn !== null && turn > Math.max(1, this.options.freeFailures - failures)) {
+    if (turn !== null && turn > 1) {
       // Another attempt for this account is being checked right now at this count.
       throw this.refusal(Math.max(this.baseWaitMs, this.waitAfter(failures + 1)));
     }

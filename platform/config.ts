@@ -38,7 +38,7 @@ const schema = z
     WS_USER_RATE_PER_SECOND: int(300, 1),
     WS_USER_RATE_BURST: int(600, 1),
     /** WebSocket connections a user may open per minute (on one gateway; a bucket of the same size). */
-    WS_CONNECT_RATE_PER_MINUTE: int(60, 1),
+    WS_CONNECT_RATE_PER_MINUTE: int(30, 1),
     /** Users one connection may watch the presence of. */
     PRESENCE_WATCH_MAX: int(1024, 1, 100_000),
     /** A JSON request body that has not fully arrived this long after the request began is answered 408 and dropped. */
