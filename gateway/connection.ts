@@ -202,6 +202,7 @@ export class Connection implements LocalDevice {
   }
 
   private async inOrder(frame: MsgFrame): Promise<void> {
+    if (this.closed) return; // a closed connection reads nothing more from the store: it syncs when it is back
     const have = this.covered.get(frame.conversationId) ?? 0;
     if (frame.seq <= have) return;
     if (frame.seq === have + 1) {
@@ -220,6 +221,7 @@ export class Connection implements LocalDevice {
   private async catchUp(conversationId: string, until = Number.MAX_SAFE_INTEGER): Promise<void> {
     for (;;) {
       const after = this.covered.get(conversationId) ?? 0;
+      if (this.closed) return;
       if (after >= until) break;
       const rows = await this.deps.store.fetch(conversationId, this.deviceId, this.userId, after, PAGE_ROWS, PAGE_BYTES);
       for (const m of rows) {

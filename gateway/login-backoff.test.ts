@@ -69,13 +69,18 @@ describe('LoginBackoff', () => {
     expect(outcomes.filter((o) => o.status === 'rejected')).toHaveLength(19);
   });
 
-  it('checks one of many concurrent attempts at a time, so no more than the free failures are checked before the first wait', async () => {
+  it('bounds concurrent checks by the failures still free, so no more than those are checked before the first wait', async () => {
     const outcomes = await Promise.allSettled(Array.from({ length: 20 }, () => backoff.attempt('alice', wrong)));
-    expect(checks).toBe(1);
-    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
-    // Round after round of concurrent guesses, as from many addresses: exactly 3 (free) checks, then the wait.
+    expect(checks).toBe(3);
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(3);
+    // Round after round of concurrent guesses, as from many addresses: no more checks until the wait is over.
     for (let round = 0; round < 10; round++) await Promise.allSettled(Array.from({ length: 20 }, () => backoff.attempt('alice', wrong)));
     expect(checks).toBe(3);
+  });
+
+  it('lets a user’s devices log in at the same moment', async () => {
+    const outcomes = await Promise.all(Array.from({ length: 3 }, () => backoff.attempt('alice', right)));
+    expect(outcomes).toEqual([{ id: 'u1' }, { id: 'u1' }, { id: 'u1' }]);
   });
 
   it('does not hold back sequential successes (several devices logging in one after another)', async () => {

@@ -35,11 +35,12 @@ const TURN_MS = 10_000;
  * Layout (Cache keys, the username is already validated `[a-z0-9_.-]{3,32}`):
  * - `login:fail:<username>` → failed checks in the streak (incr; FAILURE_MEMORY_MS).
  * - `login:wait:<username>` → until when attempts are refused (ms epoch; TTL = the wait).
- * - `login:turn:<username>:<failures>` → attempts admitted at that failure count (incr;
- *   TURN_MS). Admission is by this atomic count, so concurrent attempts cannot all slip in
- *   between a read and a write: one check at a time per failure count, so no more than
- *   `freeFailures` checks happen before the first wait, however many guesses arrive at once
- *   (a concurrent attempt gets a short `rate_limited`).
+ * - `login:checking:<username>` → password checks in progress (incr on admission, −1 when
+ *   done; TURN_MS). An attempt is admitted only while checks in progress stay within the
+ *   failures still free (`freeFailures - failures`, at least 1), so concurrent guesses cannot
+ *   all slip in between a read and a write: no more than `freeFailures` checks happen before
+ *   the first wait, however many guesses arrive at once (the others get a short
+ *   `rate_limited`), while a user's devices logging in together are not held back.
  *
  * @example const user = await backoff.attempt(username, () => checkPassword(username, password))
  */
@@ -62,32 +63,39 @@ export class LoginBackoff {
   async attempt<T>(username: string, check: () => Promise<T>): Promise<T> {
     const failKey = `login:fail:${username}`;
     const waitKey = `login:wait:${username}`;
+    const checkingKey = `login:checking:${username}`;
+    // Claim a place among the checks in progress first, then read the failures: a check counts
+    // its failure before it gives its place back, so failures + checks in progress never
+    // understate what has been and is being checked.
+    const checking = await this.cache.incr(checkingKey, TURN_MS);
+    const done = () => (checking === null ? Promise.resolve() : this.cache.incr(checkingKey, TURN_MS, -1).then(() => undefined));
     // Failures first, then the wait: a failure sets the wait before it is counted, so an
     // attempt that sees the new count also sees the wait.
     const failures = Number((await this.cache.get(failKey)) ?? 0);
     const until = Number((await this.cache.get(waitKey)) ?? 0);
     const now = this.clock.now();
-    if (until > now) throw this.refusal(until - now);
-    const turn = await this.cache.incr(`login:turn:${username}:${failures}`, TURN_MS);
-    if (turn !== null && turn > 1) {
-      // Another attempt for this account is being checked right now at this count.
+    if (until > now) {
+      await done();
+      throw this.refusal(until - now);
+    }
+    if (checking !== null && checking > Math.max(1, this.options.freeFailures - failures)) {
+      // As many checks as failures are still free are running for this account right now.
+      await done();
       throw this.refusal(Math.max(this.baseWaitMs, this.waitAfter(failures + 1)));
     }
-
-    const result = await check();
-    if (result) {
-      // The streak ends, and the turns taken in it are given back (a turn counts checks, so
-      // a stale one would hold back the next streak). Skipped when the cache was away.
-      if (turn !== null) {
-        const turns = Array.from({ length: failures + 1 }, (_, f) => `login:turn:${username}:${f}`);
-        await this.cache.del([failKey, waitKey, ...turns]);
+    try {
+      const result = await check();
+      if (result) {
+        if (checking !== null) await this.cache.del([failKey, waitKey]); // the streak ends (not while the cache is away)
+        return result;
       }
+      await this.setWait(waitKey, failures + 1);
+      const counted = await this.cache.incr(failKey, FAILURE_MEMORY_MS);
+      if (counted !== null && counted !== failures + 1) await this.setWait(waitKey, counted);
       return result;
+    } finally {
+      await done();
     }
-    await this.setWait(waitKey, failures + 1);
-    const counted = await this.cache.incr(failKey, FAILURE_MEMORY_MS);
-    if (counted !== null && counted !== failures + 1) await this.setWait(waitKey, counted);
-    return result;
   }
 
   /** The wait after `failures` failures in a row: 0 while they are free, then doubling up to the cap. */

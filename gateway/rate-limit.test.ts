@@ -40,6 +40,28 @@ describe('FrameBudget', () => {
     expect(b.take(1).kind).toBe('ok');
   });
 
+  it('never closes a client that waits as told after each refusal, even when the next try is refused again', () => {
+    const clock = new ManualClock();
+    const users = new UserBudgets(1000, 1000, clock);
+    const b = new FrameBudget({ ratePerSecond: 10, burst: 5 }, users.acquire('u'), clock);
+    expect(b.take(5).kind).toBe('ok');
+    // A big frame, refused in two steps (first its size, then its whole cost), 1000 times over,
+    // by a client that waits as told each time: never closed.
+    for (let i = 0; i < 1000; i++) {
+      const size = b.take(2);
+      expect(size.kind).toBe('refused');
+      if (size.kind === 'refused') clock.advance(size.waitMs);
+      const whole = b.take(5);
+      expect(whole.kind).toBe('refused');
+      if (whole.kind === 'refused') clock.advance(whole.waitMs);
+      expect(b.take(5).kind).toBe('ok');
+    }
+    // One that does not wait is closed soon enough.
+    let d = b.take(5);
+    for (let i = 0; i < 100 && d.kind !== 'flood'; i++) d = b.take(5);
+    expect(d.kind).toBe('flood');
+  });
+
   it("shares the user's bucket between connections, and tells each to wait its share", () => {
     const clock = new ManualClock();
     const users = new UserBudgets(10, 4, clock);

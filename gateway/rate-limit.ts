@@ -58,20 +58,23 @@ export type BudgetDecision = { kind: 'ok' } | { kind: 'refused'; waitMs: number 
 /**
  * The frame budget of one connection: its own bucket and its user's bucket (shared by all of
  * the user's connections on this gateway, see UserBudgets). A frame is accepted only when both
- * have its cost. Refusals draw on an allowance of `burst` refusals that refills at a tenth of
- * the frame rate; a connection that uses it up is flooding (it keeps sending while refused)
- * and is closed. A client that waits `retryAfterMs` after a refusal never gets near that.
+ * have its cost. Refusals of frames sent before the previous refusal's wait was over draw on
+ * an allowance of `burst` refusals that refills at a tenth of the frame rate; a connection
+ * that uses it up is flooding (it keeps sending while refused) and is closed. A client that
+ * waits `retryAfterMs` after each refusal never draws on it.
  *
  * @example const d = budget.take(frameCost(frame)); if (d.kind === 'flood') close(4001)
  */
 export class FrameBudget {
   private readonly own: TokenBucket;
   private readonly refusals: TokenBucket;
+  /** When the wait told with the last refusal ends: a refusal after it came from a client that waited as told. */
+  private obeyedAfter = 0;
 
   constructor(
     limits: FrameLimits,
     private readonly user: UserBudget,
-    clock: Clock,
+    private readonly clock: Clock,
   ) {
     this.own = new TokenBucket(limits.ratePerSecond, limits.burst, clock);
     this.refusals = new TokenBucket(limits.ratePerSecond / 10, limits.burst, clock);
@@ -84,8 +87,14 @@ export class FrameBudget {
     const user = own === 0 ? this.user.bucket.take(cost) * Math.max(1, this.user.holders) : 0;
     if (own === 0 && user === 0) return { kind: 'ok' };
     if (own === 0) this.own.refund(cost);
-    if (this.refusals.take(1) > 0) return { kind: 'flood' };
-    return { kind: 'refused', waitMs: Math.max(own, user) };
+    // Only a frame sent before the last told wait was over draws on the refusal allowance: a
+    // client that waits as told (a big frame may be refused more than once, and connections
+    // share the user's bucket) is never closed for flooding.
+    const now = this.clock.now();
+    if (now < this.obeyedAfter && this.refusals.take(1) > 0) return { kind: 'flood' };
+    const waitMs = Math.max(own, user);
+    this.obeyedAfter = Math.max(this.obeyedAfter, now + waitMs);
+    return { kind: 'refused', waitMs };
   }
 
   /** Charges work found once the frame ran (e.g. a group send's audience); later frames wait for it. */

@@ -46,6 +46,13 @@ export function cacheContract(name: string, make: () => Promise<{ a: Cache; b: C
       expect(await f.a.incr('n', 60_000)).toBe(1);
     });
 
+    it('counts down as well as up', async () => {
+      expect(await f.a.incr('updown', 60_000, 3)).toBe(3);
+      expect(await f.b.incr('updown', 60_000, -1)).toBe(2);
+      expect(await f.a.incr('updown', 60_000, -2)).toBe(0);
+      expect(await f.b.get('updown')).toBe('0');
+    });
+
     it('expires a counter a fixed time after the increment that created it', async () => {
       await f.a.incr('window', 300);
       await f.wait(100);

@@ -27,11 +27,11 @@ export class MemoryCache implements Cache {
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
   }
 
-  async incr(key: string, ttlMs: number): Promise<number | null> {
+  async incr(key: string, ttlMs: number, by = 1): Promise<number | null> {
     const now = this.clock.now();
     const e = this.entries.get(key);
     const live = e && e.expiresAt > now;
-    const count = live ? Number(e.value) + 1 : 1;
+    const count = (live ? Number(e.value) : 0) + by;
     this.entries.delete(key);
     this.entries.set(key, { value: String(count), expiresAt: live ? e.expiresAt : now + ttlMs });
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);

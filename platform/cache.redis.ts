@@ -36,11 +36,11 @@ export class RedisCache implements Cache {
     }
   }
 
-  async incr(key: string, ttlMs: number): Promise<number | null> {
+  async incr(key: string, ttlMs: number, by = 1): Promise<number | null> {
     try {
       // One MULTI: create the key at 0 with its expiry if it is absent, then count. INCR
       // keeps the expiry, so it runs from the first increment (a fixed window).
-      const results = await this.redis.multi().set(this.p + key, '0', 'PX', ttlMs, 'NX').incr(this.p + key).exec();
+      const results = await this.redis.multi().set(this.p + key, '0', 'PX', ttlMs, 'NX').incrby(this.p + key, by).exec();
       const [err, count] = results?.[1] ?? [new Error('transaction discarded'), null];
       if (err) throw err;
       return Number(count);

@@ -8,8 +8,8 @@
  * - `get` returns the value last `set` under the key, or null once it was deleted, expired
  *   (`ttlMs` after the set) or never set.
  * - `del` removes the keys; after it resolves, no `get` anywhere returns the old value.
- * - `incr` atomically adds 1 to the counter under the key and resolves to the new count: 1
- *   when the key was absent or expired. The key expires `ttlMs` after the increment that
+ * - `incr` atomically adds `by` (default 1; may be negative) to the counter under the key and
+ *   resolves to the new count: `by` when the key was absent or expired. The key expires `ttlMs` after the increment that
  *   created it; later increments keep that expiry (a fixed window). Increments from every
  *   process sharing the cache are counted once each, concurrent ones included. `get` returns
  *   the count as a decimal string; do not `set` a key that is used as a counter.
@@ -20,7 +20,7 @@
 export interface Cache {
   get(key: string): Promise<string | null>;
   set(key: string, value: string, ttlMs: number): Promise<void>;
-  incr(key: string, ttlMs: number): Promise<number | null>;
+  incr(key: string, ttlMs: number, by?: number): Promise<number | null>;
   del(keys: readonly string[]): Promise<void>;
   close(): Promise<void>;
 }
