@@ -14,10 +14,13 @@ import { type DeviceEntry, SessionManager } from '../client-sdk/e2e.session-mana
 import { decodeBundle, type KeyDirectoryClient } from '../client-sdk/e2e.directory.js';
 import { generateIdentity, generateOneTimePrekeys, generateSignedPrekey, type PrekeyBundle } from '../client-sdk/e2e.keys.js';
 import { ratchetDecrypt, ratchetEncrypt, type RatchetState } from '../client-sdk/e2e.ratchet.js';
-import { createSenderKey, receiveSenderKey, senderKeyDecrypt, senderKeyDistribution, senderKeyEncrypt } from '../client-sdk/e2e.sender-keys.js';
+import { createSenderKey, receiveSenderKey, senderKeyDecrypt, senderKeyDistribution, senderKeyEncrypt, type SenderKeyState } from '../client-sdk/e2e.sender-keys.js';
 import { memoryKeyStore } from '../client-sdk/e2e.store.memory.js';
 import { INNER, MESSAGE_PREFIX, packInner, parseBody } from '../client-sdk/e2e.wire.js';
 import { x3dhInitiate, x3dhRespond } from '../client-sdk/e2e.x3dh.js';
+
+/** Made-up sides of the sessions measured here. */
+const PARTIES = { initiator: { userId: 'alice', deviceId: 'a1' }, responder: { userId: 'bob', deviceId: 'b1' } };
 import { machine } from './report.js';
 
 const ROUNDS = 5;
@@ -57,11 +60,11 @@ function bundleOf(): { identity: ReturnType<typeof generateIdentity>; bundle: Pr
 function session(): { alice: RatchetState; bob: RatchetState } {
   const aliceId = generateIdentity();
   const b = bundleOf();
-  const init = x3dhInitiate(aliceId, b.bundle);
+  const init = x3dhInitiate(aliceId, b.bundle, PARTIES);
   const first = ratchetEncrypt(init.state, packInner(INNER.CONTENT, new Uint8Array(1)), init.prekeyPrefix);
   const parsed = parseBody(first.message);
   if (parsed.type !== 'prekey') throw new Error('expected a prekey message');
-  const bob = ratchetDecrypt(x3dhRespond(b.identity, b.spk, null, parsed.header), first.message, parsed.at).state;
+  const bob = ratchetDecrypt(x3dhRespond(b.identity, b.spk, null, parsed.header, PARTIES), first.message, parsed.at).state;
   return { alice: first.state, bob };
 }
 
@@ -146,14 +149,14 @@ export async function benchCrypto(): Promise<void> {
     const bundle = { ...b.bundle, oneTimePrekey: { id: otk!.id, publicKey: otk!.keyPair.publicKey } };
     results.push(
       await time('x3dh: initiate + respond (with one-time prekey)', Math.max(10, Math.floor(ops / 4)), () => {
-        const init = x3dhInitiate(aliceId, bundle);
-        x3dhRespond(b.identity, b.spk, otk!, { identityKey: aliceId.publicKey, baseKey: init.baseKey, signedPrekeyId: b.spk.id, oneTimePrekeyId: otk!.id });
+        const init = x3dhInitiate(aliceId, bundle, PARTIES);
+        x3dhRespond(b.identity, b.spk, otk!, { identityKey: aliceId.publicKey, baseKey: init.baseKey, signedPrekeyId: b.spk.id, oneTimePrekeyId: otk!.id }, PARTIES);
       }),
     );
   }
   {
     let own = createSenderKey('bench-group');
-    let member = receiveSenderKey(senderKeyDistribution(own));
+    let member: SenderKeyState = receiveSenderKey(senderKeyDistribution(own));
     results.push(
       await time('sender key: encrypt + sign, verify + decrypt', ops, () => {
         const e = senderKeyEncrypt(own, plaintext);

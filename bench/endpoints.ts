@@ -13,6 +13,9 @@ import type { Settings } from './settings.js';
 /** Registrations at once: each costs the server two scrypt hashes. */
 const SETUP_CONCURRENCY = 8;
 
+/** The bench's made-up sides of a session (the server never decrypts). */
+const BENCH_PARTIES = { initiator: { userId: 'bench-a', deviceId: 'bench-a1' }, responder: { userId: 'bench-b', deviceId: 'bench-b1' } };
+
 const FRAME_HEAD = '{"type":"send","id":"';
 
 /** The plaintext the SDK's sendText would encrypt. */
@@ -30,7 +33,7 @@ function ratchetBody(text: Uint8Array): string {
   const bob = generateIdentity();
   const spk = generateSignedPrekey(bob, 0);
   const bundle = { deviceId: 'bench', identityKey: bob.publicKey, signedPrekey: { id: spk.id, publicKey: spk.keyPair.publicKey, signature: spk.signature }, oneTimePrekey: null };
-  return toB64(ratchetEncrypt(x3dhInitiate(alice, bundle).state, packInner(INNER.CONTENT, text), MESSAGE_PREFIX).message);
+  return toB64(ratchetEncrypt(x3dhInitiate(alice, bundle, BENCH_PARTIES).state, packInner(INNER.CONTENT, text), MESSAGE_PREFIX).message);
 }
 
 /** `frameHead + id + frameTail` is `{"type":"send","id":…,"to":…,"payloads":[…]}`. */

@@ -40,10 +40,30 @@
 //   --files             instead: upload and download throughput of BENCH_FILES [5] × BENCH_FILE_MIB [50]
 //                       MiB through the server, and BENCH_SDK_FILES [2] through the SDK (encrypting),
 //                       beside raw disk copy speed of the same bytes (see bench/files.ts)
+//   --abuse             instead: a bystander pair's send → deliver latency idle and beside each of
+//                       7 attacks (garbage frames, a large backlog, presence lookups, 6 greedy devices
+//                       and a variant ignoring retryAfterMs, a ping flood, stalled request bodies,
+//                       password guessing), on the embedded default (1 process, PGlite) and on a
+//                       cluster (BENCH_GATEWAYS [2] gateways, PostgreSQL + Redis), server limits at
+//                       their defaults; bystander and attacker run in processes of their own (see bench/abuse.ts;
+//                       it runs both targets itself, so --cluster and --postgres do not apply):
+//     BENCH_ABUSE_TARGETS              embedded,cluster or one of them [both]
+//     BENCH_ABUSE_ATTACKS              a comma-separated subset of garbage,backlog,presence,devices,
+//                                      flood,stalled,logins,devices-ignoring [all, in this order]
+//     BENCH_ABUSE_SECONDS              each attack phase [8] (stalled bodies and the backlog run until done)
+//     BENCH_ABUSE_IDLE_SECONDS         the idle phase right before each attack [BENCH_ABUSE_SECONDS]
+//     BENCH_ABUSE_INTERVAL_MS          between bystander messages [20]
+//     BENCH_ABUSE_GARBAGE_CONNECTIONS  devices of the garbage user, each its own connection [4] (≤ 6)
+//     BENCH_ABUSE_BACKLOG_MESSAGES     messages waiting for the offline user [330]
+//     BENCH_ABUSE_BACKLOG_BODY_CHARS   base64 characters of each [60000] (≤ 65536)
+//     BENCH_ABUSE_PRESENCE_FRAMES      presence.subscribe frames of 256 random users per batch [400]
+//     BENCH_ABUSE_STALLED              HTTP connections stalling in their request body [200]
+//     BENCH_ABUSE_LOGIN_ADDRESSES      source addresses 127.0.0.2… guessing one password [8]
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase } from '../platform/test-databases.js';
+import { benchAbuse } from './abuse.js';
 import { Child, killAll } from './children.js';
 import { benchConnections } from './connections.js';
 import { benchFanout } from './fanout.js';
@@ -145,7 +165,7 @@ async function main(): Promise<void> {
     await benchCrypto();
     return;
   }
-  const other = { connections: benchConnections, fanout: benchFanout, files: benchFiles } as const;
+  const other = { connections: benchConnections, fanout: benchFanout, files: benchFiles, abuse: benchAbuse } as const;
   if (settings.scenario !== 'messages') {
     console.log(machine());
     await other[settings.scenario](settings, defer);

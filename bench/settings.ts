@@ -22,7 +22,7 @@ export interface Settings {
   /** Parley gateway processes: 1, or several on PostgreSQL + Redis (`--cluster`). */
   gateways: number;
   /** Which scenario: the 1:1 ones, or the one its flag names (SCENARIO_FLAGS). */
-  scenario: 'messages' | 'connections' | 'fanout' | 'crypto' | 'files';
+  scenario: 'messages' | 'connections' | 'fanout' | 'crypto' | 'files' | 'abuse';
   /** Idle connections to hold in the connections scenario. */
   connections: number;
   /** Fan-out: online members of the group, gateway processes, spaced messages and their interval, burst size. */
@@ -35,6 +35,37 @@ export interface Settings {
   files: number;
   fileMiB: number;
   sdkFiles: number;
+  /** `--abuse`: a bystander pair beside each attack (see bench/abuse.ts). */
+  abuse: AbuseSettings;
+}
+
+/** The attacks of `--abuse`, in the order they run (the variant that ignores retryAfterMs last: it leaves the server busy longest). */
+export const ATTACKS = ['garbage', 'backlog', 'presence', 'devices', 'flood', 'stalled', 'logins', 'devices-ignoring'] as const;
+export type Attack = (typeof ATTACKS)[number];
+export const ABUSE_TARGETS = ['embedded', 'cluster'] as const;
+
+export interface AbuseSettings {
+  /** Which targets and attacks run (BENCH_ABUSE_TARGETS, BENCH_ABUSE_ATTACKS: comma-separated). */
+  targets: (typeof ABUSE_TARGETS)[number][];
+  attacks: Attack[];
+  /** Gateway processes of the cluster target. */
+  gateways: number;
+  /** How long each attack phase lasts (longer where the attack needs it: stalled bodies), and each idle phase. */
+  seconds: number;
+  idleSeconds: number;
+  /** The bystander sends one message every this many ms, alternately in each direction. */
+  intervalMs: number;
+  /** garbage: connections (devices of one user) pushing hostile frames. */
+  garbageConnections: number;
+  /** backlog: messages waiting for the offline user, and the base64 characters of each body. */
+  backlogMessages: number;
+  backlogBodyChars: number;
+  /** presence: subscribe frames per batch (256 random users each). */
+  presenceFrames: number;
+  /** stalled: HTTP connections that stall in their request body. */
+  stalledConnections: number;
+  /** logins: source addresses (127.0.0.2 …) guessing the password of one username. */
+  loginAddresses: number;
 }
 
 /** The flags that run another scenario instead of the 1:1 ones (see run.ts). */
@@ -43,10 +74,21 @@ const SCENARIO_FLAGS = {
   '--fanout': 'fanout',
   '--crypto': 'crypto',
   '--files': 'files',
+  '--abuse': 'abuse',
 } as const satisfies Record<string, Settings['scenario']>;
 
 export class SettingsError extends Error {
   override name = 'SettingsError';
+}
+
+/** A comma-separated subset of `all` (all of it when unset), in `all`'s order. */
+function list<T extends string>(env: Record<string, string | undefined>, name: string, all: readonly T[]): T[] {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return [...all];
+  const picked = raw.split(',').map((x) => x.trim());
+  const unknown = picked.filter((x) => !(all as readonly string[]).includes(x));
+  if (unknown.length > 0 || picked.length === 0) throw new SettingsError(`${name}=${raw}: expected a comma-separated subset of ${all.join(',')}`);
+  return all.filter((x) => picked.includes(x));
 }
 
 function int(env: Record<string, string | undefined>, name: string, def: number, min: number, max: number): number {
@@ -92,5 +134,24 @@ export function loadSettings(env: Record<string, string | undefined>, argv: read
     files: int(env, 'BENCH_FILES', 5, 1, 100),
     fileMiB: int(env, 'BENCH_FILE_MIB', 50, 1, 1024),
     sdkFiles: int(env, 'BENCH_SDK_FILES', 2, 0, 100),
+    abuse: abuseSettings(env),
+  };
+}
+
+function abuseSettings(env: Record<string, string | undefined>): AbuseSettings {
+  const seconds = int(env, 'BENCH_ABUSE_SECONDS', 8, 1, 600);
+  return {
+    targets: list(env, 'BENCH_ABUSE_TARGETS', ABUSE_TARGETS),
+    attacks: list(env, 'BENCH_ABUSE_ATTACKS', ATTACKS),
+    gateways: int(env, 'BENCH_GATEWAYS', 2, 1, 16),
+    seconds,
+    idleSeconds: int(env, 'BENCH_ABUSE_IDLE_SECONDS', seconds, 1, 600),
+    intervalMs: int(env, 'BENCH_ABUSE_INTERVAL_MS', 20, 1, 10_000),
+    garbageConnections: int(env, 'BENCH_ABUSE_GARBAGE_CONNECTIONS', 4, 1, 6),
+    backlogMessages: int(env, 'BENCH_ABUSE_BACKLOG_MESSAGES', 330, 1, 100_000),
+    backlogBodyChars: int(env, 'BENCH_ABUSE_BACKLOG_BODY_CHARS', 60_000, 4, 65_536),
+    presenceFrames: int(env, 'BENCH_ABUSE_PRESENCE_FRAMES', 400, 1, 100_000),
+    stalledConnections: int(env, 'BENCH_ABUSE_STALLED', 200, 1, 10_000),
+    loginAddresses: int(env, 'BENCH_ABUSE_LOGIN_ADDRESSES', 8, 1, 250),
   };
 }
