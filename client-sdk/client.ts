@@ -2,16 +2,19 @@
 import { type Content, decodeContent, encodeContent } from './content.js';
 import { fromB64, sodiumReady, toB64 } from './e2e.bytes.js';
 import { restDirectory } from './e2e.directory.js';
+import { signLoginProof } from './e2e.login-proof.js';
 import { SESSION_RESET_PAYLOAD, senderKeyRequest, SessionManager } from './e2e.session-manager.js';
 import type { DeviceRecord } from './e2e.store.js';
 import { memoryKeyStore } from './e2e.store.memory.js';
-import { INNER } from './e2e.wire.js';
+import { EMPTY_REASON, emptyBody, INNER } from './e2e.wire.js';
+import type { ListedDevice } from './e2e.trust.js';
 import type { ClientEvents, ClientOptions, ReceivedFile, SendFileOptions, SendFileResult, SendResult, SocketCtor, SocketLike } from './client.types.js';
 import { Emitter } from './emitter.js';
 import { ciphertextSize, downloadFile, encryptFile, type FileRef, fileRefOf, type Progress, uploadCiphertext } from './files.js';
 import { GroupDirectory, type GroupEvent, type GroupInfo, type GroupReceipts, type GroupRole, type GroupSummary, SenderKeyTracker } from './groups.js';
 import { ParleyError, request } from './http.js';
 import { CLOSE, PROTOCOL, shouldReconnect, WS_PATH, type ClientFrame, type ErrorFrame, type ServerFrame } from './protocol.js';
+import { TrustManager } from './trust.js';
 
 interface OutboxEntry {
   id: string;
@@ -23,6 +26,8 @@ interface OutboxEntry {
   controlFor?: string;
   /** Group sends: the devices this frame distributes our sender key to (they hold it once it is acknowledged). */
   keyedDevices?: string[];
+  /** Group sends: the id of the sender key it was made with. */
+  keyId?: number;
   frame?: Extract<ClientFrame, { type: 'send' | 'group.send' }>;
   inFlight: boolean;
   resolve: (r: SendResult) => void;
@@ -64,12 +69,17 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly pendingReads = new Map<string, number>();
   private readonly receiptsSeen = new Map<string, number>();
-  private readonly userDevices = new Map<string, { id: string; publicKey: string }[]>();
+  private readonly userDevices = new Map<string, ListedDevice[]>();
   private inbound: Promise<void> = Promise.resolve();
   private pumping: Promise<void> = Promise.resolve();
   private maxPayloadBytes = Infinity;
   private readonly presenceWatch = new Set<string>();
   private readonly sessions: SessionManager;
+  private readonly trust: TrustManager;
+  /** Whether this device's trust (its vouch, the user id in its sessions) was set up since login. */
+  private trustReady: Promise<void> | null = null;
+  private approved = false;
+  private readonly identityReported = new Set<string>();
   private readonly groups = new GroupDirectory(async (method, path, body) => this.call(method, path, { body, token: await this.freshToken() }));
   private readonly senderKeys = new SenderKeyTracker();
   private readonly keyRequests = new Map<string, number>();
@@ -89,8 +99,25 @@ export class ParleyClient extends Emitter<ClientEvents> {
         return this.devicesOf(userId);
       },
       sendReset: (userId, deviceId) => this.sendControl(userId, deviceId, SESSION_RESET_PAYLOAD),
-      onIdentityChanged: (e) => this.emit('identity_changed', e),
+      onIdentityChanged: (e) => this.identityChanged(e),
       onSessionReset: (e) => this.emit('session_reset', e),
+      trusted: (userId, deviceId, identityKey) => this.trust.isTrusted(userId, deviceId, identityKey),
+    });
+    this.trust = new TrustManager({
+      store: this.sessions.store,
+      listDevices: async (userId) => {
+        this.userDevices.delete(userId);
+        return this.devicesOf(userId);
+      },
+      me: () => ({ userId: this.userId, deviceId: this.device!.deviceId!, identity: this.device!.identity }),
+      putVouch: async (deviceId, signature) => {
+        await this.call('PUT', `/v1/devices/${deviceId}/vouch`, { body: { signature }, token: await this.freshToken() });
+        this.userDevices.delete(this.userId);
+      },
+      onDeviceAdded: (e) => this.emit('device_added', e),
+      onDeviceUntrusted: (e) => this.emit('device_untrusted', e),
+      onDevicePending: (e) => this.emit('device_pending', e),
+      onIdentityChanged: (e) => this.identityChanged(e),
     });
     this.urls = typeof options.url === 'string' ? [options.url] : [...options.url];
     if (this.urls.length === 0) throw new ParleyError('invalid', 'no server url');
@@ -127,31 +154,75 @@ export class ParleyClient extends Emitter<ClientEvents> {
   async login(): Promise<void> {
     await sodiumReady();
     this.device ??= await this.sessions.loadDevice();
+    // Prove we hold the identity key we register: sign a fresh server challenge with it.
+    const { challenge } = await this.call<{ challenge: string }>('POST', '/v1/sessions/challenge');
+    const proof = signLoginProof(this.device.identity, challenge, this.options.username);
     const s = await this.call<{ token: string; expiresAt: number; userId: string; deviceId: string }>('POST', '/v1/sessions', {
       body: {
         username: this.options.username,
         password: this.options.password,
-        device: { ...(this.device.deviceId ? { id: this.device.deviceId } : {}), name: this.options.deviceName ?? 'parley-sdk', publicKey: toB64(this.device.identity.publicKey) },
+        device: { ...(this.device.deviceId ? { id: this.device.deviceId } : {}), name: this.options.deviceName ?? 'parley-sdk', publicKey: toB64(this.device.identity.publicKey), proof },
       },
     });
     this.token = s.token;
     this.tokenExpiresAt = s.expiresAt;
     this._userId = s.userId;
-    this.device = { ...this.device, deviceId: s.deviceId };
+    this.device = { ...this.device, deviceId: s.deviceId, userId: s.userId };
     await this.sessions.useDevice(this.device);
     await this.sessions.publishKeys();
+    // A user's only device vouches for itself at once, so contacts can encrypt to it.
+    this.approved = await this.trust.ensureVouched();
+    this.trustReady ??= Promise.resolve();
   }
 
   /**
-   * The 60-digit safety number of you and `userId`, over the identity keys of all devices of
-   * both (as the server lists them now). Compare it with theirs out of band: if it differs,
-   * someone substituted a key. Format it with formatSafetyNumber.
+   * The 60-digit safety number of you and `userId`, over the identity keys this client trusts
+   * for both users (your own from this device's store, never the server's list of them).
+   * Compare it with theirs out of band: if it differs, someone substituted a key. Format it
+   * with formatSafetyNumber.
    */
   async safetyNumber(userId: string): Promise<string> {
+    await this.readyTrust();
+    return this.trust.safetyNumber(userId);
+  }
+
+  /**
+   * Records that you compared safety numbers with `userId` and they matched. From then on, if
+   * their devices are all replaced (a new identity), nothing is sent to them, and sends fail
+   * with `identity_unverified`, until you call `acceptIdentity(userId)`.
+   */
+  async markVerified(userId: string): Promise<void> {
+    await this.readyTrust();
+    await this.trust.markVerified(userId);
+  }
+
+  /** Accepts a contact's changed identity: their current devices are trusted (unverified) and sending resumes. */
+  async acceptIdentity(userId: string): Promise<void> {
+    await this.readyTrust();
+    await this.trust.acceptIdentity(userId);
     this.userDevices.delete(userId);
-    this.userDevices.delete(this.userId);
-    const [theirs, mine] = await Promise.all([this.devicesOf(userId), this.devicesOf(this.userId)]);
-    return this.sessions.safetyNumber({ userId: this.userId, devices: mine }, { userId, devices: theirs });
+  }
+
+  /**
+   * Approves a new device of your own (after `device_pending`, once the user confirms it is
+   * theirs): this device signs its certificate, so your contacts start encrypting to it.
+   */
+  async approveDevice(deviceId: string): Promise<void> {
+    await this.readyTrust();
+    await this.trust.approve(deviceId);
+  }
+
+  /** Your own devices that wait for approval by one of your devices. */
+  async pendingDevices(): Promise<string[]> {
+    await this.readyTrust();
+    return (await this.trust.pending()).map((d) => d.id);
+  }
+
+  /** Whether this device is vouched for by its user (your first device is; later ones once approved). */
+  async isApproved(): Promise<boolean> {
+    await this.readyTrust();
+    if (!this.approved) this.approved = await this.trust.ensureVouched();
+    return this.approved;
   }
 
   /** The user id of a username; rejects with code `not_found` when there is none. */
@@ -407,18 +478,51 @@ export class ParleyClient extends Emitter<ClientEvents> {
   }
 
   private async encryptFor(entry: OutboxEntry): Promise<Extract<ClientFrame, { type: 'send' | 'group.send' }>> {
+    await this.mayEncrypt();
     if (entry.group) return this.encryptForGroup(entry);
     const [theirs, mine] = await Promise.all([this.devicesOf(entry.to), this.devicesOf(this.userId)]);
+    const [t, m] = [await this.trust.devices(entry.to, theirs), await this.trust.devices(this.userId, mine)];
+    if (t.blocked) throw new ParleyError('identity_unverified', "this verified contact's identity changed: accept it (acceptIdentity) before sending");
     const payloads = await this.sessions.encryptForDevices(
       [
-        { userId: entry.to, devices: theirs },
-        { userId: this.userId, devices: mine },
+        { userId: entry.to, devices: t.trusted },
+        { userId: this.userId, devices: m.trusted },
       ],
       entry.controlFor ? INNER.CONTROL : INNER.CONTENT,
       entry.plaintext,
       entry.controlFor,
     );
+    // The server wants a body per listed device: devices nobody we trust vouched for get an empty one.
+    for (const d of [...t.untrusted, ...m.untrusted]) {
+      if (d.id !== this.device!.deviceId) payloads.push({ device: d.id, body: toB64(emptyBody(EMPTY_REASON.UNTRUSTED)) });
+    }
     return { type: 'send', id: entry.id, to: entry.to, payloads };
+  }
+
+  /** Sending needs this device's trust set up, and its approval by its user. */
+  private async mayEncrypt(): Promise<void> {
+    if (!(await this.isApproved())) {
+      throw new ParleyError('not_approved', 'this device waits for approval by another of your devices (approveDevice there)');
+    }
+  }
+
+  /** Reports an identity change once, whether trust (new devices) or a session (a new key) noticed it first. */
+  private identityChanged(e: ClientEvents['identity_changed']): void {
+    const k = `${e.userId}|${e.deviceId}|${e.currentKey}`;
+    if (this.identityReported.has(k)) return;
+    this.identityReported.add(k);
+    this.emit('identity_changed', e);
+  }
+
+  /** Once per client: logged in (login sets up this device's trust: its vouch, its user id in its sessions). */
+  private readyTrust(): Promise<void> {
+    this.trustReady ??= (async () => {
+      await this.freshToken();
+    })().catch((err: unknown) => {
+      this.trustReady = null;
+      throw err;
+    });
+    return this.trustReady;
   }
 
   /**
@@ -431,21 +535,38 @@ export class ParleyClient extends Emitter<ClientEvents> {
     const groupId = entry.to;
     const g = await this.groups.memberDevices(groupId);
     const me = this.device!.deviceId!;
-    const need = new Set(this.senderKeys.missing(groupId, g.members.flatMap((m) => m.devices.map((d) => d.id)).filter((d) => d !== me)));
+    // Only devices their users vouch for (as we trust them) get our key; blocked contacts get nothing.
+    const members = await Promise.all(
+      g.members.map(async (m) => {
+        const t = await this.trust.devices(m.userId, m.devices);
+        return { userId: m.userId, devices: t.blocked ? [] : t.trusted.filter((d) => d.id !== me) };
+      }),
+    );
+    const current = new Set(members.flatMap((m) => m.devices.map((d) => d.id)));
+    // A device that holds our key and is no longer a trusted member device (removed, left, or
+    // its user left): a new key, whose distribution tells everyone to forget that device's.
+    const departed = this.senderKeys.holding(groupId).filter((d) => !current.has(d));
+    if (departed.length > 0) {
+      await this.sessions.rotateSenderKey(groupId, departed);
+      this.senderKeys.forget(groupId);
+    }
+    const keyId = await this.sessions.ownSenderKeyId(groupId);
+    const need = new Set(this.senderKeys.missing(groupId, keyId, [...current]));
     let payloads: { device: string; body: string }[] = [];
     if (need.size > 0) {
-      const recipients = g.members.map((m) => ({ userId: m.userId, devices: m.devices.filter((d) => need.has(d.id)) })).filter((r) => r.devices.length > 0);
+      const recipients = members.map((m) => ({ userId: m.userId, devices: m.devices.filter((d) => need.has(d.id)) })).filter((r) => r.devices.length > 0);
       payloads = await this.sessions.encryptForDevices(recipients, INNER.SENDER_KEY, await this.sessions.senderKeyDistribution(groupId));
     }
     const body = toB64(await this.sessions.groupEncrypt(groupId, entry.plaintext));
     entry.keyedDevices = [...need];
+    entry.keyId = keyId;
     return { type: 'group.send', id: entry.id, group: groupId, body, ...(payloads.length > 0 ? { payloads } : {}), devicesHash: g.devicesHash };
   }
 
-  private async devicesOf(userId: string): Promise<{ id: string; publicKey: string }[]> {
+  private async devicesOf(userId: string): Promise<ListedDevice[]> {
     const cached = this.userDevices.get(userId);
     if (cached) return cached;
-    const r = await this.call<{ devices: { id: string; publicKey: string }[] }>('GET', `/v1/users/${userId}/devices`, {
+    const r = await this.call<{ devices: ListedDevice[] }>('GET', `/v1/users/${userId}/devices`, {
       token: await this.freshToken(),
     });
     this.userDevices.set(userId, r.devices);
@@ -566,7 +687,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
         const e = this.outbox.get(f.id);
         if (e) {
           this.outbox.delete(f.id);
-          if (e.group && e.keyedDevices) this.senderKeys.delivered(e.to, e.keyedDevices);
+          if (e.group && e.keyedDevices && e.keyId !== undefined) this.senderKeys.delivered(e.to, e.keyId, e.keyedDevices);
           e.resolve({ id: f.id, conversationId: f.conversationId, seq: f.seq });
           void this.pump();
         }
@@ -613,6 +734,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   }
 
   private async onMessage(f: Extract<ServerFrame, { type: 'msg' }>): Promise<void> {
+    await this.readyTrust().catch(() => {}); // (failures surface as the decryption's own)
     if ((this.lastSeq.get(f.conversationId) ?? 0) < f.seq) {
       this.lastSeq.set(f.conversationId, f.seq);
       if (f.system) await this.onGroupEvent({ ...f.system, groupId: f.conversationId, seq: f.seq, by: f.from, sentAt: f.sentAt });
@@ -648,10 +770,12 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private async openContent(f: Extract<ServerFrame, { type: 'msg' }>): Promise<Content | null> {
     const from = f.fromDevice!;
     if (f.groupId) {
-      // Our copy of the sender's key distribution travels with the message, over our pairwise session.
-      if (f.key) await this.sessions.decrypt(f.from, from, f.key);
+      // Our copy of the sender's key distribution travels with the message, over our pairwise
+      // session; it must be for this group.
+      if (f.key) await this.onSenderKey(await this.sessions.decrypt(f.from, from, f.key, f.groupId));
       try {
-        return decodeContent(await this.sessions.groupDecrypt(f.groupId, from, fromB64(f.body)));
+        // The sender is who our session with that device belongs to, never the server's label.
+        return decodeContent(await this.sessions.groupDecrypt(f.groupId, from, fromB64(f.body), f.from));
       } catch (err) {
         if (err instanceof ParleyError && err.code === 'unknown_sender_key') this.requestSenderKey(f.groupId, f.from, from);
         throw err;
@@ -659,7 +783,21 @@ export class ParleyClient extends Emitter<ClientEvents> {
     }
     const r = await this.sessions.decrypt(f.from, from, f.body);
     if (r.kind === 'sender_key_request') this.senderKeys.forget(r.groupId, from); // our next group message carries it again
+    await this.onSenderKey(r);
     return r.kind === 'content' ? decodeContent(r.payload) : null;
+  }
+
+  /**
+   * A member's new sender key named devices that left the group (the server may not have told
+   * us): their keys are forgotten already; ours is replaced if one of them held it.
+   */
+  private async onSenderKey(r: Awaited<ReturnType<SessionManager['decrypt']>>): Promise<void> {
+    if (r.kind !== 'sender_key' || r.excluded.length === 0) return;
+    const held = this.senderKeys.holding(r.groupId);
+    if (!r.excluded.some((d) => held.includes(d))) return;
+    await this.sessions.rotateSenderKey(r.groupId, r.excluded);
+    this.senderKeys.forget(r.groupId);
+    this.groups.forget(r.groupId);
   }
 
   /** Asks a member's device for its sender key (at most once a minute per device and group). */
@@ -681,7 +819,14 @@ export class ParleyClient extends Emitter<ClientEvents> {
     this.knownGroups.add(e.groupId);
     const departed = e.kind === 'member_removed' || e.kind === 'member_left';
     if (departed && !(e.users ?? []).includes(this.userId)) {
-      await this.sessions.rotateSenderKey(e.groupId).catch((err: unknown) => this.emit('error', new ParleyError('internal', `sender key rotation failed: ${String(err)}`)));
+      // Their keys are forgotten (their later messages are refused), and ours replaced, naming
+      // their devices so that members the server did not tell forget them too.
+      try {
+        const devices = await this.sessions.senderKeyDevicesOf(e.groupId, e.users ?? []);
+        await this.sessions.rotateSenderKey(e.groupId, devices);
+      } catch (err) {
+        this.emit('error', new ParleyError('internal', `sender key rotation failed: ${String(err)}`));
+      }
       this.senderKeys.forget(e.groupId);
     }
     this.emit('group', e);

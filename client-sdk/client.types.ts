@@ -5,6 +5,7 @@ import type { Progress } from './files.js';
 import type { GroupEvent, GroupReceipt } from './groups.js';
 import type { ParleyError } from './http.js';
 import type { ReceiptKind } from './protocol.js';
+import type { DeviceEvent } from './trust.js';
 
 export interface Message {
   id: string;
@@ -80,8 +81,19 @@ export interface ClientEvents extends Record<string, unknown> {
   download_progress: Progress;
   /** Problems that belong to no call: an undecryptable message, a server error frame. */
   error: ParleyError;
-  /** A contact's device now has another identity key than before (reinstalled, or a key substituted: compare safety numbers). */
-  identity_changed: IdentityChange;
+  /**
+   * A contact's device now has another identity key than before, or all of a contact's
+   * devices were replaced by new ones (reinstalled, or keys substituted: compare safety
+   * numbers). `blocked`: the contact was verified, so nothing is sent to them until
+   * `acceptIdentity(userId)`.
+   */
+  identity_changed: IdentityChange & { blocked?: boolean };
+  /** A contact's (or your own) new device was vouched for by a device already trusted: it gets copies from now on. Fired before anything is encrypted to it. */
+  device_added: DeviceEvent;
+  /** A device listed for a user that none of the devices you trust vouched for (e.g. added by the server): it gets no copies and nothing from it is accepted. */
+  device_untrusted: DeviceEvent;
+  /** A new device of your own waits for approval: call `approveDevice(deviceId)` if it is yours. */
+  device_pending: DeviceEvent;
   /** A session with a device was started again: we could not decrypt its message ('me'), or it could not decrypt ours ('peer'). */
   session_reset: SessionReset;
 }

@@ -1,5 +1,6 @@
 // HMAC-SHA256 (RFC 2104 / 4231) and HKDF-SHA256 (RFC 5869) on libsodium's crypto_auth_hmacsha256, which has no HKDF of its own.
 import sodium from 'libsodium-wrappers-sumo';
+import { ParleyError } from './http.js';
 
 /** The streaming HMAC API (any key length) exists in libsodium-wrappers but not in its type definitions. */
 interface HmacApi {
@@ -15,6 +16,8 @@ const HASH_LEN = 32;
  * @example hmacSha256(chainKey, new Uint8Array([1])) // 32 bytes
  */
 export function hmacSha256(key: Uint8Array, ...data: Uint8Array[]): Uint8Array {
+  // A missing or empty key would make every output a public constant (HMAC pads it with zeros).
+  if (!(key instanceof Uint8Array) || key.length === 0) throw new ParleyError('invalid_key', 'HMAC needs a non-empty key');
   const api = sodium as unknown as HmacApi;
   const state = api.crypto_auth_hmacsha256_init(key);
   for (const d of data) api.crypto_auth_hmacsha256_update(state, d);
@@ -44,5 +47,6 @@ export function hkdfExpand(prk: Uint8Array, info: Uint8Array, length: number): U
  * @example hkdf(ikm, new Uint8Array(32), utf8('Parley X3DH v1'), 32)
  */
 export function hkdf(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+  if (!(ikm instanceof Uint8Array) || ikm.length === 0) throw new ParleyError('invalid_key', 'HKDF needs non-empty input key material');
   return hkdfExpand(hkdfExtract(salt, ikm), info, length);
 }

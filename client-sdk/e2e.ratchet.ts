@@ -1,4 +1,4 @@
-// The Double Ratchet (Signal's specification) for one device pair: HKDF root chain, HMAC message chains, XChaCha20-Poly1305.
+// The Double Ratchet (Signal's specification) for one device pair: HKDF root chain, HMAC message chains, XChaCha20-Poly1305 with random nonces.
 import sodium from 'libsodium-wrappers-sumo';
 import { concat, equal, fromB64, readU32, toB64, u32, utf8 } from './e2e.bytes.js';
 import { hkdf, hmacSha256 } from './e2e.hkdf.js';
@@ -11,10 +11,20 @@ export const MAX_SKIP = 1000;
 export const MAX_SKIPPED_KEYS = 2000;
 /** Earlier remote ratchet keys remembered, so a replay from an old chain is told apart from a forgery. */
 const MAX_PREVIOUS_REMOTES = 20;
+/** A skipped message key older than this is forgotten: a message that late is undecryptable. */
+export const SKIPPED_KEY_MAX_AGE_MS = 14 * 86_400_000;
 
 /** dh (32) ‖ pn (uint32 BE) ‖ n (uint32 BE). */
 export const HEADER_BYTES = 40;
+/**
+ * Each ciphertext starts with a random 24-byte XChaCha20 nonce. Nonces are not derived from
+ * the message key: a state rolled back (a restored backup, a lost write) would derive the same
+ * key again, and with a derived nonce the same keystream for a different plaintext.
+ */
+export const NONCE_BYTES = 24;
 const TAG_BYTES = 16;
+/** The shortest ciphertext after the header: nonce and tag. */
+export const MIN_CIPHERTEXT_BYTES = NONCE_BYTES + TAG_BYTES;
 const ROOT_INFO = utf8('Parley ratchet v1');
 const MESSAGE_INFO = utf8('Parley message keys v1');
 const ZERO_SALT = new Uint8Array(32);
@@ -34,12 +44,17 @@ export interface RatchetState {
   ns: number;
   nr: number;
   pn: number;
-  /** `${base64(dh)}|${n}` → message key, oldest first. */
-  skipped: Map<string, Uint8Array>;
+  /** `${base64(dh)}|${n}` → message key and when it was skipped (ms), oldest first. */
+  skipped: Map<string, SkippedKey>;
   /** Earlier values of `remote` (base64), newest last. */
   previousRemotes: string[];
   /** The session's associated data: both identity keys, initiator's first. */
   ad: Uint8Array;
+}
+
+export interface SkippedKey {
+  key: Uint8Array;
+  at: number;
 }
 
 export interface RatchetHeader {
@@ -57,15 +72,17 @@ function kdfChain(chainKey: Uint8Array): [next: Uint8Array, messageKey: Uint8Arr
   return [hmacSha256(chainKey, new Uint8Array([2])), hmacSha256(chainKey, new Uint8Array([1]))];
 }
 
+/** nonce (24, random) ‖ XChaCha20-Poly1305 ciphertext, under a key derived from the message key. */
 function seal(messageKey: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
-  const k = hkdf(messageKey, ZERO_SALT, MESSAGE_INFO, 56);
-  return sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, ad, null, k.subarray(32), k.subarray(0, 32));
+  const key = hkdf(messageKey, ZERO_SALT, MESSAGE_INFO, 32);
+  const nonce = sodium.randombytes_buf(NONCE_BYTES);
+  return concat(nonce, sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, ad, null, nonce, key));
 }
 
-function open(messageKey: Uint8Array, ciphertext: Uint8Array, ad: Uint8Array): Uint8Array {
-  const k = hkdf(messageKey, ZERO_SALT, MESSAGE_INFO, 56);
+function open(messageKey: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Uint8Array {
+  const key = hkdf(messageKey, ZERO_SALT, MESSAGE_INFO, 32);
   try {
-    return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, ciphertext, ad, k.subarray(32), k.subarray(0, 32));
+    return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, sealed.subarray(NONCE_BYTES), ad, sealed.subarray(0, NONCE_BYTES), key);
   } catch {
     throw new ParleyError('auth_failed', 'message failed authentication');
   }
@@ -107,7 +124,7 @@ export function ratchetEncrypt(state: RatchetState, plaintext: Uint8Array, prefi
 
 /** Reads the header that starts at `at`; throws `malformed` when the message is too short. */
 export function readHeader(message: Uint8Array, at: number): RatchetHeader {
-  if (message.length < at + HEADER_BYTES + TAG_BYTES) throw new ParleyError('malformed', 'message too short');
+  if (message.length < at + HEADER_BYTES + MIN_CIPHERTEXT_BYTES) throw new ParleyError('malformed', 'message too short');
   return { dh: message.slice(at, at + 32), pn: readU32(message, at + 32), n: readU32(message, at + 36) };
 }
 
@@ -117,22 +134,28 @@ export function readHeader(message: Uint8Array, at: number): RatchetHeader {
  * untouched. Errors (`ParleyError.code`): `malformed`; `too_many_skipped` (decided from the
  * header alone, before any key is derived); `duplicate` (a replay or a key already used or
  * evicted); `auth_failed` (tampered, or not for this session); `invalid_key` (low-order ratchet key).
+ * Skipped keys older than SKIPPED_KEY_MAX_AGE_MS (at `now`) are forgotten first.
  */
-export function ratchetDecrypt(state: RatchetState, message: Uint8Array, at = 0): { state: RatchetState; plaintext: Uint8Array } {
+export function ratchetDecrypt(state: RatchetState, message: Uint8Array, at = 0, now = Date.now()): { state: RatchetState; plaintext: Uint8Array } {
   const h = readHeader(message, at);
   const ad = concat(state.ad, message.subarray(0, at + HEADER_BYTES));
   const ciphertext = message.subarray(at + HEADER_BYTES);
 
   const id = skippedId(h.dh, h.n);
   const stored = state.skipped.get(id);
-  if (stored) {
-    const plaintext = open(stored, ciphertext, ad);
+  if (stored && now - stored.at <= SKIPPED_KEY_MAX_AGE_MS) {
+    const plaintext = open(stored.key, ciphertext, ad);
     const s = copy(state);
     s.skipped.delete(id);
+    expireSkipped(s, now);
     return { state: s, plaintext };
   }
 
   const sameChain = state.remote !== null && equal(h.dh, state.remote);
+  // Our first ratchet key for the peer (their signed prekey, as initiator) has no receiving
+  // chain: nothing the peer sends names it. Without this check the missing chain key would
+  // act as an empty HMAC key, and anyone could forge messages from public values alone.
+  if (sameChain && !state.recvChain) throw new ParleyError('auth_failed', 'no receiving chain for this ratchet key');
   if (sameChain) {
     if (h.n < state.nr) throw new ParleyError('duplicate', 'message key already used');
     if (h.n - state.nr > MAX_SKIP) throw new ParleyError('too_many_skipped', 'message counter too far ahead');
@@ -143,23 +166,32 @@ export function ratchetDecrypt(state: RatchetState, message: Uint8Array, at = 0)
   }
 
   const s = copy(state);
+  expireSkipped(s, now);
   if (!sameChain) {
-    skipTo(s, h.pn);
+    skipTo(s, h.pn, now);
     stepDh(s, h.dh);
   }
-  skipTo(s, h.n);
+  skipTo(s, h.n, now);
   const [next, messageKey] = kdfChain(s.recvChain!);
   s.recvChain = next;
   s.nr += 1;
   return { state: s, plaintext: open(messageKey, ciphertext, ad) };
 }
 
-function skipTo(s: RatchetState, until: number): void {
+/** Forgets skipped keys older than SKIPPED_KEY_MAX_AGE_MS (they are kept oldest first). */
+function expireSkipped(s: RatchetState, now: number): void {
+  for (const [id, k] of s.skipped) {
+    if (now - k.at <= SKIPPED_KEY_MAX_AGE_MS) break;
+    s.skipped.delete(id);
+  }
+}
+
+function skipTo(s: RatchetState, until: number, now: number): void {
   if (!s.recvChain || !s.remote) return;
   while (s.nr < until) {
     const [next, messageKey] = kdfChain(s.recvChain);
     s.recvChain = next;
-    s.skipped.set(skippedId(s.remote, s.nr), messageKey);
+    s.skipped.set(skippedId(s.remote, s.nr), { key: messageKey, at: now });
     s.nr += 1;
     if (s.skipped.size > MAX_SKIPPED_KEYS) s.skipped.delete(s.skipped.keys().next().value!);
   }
@@ -189,7 +221,8 @@ export interface RatchetJson {
   ns: number;
   nr: number;
   pn: number;
-  skipped: [id: string, key: string][];
+  /** [id, key, skipped at] (states saved before expiry existed have no time: they count as skipped when loaded). */
+  skipped: [id: string, key: string, at?: number][];
   prev: string[];
   ad: string;
 }
@@ -207,7 +240,7 @@ export function ratchetToJson(s: RatchetState): RatchetJson {
     ns: s.ns,
     nr: s.nr,
     pn: s.pn,
-    skipped: [...s.skipped].map(([id, k]) => [id, toB64(k)]),
+    skipped: [...s.skipped].map(([id, k]) => [id, toB64(k.key), k.at]),
     prev: [...s.previousRemotes],
     ad: toB64(s.ad),
   };
@@ -223,7 +256,7 @@ export function ratchetFromJson(j: RatchetJson): RatchetState {
     ns: j.ns,
     nr: j.nr,
     pn: j.pn,
-    skipped: new Map(j.skipped.map(([id, k]) => [id, fromB64(k)])),
+    skipped: new Map(j.skipped.map(([id, k, at]) => [id, { key: fromB64(k), at: at ?? Date.now() }])),
     previousRemotes: [...j.prev],
     ad: fromB64(j.ad),
   };

@@ -8,8 +8,13 @@ import { ParleyError } from './http.js';
 export const SENDER_KEY_MAX_SKIP = 2000;
 /** Most skipped keys a receiver keeps per sender key; the oldest go first. */
 export const SENDER_KEY_MAX_SKIPPED = 2000;
+/** A skipped key older than this is forgotten. */
+export const SENDER_KEY_SKIPPED_MAX_AGE_MS = 14 * 86_400_000;
+/** XChaCha20 nonces are random (not derived from the message key), so a rolled-back state cannot reuse a keystream. */
+const NONCE_BYTES = 24;
 
-const VERSION = 1;
+/** 2: random nonces, and distributions that name departed devices. */
+const VERSION = 2;
 const MESSAGE_INFO = utf8('Parley group message keys v1');
 const CONTEXT = utf8('Parley group v1');
 const ZERO_SALT = new Uint8Array(32);
@@ -31,14 +36,19 @@ export interface SenderKeyState {
   chainKey: Uint8Array;
   signingPublic: Uint8Array;
   signingSecret: Uint8Array | null;
-  /** iteration → message key, oldest first (receivers only). */
-  skipped: Map<number, Uint8Array>;
+  /** iteration → message key and when it was skipped (ms), oldest first (receivers only). */
+  skipped: Map<number, { key: Uint8Array; at: number }>;
+  /** When this key was made (ms; own keys: rotation by age). */
+  createdAt: number;
+  /** Own keys: the devices that had left when it was made (its distributions name them). */
+  excluded?: string[];
 }
 
 /** A fresh sender key for our device in `groupId`; also what rotation does (new chain, new signing key). */
-export function createSenderKey(groupId: string): SenderKeyState {
+export function createSenderKey(groupId: string, now = Date.now()): SenderKeyState {
   const signing = sodium.crypto_sign_keypair();
   return {
+    createdAt: now,
     groupId,
     keyId: randomKeyId(),
     iteration: 0,
@@ -54,23 +64,53 @@ const groupBytes = (groupId: string) => {
   return concat(u32(g.length), g);
 };
 
+/** Most departed devices one distribution may name. */
+const MAX_EXCLUDED = 1024;
+
 /**
  * The distribution message: what the sender sends each member over their pairwise session
- * (inner kind SENDER_KEY): version ‖ len ‖ group id ‖ key id ‖ iteration ‖ chain key ‖ signing public key.
+ * (inner kind SENDER_KEY): version ‖ len ‖ group id ‖ key id ‖ iteration ‖ chain key ‖ signing
+ * public key ‖ count (u32) ‖ count × (len ‖ device id): the devices that left the group
+ * (a rotation after a removal names them), whose keys every receiver then forgets, even one
+ * the server never told of the removal.
  */
-export function senderKeyDistribution(own: SenderKeyState): Uint8Array {
-  return concat(new Uint8Array([VERSION]), groupBytes(own.groupId), u32(own.keyId), u32(own.iteration), own.chainKey, own.signingPublic);
+export function senderKeyDistribution(own: SenderKeyState, excluded: readonly string[] = []): Uint8Array {
+  return concat(
+    new Uint8Array([VERSION]),
+    groupBytes(own.groupId),
+    u32(own.keyId),
+    u32(own.iteration),
+    own.chainKey,
+    own.signingPublic,
+    u32(excluded.length),
+    ...excluded.map(groupBytes),
+  );
 }
 
-/** A receiver's state from a distribution message; throws `malformed`. */
-export function receiveSenderKey(distribution: Uint8Array): SenderKeyState {
+/** A receiver's state from a distribution message, and the departed devices it names; throws `malformed`. */
+export function receiveSenderKey(distribution: Uint8Array, now = Date.now()): SenderKeyState & { excluded: string[] } {
   const bad = () => new ParleyError('malformed', 'bad sender key distribution');
+  const text = new TextDecoder('utf-8', { fatal: true });
   if (distribution.length < 5 || distribution[0] !== VERSION) throw bad();
   const len = readU32(distribution, 1);
-  if (len > 256 || distribution.length !== 5 + len + 8 + 64) throw bad();
-  const groupId = new TextDecoder('utf-8', { fatal: true }).decode(distribution.subarray(5, 5 + len));
+  if (len > 256 || distribution.length < 5 + len + 8 + 64 + 4) throw bad();
+  const groupId = text.decode(distribution.subarray(5, 5 + len));
   const at = 5 + len;
+  const excluded: string[] = [];
+  let p = at + 72;
+  const count = readU32(distribution, p);
+  p += 4;
+  if (count > MAX_EXCLUDED) throw bad();
+  for (let i = 0; i < count; i++) {
+    if (p + 4 > distribution.length) throw bad();
+    const n = readU32(distribution, p);
+    if (n > 256 || p + 4 + n > distribution.length) throw bad();
+    excluded.push(text.decode(distribution.subarray(p + 4, p + 4 + n)));
+    p += 4 + n;
+  }
+  if (p !== distribution.length) throw bad();
   return {
+    excluded,
     groupId,
     keyId: readU32(distribution, at),
     iteration: readU32(distribution, at + 4),
@@ -78,6 +118,7 @@ export function receiveSenderKey(distribution: Uint8Array): SenderKeyState {
     signingPublic: distribution.slice(at + 40, at + 72),
     signingSecret: null,
     skipped: new Map(),
+    createdAt: now,
   };
 }
 
@@ -85,26 +126,25 @@ function step(chainKey: Uint8Array): [next: Uint8Array, messageKey: Uint8Array] 
   return [hmacSha256(chainKey, new Uint8Array([2])), hmacSha256(chainKey, new Uint8Array([1]))];
 }
 
-function aeadKeys(messageKey: Uint8Array): { key: Uint8Array; nonce: Uint8Array } {
-  const k = hkdf(messageKey, ZERO_SALT, MESSAGE_INFO, 56);
-  return { key: k.subarray(0, 32), nonce: k.subarray(32) };
+function aeadKey(messageKey: Uint8Array): Uint8Array {
+  return hkdf(messageKey, ZERO_SALT, MESSAGE_INFO, 32);
 }
 
 /** The key id a group message was made with (to pick the sender's state), or throws `malformed`. */
 export function senderKeyIdOf(message: Uint8Array): number {
-  if (message.length < HEADER_BYTES + 16 + SIGNATURE_BYTES || message[0] !== VERSION) throw new ParleyError('malformed', 'bad group message');
+  if (message.length < HEADER_BYTES + NONCE_BYTES + 16 + SIGNATURE_BYTES || message[0] !== VERSION) throw new ParleyError('malformed', 'bad group message');
   return readU32(message, 1);
 }
 
-/** Encrypts and signs: version ‖ key id ‖ iteration ‖ ciphertext ‖ Ed25519 signature over (group ‖ everything before it). */
+/** Encrypts and signs: version ‖ key id ‖ iteration ‖ nonce ‖ ciphertext ‖ Ed25519 signature over (group ‖ everything before it). */
 export function senderKeyEncrypt(own: SenderKeyState, plaintext: Uint8Array): { state: SenderKeyState; message: Uint8Array } {
   if (!own.signingSecret) throw new ParleyError('invalid', 'only the owner of a sender key can send with it');
   const [next, messageKey] = step(own.chainKey);
   const header = concat(new Uint8Array([VERSION]), u32(own.keyId), u32(own.iteration));
   const group = groupBytes(own.groupId);
-  const { key, nonce } = aeadKeys(messageKey);
-  const ciphertext = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, concat(CONTEXT, group, header), null, nonce, key);
-  const signed = concat(header, ciphertext);
+  const nonce = sodium.randombytes_buf(NONCE_BYTES);
+  const ciphertext = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, concat(CONTEXT, group, header), null, nonce, aeadKey(messageKey));
+  const signed = concat(header, nonce, ciphertext);
   const signature = sodium.crypto_sign_detached(concat(CONTEXT, group, signed), own.signingSecret);
   return { state: { ...own, chainKey: next, iteration: own.iteration + 1 }, message: concat(signed, signature) };
 }
@@ -114,7 +154,7 @@ export function senderKeyEncrypt(own: SenderKeyState, plaintext: Uint8Array): { 
  * `unknown_sender_key` (another key id: rotated, or never distributed to us), `bad_signature`,
  * `duplicate` (replay), `too_many_skipped`, `auth_failed`.
  */
-export function senderKeyDecrypt(state: SenderKeyState, message: Uint8Array): { state: SenderKeyState; plaintext: Uint8Array } {
+export function senderKeyDecrypt(state: SenderKeyState, message: Uint8Array, now = Date.now()): { state: SenderKeyState; plaintext: Uint8Array } {
   const keyId = senderKeyIdOf(message);
   if (keyId !== state.keyId) throw new ParleyError('unknown_sender_key', 'message made with a sender key we do not have');
   const signed = message.subarray(0, message.length - SIGNATURE_BYTES);
@@ -126,27 +166,31 @@ export function senderKeyDecrypt(state: SenderKeyState, message: Uint8Array): { 
   const iteration = readU32(message, 5);
   let messageKey: Uint8Array;
   const s: SenderKeyState = { ...state, skipped: new Map(state.skipped) };
+  for (const [i, k] of s.skipped) {
+    if (now - k.at <= SENDER_KEY_SKIPPED_MAX_AGE_MS) break;
+    s.skipped.delete(i);
+  }
   if (iteration < state.iteration) {
     const stored = s.skipped.get(iteration);
     if (!stored) throw new ParleyError('duplicate', 'group message key already used');
     s.skipped.delete(iteration);
-    messageKey = stored;
+    messageKey = stored.key;
   } else {
     if (iteration - state.iteration > SENDER_KEY_MAX_SKIP) throw new ParleyError('too_many_skipped', 'group message counter too far ahead');
     let chain = state.chainKey;
     for (let i = state.iteration; i < iteration; i++) {
       const [next, skippedKey] = step(chain);
-      s.skipped.set(i, skippedKey);
+      s.skipped.set(i, { key: skippedKey, at: now });
       if (s.skipped.size > SENDER_KEY_MAX_SKIPPED) s.skipped.delete(s.skipped.keys().next().value!);
       chain = next;
     }
     [s.chainKey, messageKey] = step(chain);
     s.iteration = iteration + 1;
   }
-  const { key, nonce } = aeadKeys(messageKey);
-  const ciphertext = signed.subarray(HEADER_BYTES);
+  const nonce = signed.subarray(HEADER_BYTES, HEADER_BYTES + NONCE_BYTES);
+  const ciphertext = signed.subarray(HEADER_BYTES + NONCE_BYTES);
   try {
-    const plaintext = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, ciphertext, concat(CONTEXT, group, signed.subarray(0, HEADER_BYTES)), nonce, key);
+    const plaintext = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, ciphertext, concat(CONTEXT, group, signed.subarray(0, HEADER_BYTES)), nonce, aeadKey(messageKey));
     return { state: s, plaintext };
   } catch {
     throw new ParleyError('auth_failed', 'group message failed authentication');
@@ -160,7 +204,10 @@ export interface SenderKeyJson {
   ck: string;
   pub: string;
   sec: string | null;
-  skipped: [number, string][];
+  skipped: [number, string, number?][];
+  /** Made at (ms); absent in states saved before it existed. */
+  at?: number;
+  ex?: string[];
 }
 
 export function senderKeyToJson(s: SenderKeyState): SenderKeyJson {
@@ -171,7 +218,9 @@ export function senderKeyToJson(s: SenderKeyState): SenderKeyJson {
     ck: toB64(s.chainKey),
     pub: toB64(s.signingPublic),
     sec: s.signingSecret ? toB64(s.signingSecret) : null,
-    skipped: [...s.skipped].map(([i, k]) => [i, toB64(k)]),
+    skipped: [...s.skipped].map(([i, k]) => [i, toB64(k.key), k.at]),
+    at: s.createdAt,
+    ...(s.excluded?.length ? { ex: s.excluded } : {}),
   };
 }
 
@@ -183,6 +232,8 @@ export function senderKeyFromJson(j: SenderKeyJson): SenderKeyState {
     chainKey: fromB64(j.ck),
     signingPublic: fromB64(j.pub),
     signingSecret: j.sec ? fromB64(j.sec) : null,
-    skipped: new Map(j.skipped.map(([i, k]) => [i, fromB64(k)])),
+    skipped: new Map(j.skipped.map(([i, k, at]) => [i, { key: fromB64(k), at: at ?? Date.now() }])),
+    createdAt: j.at ?? Date.now(),
+    ...(j.ex?.length ? { excluded: [...j.ex] } : {}),
   };
 }

@@ -5,7 +5,6 @@ import { GroupKeys } from './e2e.group-keys.js';
 import { generateIdentity } from './e2e.keys.js';
 import { PrekeyManager } from './e2e.prekeys.js';
 import { ratchetDecrypt, ratchetEncrypt } from './e2e.ratchet.js';
-import { safetyNumber } from './e2e.safety-number.js';
 import { type DeviceRecord, E2eStore, type KeyStore, type PeerSession, type PeerSessions, type StoreTx } from './e2e.store.js';
 import { EMPTY_REASON, emptyBody, INNER, type InnerKind, MESSAGE_PREFIX, packInner, parseBody, type ParsedBody, unpackInner } from './e2e.wire.js';
 import { x3dhInitiate, x3dhRespond } from './e2e.x3dh.js';
@@ -47,11 +46,14 @@ export interface SessionReset {
 export type Decrypted =
   | { kind: 'content'; payload: Uint8Array }
   | { kind: 'control' }
-  | { kind: 'sender_key'; groupId: string }
+  /** A sender key for the group; `excluded`: devices that left it, whose keys were forgotten. */
+  | { kind: 'sender_key'; groupId: string; excluded: string[] }
   /** The sender could not decrypt our group message: it wants our sender key for the group again. */
   | { kind: 'sender_key_request'; groupId: string }
   /** Nothing for the app: a replay, a control message for another device, or an unknown kind. */
-  | { kind: 'ignored' };
+  | { kind: 'ignored' }
+  /** Authentic, but refused: e.g. a sender key distribution for another group than expected (nothing of it kept). */
+  | { kind: 'refused'; reason: string };
 
 export interface SessionManagerDeps {
   store: KeyStore;
@@ -62,6 +64,11 @@ export interface SessionManagerDeps {
   sendReset(userId: string, deviceId: string): void;
   onIdentityChanged(e: IdentityChange): void;
   onSessionReset(e: SessionReset): void;
+  /**
+   * Whether a device may be heard from: its user's devices vouch for it (the client's trust,
+   * e2e.trust.ts). Without it every listed device is trusted (the in-memory tests' default).
+   */
+  trusted?: (userId: string, deviceId: string, identityKey: Uint8Array) => Promise<boolean>;
   now?: () => number;
 }
 
@@ -104,7 +111,7 @@ export class SessionManager {
     this.store = new E2eStore(deps.store);
     this.now = deps.now ?? Date.now;
     this.prekeys = new PrekeyManager(this.store, deps.directory, this.now);
-    this.groups = new GroupKeys(this.store);
+    this.groups = new GroupKeys(this.store, this.now);
   }
 
   /** The device record in the store, or a new identity (saved) on first use. */
@@ -171,29 +178,29 @@ export class SessionManager {
     });
   }
 
-  /** Decrypts a body from `fromDevice` of `fromUserId` (both as the server stated them). Throws ParleyError on failure. */
-  decrypt(fromUserId: string, fromDevice: string, body: string): Promise<Decrypted> {
+  /**
+   * Decrypts a body from `fromDevice` of `fromUserId` (both as the server stated them; the
+   * session's associated data binds them, so a relabelled message fails). With
+   * `expectedGroup`, a sender key distribution must be for that group. Throws ParleyError on
+   * failure: `untrusted_device` when no device the client trusts vouched for the sender's.
+   */
+  decrypt(fromUserId: string, fromDevice: string, body: string, expectedGroup?: string): Promise<Decrypted> {
     return this.exclusive(async () => {
+      let result: Decrypted;
       try {
-        return await this.decryptAlone(fromUserId, fromDevice, body);
+        result = await this.decryptAlone(fromUserId, fromDevice, body, expectedGroup);
       } catch (err) {
         const code = err instanceof ParleyError ? err.code : 'malformed';
         if (code === 'duplicate') return { kind: 'ignored' };
+        // A new session would not help: the device is not one its user vouched for.
+        if (code === 'untrusted_device') throw err;
         this.requestReset(fromUserId, fromDevice);
         throw err instanceof ParleyError ? err : new ParleyError('malformed', (err as Error).message);
       }
+      // The session moved on (the message was authentic); what it carried is refused.
+      if (result.kind === 'refused') throw new ParleyError('auth_failed', result.reason);
+      return result;
     });
-  }
-
-  /**
-   * The safety number of us and another user, over every device's identity key as the device
-   * lists show them (our own device's from this store). Both users see the same 60 digits when
-   * no one has substituted a key.
-   */
-  async safetyNumber(mine: Recipients, theirs: Recipients): Promise<string> {
-    const me = this.me();
-    const keys = (r: Recipients) => r.devices.map((d) => (d.id === me.deviceId ? me.identity.publicKey : fromB64(d.publicKey)));
-    return safetyNumber({ userId: mine.userId, identityKeys: keys(mine) }, { userId: theirs.userId, identityKeys: keys(theirs) });
   }
 
   /** Our sender key distribution for a group (to send to each member pairwise, inner kind SENDER_KEY). */
@@ -201,17 +208,51 @@ export class SessionManager {
     return this.exclusive(() => this.groups.distribution(groupId, this.me().deviceId!));
   }
 
-  /** A new sender key for the group (a member left); returns its distribution for the remaining members. */
-  rotateSenderKey(groupId: string): Promise<Uint8Array> {
-    return this.exclusive(() => this.groups.rotate(groupId, this.me().deviceId!));
+  /** The id of our current sender key for the group (a new one when the old was too old or too used). */
+  ownSenderKeyId(groupId: string): Promise<number> {
+    return this.exclusive(() => this.groups.ownKeyId(groupId, this.me().deviceId!));
+  }
+
+  /**
+   * A new sender key for the group (members or devices left): their keys are forgotten here, and
+   * the new key's distribution, for the remaining members, names them so every receiver forgets them too.
+   */
+  rotateSenderKey(groupId: string, departedDevices: readonly string[] = []): Promise<Uint8Array> {
+    return this.exclusive(async () => {
+      await this.groups.forget(groupId, departedDevices);
+      return this.groups.rotate(groupId, this.me().deviceId!, departedDevices);
+    });
+  }
+
+  /** The devices whose sender keys we hold for the group that belong to these users (for forgetting them when they leave). */
+  async senderKeyDevicesOf(groupId: string, userIds: readonly string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const d of await this.store.senderKeyDevices(groupId)) {
+      const who = await this.store.identity(d);
+      if (who && userIds.includes(who.userId)) out.push(d);
+    }
+    return out;
   }
 
   groupEncrypt(groupId: string, payload: Uint8Array): Promise<Uint8Array> {
     return this.exclusive(() => this.groups.encrypt(groupId, this.me().deviceId!, packInner(INNER.CONTENT, payload)));
   }
 
-  groupDecrypt(groupId: string, fromDevice: string, message: Uint8Array): Promise<Uint8Array> {
-    return this.exclusive(async () => unpackInner(await this.groups.decrypt(groupId, fromDevice, message)).payload);
+  /**
+   * Decrypts a group message from `fromDevice`, which the server says is `fromUserId`'s. The
+   * sender is the user our pairwise session with that device belongs to (the one whose device
+   * distributed the key), never the server's label: a relabelled message is refused
+   * (`auth_failed`), and so is one from a device not (or no longer) trusted.
+   */
+  groupDecrypt(groupId: string, fromDevice: string, message: Uint8Array, fromUserId: string): Promise<Uint8Array> {
+    return this.exclusive(async () => {
+      const who = await this.store.identity(fromDevice);
+      if (!who || who.userId !== fromUserId) throw new ParleyError('auth_failed', 'the group message is not from the user it names');
+      if (this.deps.trusted && !(await this.deps.trusted(who.userId, fromDevice, who.identityKey))) {
+        throw new ParleyError('untrusted_device', 'the sending device is not vouched for by its user');
+      }
+      return unpackInner(await this.groups.decrypt(groupId, fromDevice, message)).payload;
+    });
   }
 
   private me(): DeviceRecord {
@@ -269,7 +310,10 @@ export class SessionManager {
         out.push({ device: d.id, body: toB64(emptyBody(EMPTY_REASON.NO_KEYS)) });
         continue;
       }
-      const init = x3dhInitiate(me.identity, f.bundle);
+      const init = x3dhInitiate(me.identity, f.bundle, {
+        initiator: { userId: me.userId!, deviceId: me.deviceId! },
+        responder: { userId, deviceId: d.id },
+      });
       const known = await this.store.identity(d.id);
       if (known && !equal(known.identityKey, f.bundle.identityKey)) {
         changes.push({ userId, deviceId: d.id, previousKey: toB64(known.identityKey), currentKey: f.identityKey });
@@ -284,7 +328,7 @@ export class SessionManager {
     return out;
   }
 
-  private async decryptAlone(fromUserId: string, fromDevice: string, body: string): Promise<Decrypted> {
+  private async decryptAlone(fromUserId: string, fromDevice: string, body: string, expectedGroup?: string): Promise<Decrypted> {
     let bytes: Uint8Array;
     try {
       bytes = fromB64(body);
@@ -298,6 +342,10 @@ export class SessionManager {
     }
     const peer = await this.store.sessions(fromDevice);
     if (peer && peer.userId !== fromUserId) throw new ParleyError('auth_failed', 'this device belongs to another user');
+    const claimedKey = parsed.type === 'prekey' ? parsed.header.identityKey : peer?.identityKey;
+    if (claimedKey && this.deps.trusted && !(await this.deps.trusted(fromUserId, fromDevice, claimedKey))) {
+      throw new ParleyError('untrusted_device', 'the sending device is not vouched for by its user');
+    }
     const tx = this.store.begin();
     const existing = parsed.type === 'prekey' ? peer?.sessions.find((s) => equal(s.baseKey, parsed.header.baseKey)) : undefined;
     let plaintext: Uint8Array;
@@ -308,7 +356,7 @@ export class SessionManager {
     } else {
       ({ plaintext, change } = await this.openPrekey(tx, fromUserId, fromDevice, peer, bytes, parsed));
     }
-    const result = await this.inner(tx, fromDevice, plaintext);
+    const result = await this.inner(tx, fromDevice, plaintext, expectedGroup);
     await tx.commit();
     if (change) this.deps.onIdentityChanged(change);
     if (result.kind === 'control') this.deps.onSessionReset({ userId: fromUserId, deviceId: fromDevice, initiatedBy: 'peer' });
@@ -320,7 +368,7 @@ export class SessionManager {
     let firstError: unknown;
     for (const s of only ? [only] : peer.sessions) {
       try {
-        const r = ratchetDecrypt(s.ratchet, bytes, at);
+        const r = ratchetDecrypt(s.ratchet, bytes, at, this.now());
         // Hearing from the peer on this session means it has it: stop sending X3DH fields.
         const updated: PeerSession = { ...s, ratchet: r.state, prekeyPrefix: null };
         tx.putSessions(deviceId, { ...peer, sessions: [updated, ...peer.sessions.filter((x) => x !== s)] });
@@ -352,7 +400,9 @@ export class SessionManager {
     if (!spk) throw new ParleyError('unknown_prekey', 'signed prekey unknown (replaced long ago, or state lost)');
     const otk = h.oneTimePrekeyId === 0 ? null : await this.store.oneTimePrekey(h.oneTimePrekeyId);
     if (h.oneTimePrekeyId !== 0 && !otk) throw new ParleyError('unknown_prekey', 'one-time prekey already used or unknown');
-    const r = ratchetDecrypt(x3dhRespond(this.me().identity, spk, otk, h), bytes, parsed.at);
+    const me = this.me();
+    const parties = { initiator: { userId: fromUserId, deviceId: fromDevice }, responder: { userId: me.userId!, deviceId: me.deviceId! } };
+    const r = ratchetDecrypt(x3dhRespond(me.identity, spk, otk, h, parties), bytes, parsed.at, this.now());
     const session: PeerSession = { baseKey: h.baseKey, ratchet: r.state, prekeyPrefix: null, createdAt: this.now() };
     tx.putSessions(fromDevice, withNewSession(peer, fromUserId, h.identityKey, session));
     tx.putIdentity(fromDevice, { userId: fromUserId, identityKey: h.identityKey });
@@ -362,11 +412,19 @@ export class SessionManager {
   }
 
   /** What the decrypted plaintext carries. Never throws: the session has advanced either way. */
-  private async inner(tx: StoreTx, fromDevice: string, plaintext: Uint8Array): Promise<Decrypted> {
+  private async inner(tx: StoreTx, fromDevice: string, plaintext: Uint8Array, expectedGroup?: string): Promise<Decrypted> {
     try {
       const { kind, payload } = unpackInner(plaintext);
       if (kind === INNER.CONTENT) return { kind: 'content', payload };
-      if (kind === INNER.SENDER_KEY) return { kind: 'sender_key', groupId: await this.groups.receive(tx, fromDevice, payload) };
+      if (kind === INNER.SENDER_KEY) {
+        try {
+          const r = await this.groups.receive(tx, fromDevice, payload, this.me().deviceId!, expectedGroup);
+          return { kind: 'sender_key', groupId: r.groupId, excluded: r.excluded };
+        } catch (err) {
+          if (err instanceof ParleyError && err.code === 'auth_failed') return { kind: 'refused', reason: err.message };
+          throw err;
+        }
+      }
       if (kind === INNER.CONTROL) {
         const c = JSON.parse(new TextDecoder().decode(payload)) as { t?: unknown; groupId?: unknown };
         if (c.t === 'session_reset') return { kind: 'control' };

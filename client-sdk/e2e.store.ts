@@ -3,11 +3,12 @@ import { fromB64, toB64 } from './e2e.bytes.js';
 import type { IdentityKeyPair, OneTimePrekey, SignedPrekey } from './e2e.keys.js';
 import { ratchetFromJson, type RatchetJson, type RatchetState, ratchetToJson } from './e2e.ratchet.js';
 import { senderKeyFromJson, type SenderKeyJson, type SenderKeyState, senderKeyToJson } from './e2e.sender-keys.js';
+import type { TrustRecord } from './e2e.trust.js';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 /** The sections of a key store; ids are opaque strings within each. */
-export type KeySection = 'device' | 'signedPrekeys' | 'oneTimePrekeys' | 'sessions' | 'senderKeys' | 'identities';
+export type KeySection = 'device' | 'signedPrekeys' | 'oneTimePrekeys' | 'sessions' | 'senderKeys' | 'identities' | 'trust';
 
 export interface KeyChange {
   section: KeySection;
@@ -38,6 +39,8 @@ export interface KeyStore {
 export interface DeviceRecord {
   /** Assigned by the server at the first login. */
   deviceId?: string;
+  /** The user this device belongs to (known after login; bound into every session's X3DH). */
+  userId?: string;
   identity: IdentityKeyPair;
 }
 
@@ -71,7 +74,12 @@ const u = fromB64;
 type Obj = Record<string, JsonValue>;
 
 const json = {
-  device: (d: DeviceRecord): JsonValue => ({ ...(d.deviceId ? { deviceId: d.deviceId } : {}), pub: b(d.identity.publicKey), sec: b(d.identity.secretKey) }),
+  device: (d: DeviceRecord): JsonValue => ({
+    ...(d.deviceId ? { deviceId: d.deviceId } : {}),
+    ...(d.userId ? { userId: d.userId } : {}),
+    pub: b(d.identity.publicKey),
+    sec: b(d.identity.secretKey),
+  }),
   spk: (k: SignedPrekey): JsonValue => ({ id: k.id, pub: b(k.keyPair.publicKey), sec: b(k.keyPair.secretKey), sig: b(k.signature), at: k.createdAt }),
   otk: (k: OneTimePrekey): JsonValue => ({ id: k.id, pub: b(k.keyPair.publicKey), sec: b(k.keyPair.secretKey) }),
   sessions: (p: PeerSessions): JsonValue => ({
@@ -97,7 +105,11 @@ export class E2eStore {
   async device(): Promise<DeviceRecord | null> {
     const v = (await this.kv.get('device', 'self')) as Obj | undefined;
     if (!v) return null;
-    return { ...(typeof v.deviceId === 'string' ? { deviceId: v.deviceId } : {}), identity: { publicKey: u(v.pub as string), secretKey: u(v.sec as string) } };
+    return {
+      ...(typeof v.deviceId === 'string' ? { deviceId: v.deviceId } : {}),
+      ...(typeof v.userId === 'string' ? { userId: v.userId } : {}),
+      identity: { publicKey: u(v.pub as string), secretKey: u(v.sec as string) },
+    };
   }
 
   async signedPrekeys(): Promise<SignedPrekey[]> {
@@ -148,6 +160,18 @@ export class E2eStore {
     return v ? { userId: v.userId as string, identityKey: u(v.ik as string) } : null;
   }
 
+  /** What we trust of a user's devices (e2e.trust.ts), or null before first contact. */
+  async trust(userId: string): Promise<TrustRecord | null> {
+    const v = (await this.kv.get('trust', userId)) as Obj | undefined;
+    if (!v) return null;
+    return { devices: v.devices as Record<string, string>, verified: v.verified === true, blocked: v.blocked === true };
+  }
+
+  /** Sender key store ids (`device|group`) of one group: whose keys we hold for it. */
+  async senderKeyDevices(groupId: string): Promise<string[]> {
+    return (await this.kv.ids('senderKeys')).filter((id) => id.endsWith(`|${groupId}`)).map((id) => id.slice(0, id.length - groupId.length - 1));
+  }
+
   /** Sender keys of one sender device in one group, the current one first. */
   async senderKeys(groupId: string, deviceId: string): Promise<SenderKeyState[]> {
     const v = (await this.kv.get('senderKeys', senderKeyId(groupId, deviceId))) as JsonValue[] | undefined;
@@ -196,6 +220,9 @@ export class StoreTx {
   }
   putIdentity(deviceId: string, k: KnownIdentity): this {
     return this.set('identities', deviceId, { userId: k.userId, ik: b(k.identityKey) });
+  }
+  putTrust(userId: string, r: TrustRecord): this {
+    return this.set('trust', userId, { devices: r.devices, verified: r.verified, blocked: r.blocked });
   }
   putSenderKeys(groupId: string, deviceId: string, states: SenderKeyState[]): this {
     return this.set('senderKeys', senderKeyId(groupId, deviceId), states.map((s) => senderKeyToJson(s) as unknown as JsonValue));

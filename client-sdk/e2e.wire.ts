@@ -1,12 +1,13 @@
 // The byte layout of an encrypted body (opaque to the server) and of the padded plaintext inside it; docs/protocol.md §7.
 import { concat, readU32, u32 } from './e2e.bytes.js';
 import { ParleyError } from './http.js';
-import { HEADER_BYTES } from './e2e.ratchet.js';
+import { HEADER_BYTES, MIN_CIPHERTEXT_BYTES } from './e2e.ratchet.js';
 
 /**
  * First byte of a body:
  * - 0x00 empty: one more byte says why (EMPTY_REASON); carries nothing.
- * - 0x01 message: ratchet header (dh 32 ‖ pn u32 ‖ n u32) ‖ XChaCha20-Poly1305 ciphertext.
+ * - 0x01 message: ratchet header (dh 32 ‖ pn u32 ‖ n u32) ‖ nonce (24, random) ‖
+ *   XChaCha20-Poly1305 ciphertext.
  * - 0x02 prekey message (the first messages of a session, until the peer answers):
  *   identity key (Ed25519, 32) ‖ base key (X25519, 32) ‖ signed prekey id (u32) ‖
  *   one-time prekey id (u32, 0 = none) ‖ the same as 0x01 after its type byte.
@@ -18,6 +19,8 @@ export const EMPTY_REASON = {
   NO_KEYS: 1,
   /** A control message meant for another device of the conversation. */
   NOT_ADDRESSED: 2,
+  /** A device none of the sender's trusted devices of its user vouched for: the sender encrypts nothing to it. */
+  UNTRUSTED: 3,
 } as const;
 
 export const PREKEY_PREFIX_BYTES = 1 + 32 + 32 + 4 + 4;
@@ -52,10 +55,10 @@ export function parseBody(bytes: Uint8Array): ParsedBody {
       if (bytes.length !== 2) throw new ParleyError('malformed', 'bad empty body');
       return { type: 'empty', reason: bytes[1]! };
     case BODY.MESSAGE:
-      if (bytes.length < 1 + HEADER_BYTES + 16) throw new ParleyError('malformed', 'message too short');
+      if (bytes.length < 1 + HEADER_BYTES + MIN_CIPHERTEXT_BYTES) throw new ParleyError('malformed', 'message too short');
       return { type: 'message', at: 1 };
     case BODY.PREKEY:
-      if (bytes.length < PREKEY_PREFIX_BYTES + HEADER_BYTES + 16) throw new ParleyError('malformed', 'prekey message too short');
+      if (bytes.length < PREKEY_PREFIX_BYTES + HEADER_BYTES + MIN_CIPHERTEXT_BYTES) throw new ParleyError('malformed', 'prekey message too short');
       return {
         type: 'prekey',
         at: PREKEY_PREFIX_BYTES,

@@ -3,7 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeContent, encodeContent } from './content.js';
 import { sodiumReady as ready } from './e2e.bytes.js';
-import { ciphertextSize, encryptFile, FILE_CHUNK_BYTES, FileDecryptor, type FileRef, fileRefOf } from './files.js';
+import sodium from 'libsodium-wrappers-sumo';
+import { ciphertextSize, encryptFile, FILE_CHUNK_BYTES, FileDecryptor, type FileRef, fileRefOf, MIN_PADDED_SIZE, paddedSize } from './files.js';
 import { ParleyError } from './http.js';
 
 const concat = (parts: Uint8Array[]) => Buffer.concat(parts.map((p) => Buffer.from(p)));
@@ -29,19 +30,45 @@ function failure(fn: () => unknown): ParleyError {
 describe('file encryption (secretstream)', () => {
   beforeAll(ready);
 
-  it.each([0, 1, FILE_CHUNK_BYTES - 1, FILE_CHUNK_BYTES, FILE_CHUNK_BYTES + 1, 3 * FILE_CHUNK_BYTES, 200_001])(
-    'round-trips %i bytes, in any piece size, with the predicted ciphertext size',
+  it.each([0, 1, 540, 541, 542, 1000, 61_486, 61_487, FILE_CHUNK_BYTES - 1, FILE_CHUNK_BYTES, FILE_CHUNK_BYTES + 1, 3 * FILE_CHUNK_BYTES, 200_001])(
+    'round-trips %i bytes, in any piece size, to exactly those bytes, with the predicted (padded) ciphertext size',
     async (n) => {
       const plain = randomBytes(n);
       const enc = await encryptFile(plain);
       const cipher = concat(enc.parts);
       expect(enc.size).toBe(cipher.length);
       expect(cipher.length).toBe(ciphertextSize(n));
+      const padded = paddedSize(n);
+      expect(cipher.length).toBe(24 + padded + 17 * Math.ceil(padded / FILE_CHUNK_BYTES));
+      expect(enc.plainSize).toBe(n);
       expect(enc.hash).toBe(sha256(cipher));
       const ref = fileRefOf(enc, 'A'.repeat(22), { name: 'x', type: '' });
-      for (const piece of [1_000, 65_553, 1 << 20]) expect(Buffer.from(decrypt(ref, cipher, piece)).equals(plain)).toBe(true);
+      expect(ref.size).toBe(n); // the real size travels in the (encrypted) message
+      for (const piece of [1_000, 65_553, 1 << 20]) {
+        const out = decrypt(ref, cipher, piece);
+        expect(out.buffer.byteLength).toBe(n); // no padding left behind the returned bytes
+        expect(Buffer.from(out).equals(plain)).toBe(true);
+      }
     },
   );
+
+  it('pads with zeros: the plaintext inside the stream is the file, then zeros up to the bucket', async () => {
+    const plain = randomBytes(1000);
+    const enc = await encryptFile(plain);
+    const state = sodium.crypto_secretstream_xchacha20poly1305_init_pull(enc.parts[0]!, enc.key);
+    const inside = (sodium.crypto_secretstream_xchacha20poly1305_pull(state, enc.parts[1]!, null) as { message: Uint8Array }).message;
+    expect(inside.length).toBe(paddedSize(1000));
+    expect(Buffer.from(inside.subarray(0, 1000)).equals(plain)).toBe(true);
+    expect(inside.subarray(1000).every((b) => b === 0)).toBe(true);
+  });
+
+  it('gives every size in one bucket the same ciphertext size', async () => {
+    const sizes = [61_486, 60_000, 58_559];
+    expect(new Set(sizes.map(paddedSize))).toEqual(new Set([61_486]));
+    const lengths = await Promise.all(sizes.map(async (n) => (await encryptFile(randomBytes(n))).size));
+    expect(new Set(lengths).size).toBe(1);
+    expect((await encryptFile(randomBytes(61_487))).size).toBeGreaterThan(lengths[0]!);
+  });
 
   it('encrypts a Blob chunk by chunk to the same plaintext', async () => {
     const plain = randomBytes(150_000);
@@ -68,7 +95,8 @@ describe('file encryption (secretstream)', () => {
     const rehashed = (c: Uint8Array) => ({ ...ref, hash: sha256(c) });
 
     beforeAll(async () => {
-      plain = randomBytes(4 * FILE_CHUNK_BYTES + 100); // 5 chunks
+      plain = randomBytes(4 * FILE_CHUNK_BYTES + 100); // padded to 265 742 bytes: 5 chunks
+      plain[plain.length - 1] = 0x5a; // not a zero: a size one short must show in the padding
       const enc = await encryptFile(plain);
       cipher = concat(enc.parts);
       ref = fileRefOf(enc, 'A'.repeat(22), { name: 'x', type: '' });
@@ -121,8 +149,54 @@ describe('file encryption (secretstream)', () => {
     });
 
     it('a size that differs from the announced one', () => {
-      expect(failure(() => decrypt({ ...ref, size: ref.size - 1 }, cipher)).code).toBe('integrity');
+      // In another bucket: the stream has the wrong length.
+      expect(failure(() => decrypt({ ...ref, size: Math.floor(ref.size * 0.9) }, cipher)).message).toMatch(/longer than its sender said/);
+      expect(failure(() => decrypt({ ...ref, size: ref.size * 2 }, cipher)).message).toMatch(/decrypted to 265742 bytes, not the \d+ its announced/);
+      // In the same bucket, one short: the last byte of the file would be padding, and it is not zero.
+      expect(paddedSize(ref.size - 1)).toBe(paddedSize(ref.size));
+      const e = failure(() => decrypt({ ...ref, size: ref.size - 1 }, cipher));
+      expect(e.code).toBe('integrity');
+      expect(e.message).toMatch(/padding .* is not all zeros/);
     });
+
+    it('an unpadded stream (as a client without padding would send) has the wrong length', () => {
+      const key = sodium.crypto_secretstream_xchacha20poly1305_keygen();
+      const { state, header } = sodium.crypto_secretstream_xchacha20poly1305_init_push(key);
+      const small = randomBytes(1000);
+      const sealed = sodium.crypto_secretstream_xchacha20poly1305_push(state, small, null, sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL);
+      const c = concat([header, sealed]);
+      const unpadded = { key: sodium.to_base64(key, sodium.base64_variants.URLSAFE_NO_PADDING), hash: sha256(c), size: 1000 };
+      expect(failure(() => decrypt(unpadded, c)).code).toBe('integrity');
+    });
+  });
+});
+
+describe('paddedSize (Signal attachment buckets)', () => {
+  /** Signal-Android's PaddingInputStream.getPaddedSize, in floating point as Signal computes it. */
+  const signal = (size: number) => Math.max(541, Math.floor(Math.pow(1.05, Math.ceil(Math.log(size) / Math.log(1.05)))));
+
+  it('equals Signal\'s formula for every size up to 1.1 MB and around every bucket up to 2^38 (256 GiB)', () => {
+    for (let n = 0; n <= 1_100_000; n++) if (paddedSize(n) !== signal(n)) expect(paddedSize(n), `size ${n}`).toBe(signal(n));
+    for (let k = 0, b = 1; b < 2 ** 38; k++, b = Math.floor(1.05 ** k)) {
+      for (const n of [b - 1, b, b + 1]) if (n >= 0) expect(paddedSize(n), `size ${n}`).toBe(signal(n));
+    }
+  });
+
+  it('is at least the size, at most 5% more (or 541), and never decreases', () => {
+    let last = 0;
+    for (const n of [0, 1, 540, 541, 542, 10_000, 65_536, 1 << 20, 100 * (1 << 20), 2 ** 40, 2 ** 52]) {
+      const p = paddedSize(n);
+      expect(p).toBeGreaterThanOrEqual(Math.max(n, MIN_PADDED_SIZE));
+      expect(p).toBeLessThanOrEqual(Math.max(MIN_PADDED_SIZE, Math.ceil(n * 1.05)));
+      expect(p).toBeGreaterThanOrEqual(last);
+      last = p;
+    }
+    expect(paddedSize(0)).toBe(541);
+    expect(paddedSize(542)).toBe(568);
+  });
+
+  it('refuses what is not a size', () => {
+    for (const bad of [-1, 1.5, NaN, Infinity, Number.MAX_SAFE_INTEGER]) expect(() => paddedSize(bad)).toThrow(RangeError);
   });
 });
 

@@ -62,16 +62,72 @@ const ss = () => ({
   MESSAGE: sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE,
 });
 
-/** Ciphertext length for a plaintext of `plainSize` bytes: header, data, one MAC+tag per chunk (an empty file is one empty final chunk). */
-export function ciphertextSize(plainSize: number): number {
-  const { HEADER, ABYTES } = ss();
-  return HEADER + plainSize + Math.max(1, Math.ceil(plainSize / FILE_CHUNK_BYTES)) * ABYTES;
+/** The smallest padded size (Signal's attachment buckets). */
+export const MIN_PADDED_SIZE = 541;
+
+/** floor(1.05^k) for k = 0, 1, …, exact (21^k / 20^k in BigInt), up to the first past 2^53. */
+let buckets: number[] | null = null;
+function paddingBuckets(): number[] {
+  if (buckets) return buckets;
+  const out: number[] = [];
+  for (let num = 1n, den = 1n; ; num *= 21n, den *= 20n) {
+    out.push(Number(num / den));
+    if (num / den > BigInt(Number.MAX_SAFE_INTEGER)) break;
+  }
+  return (buckets = out);
 }
 
 /**
- * Encrypts `data` under a fresh random key: a secretstream header, then each 64 KiB chunk,
- * the last one tagged TAG_FINAL (so truncation is detected), and hashes the ciphertext with
- * SHA-256 as it goes. Blobs are read a chunk at a time. Call `await sodium.ready` first.
+ * The length a plaintext of `size` bytes is padded to (with zeros) before it is encrypted,
+ * so that the ciphertext tells the server only the size's bucket: Signal's attachment
+ * padding, `max(541, floor(1.05 ^ ceil(log(size) / log(1.05))))` (Signal-Android
+ * `PaddingInputStream.getPaddedSize`), at most 5% over the size (or 541 bytes for small files).
+ * Computed exactly rather than in floating point, so that every platform agrees (sender and
+ * receiver must): the same as Signal's formula for every size below about 300 GB, where
+ * floating-point rounding starts to move Signal's buckets by a byte.
+ * @example paddedSize(0) === 541; paddedSize(542) === 568; paddedSize(1000) === 1020
+ */
+export function paddedSize(size: number): number {
+  if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`not a file size: ${size}`);
+  if (size <= MIN_PADDED_SIZE) return MIN_PADDED_SIZE;
+  const b = paddingBuckets();
+  // The first bucket >= size: floor(1.05^k) >= size exactly when 1.05^k >= size (size is an integer).
+  let lo = 0;
+  let hi = b.length - 1; // the last is past 2^53, so above any safe size
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (b[mid]! >= size) hi = mid;
+    else lo = mid + 1;
+  }
+  if (!Number.isSafeInteger(b[lo])) throw new RangeError(`file size too large to pad: ${size}`);
+  return b[lo]!;
+}
+
+/**
+ * Ciphertext length for a plaintext of `plainSize` bytes: header, the padded plaintext, one
+ * MAC+tag per chunk.
+ */
+export function ciphertextSize(plainSize: number): number {
+  const { HEADER, ABYTES } = ss();
+  const padded = paddedSize(plainSize);
+  return HEADER + padded + Math.max(1, Math.ceil(padded / FILE_CHUNK_BYTES)) * ABYTES;
+}
+
+/** Bytes [start, end) of the padded plaintext: the data, then zeros from `size` on. Blobs are read only for the part they hold. */
+async function paddedChunk(data: Uint8Array | Blob, size: number, start: number, end: number): Promise<Uint8Array> {
+  const read = async (a: number, b: number) => (data instanceof Uint8Array ? data.subarray(a, b) : new Uint8Array(await data.slice(a, b).arrayBuffer()));
+  if (end <= size) return read(start, end);
+  const chunk = new Uint8Array(end - start);
+  if (start < size) chunk.set(await read(start, size));
+  return chunk;
+}
+
+/**
+ * Encrypts `data` under a fresh random key: a secretstream header, then each 64 KiB chunk
+ * of the plaintext padded with zeros to `paddedSize` (so the ciphertext shows only the size's
+ * bucket; the real size travels in the encrypted message), the last one tagged TAG_FINAL (so
+ * truncation is detected), and hashes the ciphertext with SHA-256 as it goes. Blobs are read
+ * a chunk at a time. Call `await sodium.ready` first.
  * @example const enc = await encryptFile(new TextEncoder().encode('hello'))
  */
 export async function encryptFile(data: Uint8Array | Blob): Promise<EncryptedFile> {
@@ -82,15 +138,16 @@ export async function encryptFile(data: Uint8Array | Blob): Promise<EncryptedFil
   const parts: Uint8Array[] = [header];
   sodium.crypto_hash_sha256_update(hash, header);
   const plainSize = data instanceof Uint8Array ? data.length : data.size;
+  const padded = paddedSize(plainSize);
   let offset = 0;
   do {
-    const end = Math.min(offset + FILE_CHUNK_BYTES, plainSize);
-    const chunk = data instanceof Uint8Array ? data.subarray(offset, end) : new Uint8Array(await data.slice(offset, end).arrayBuffer());
-    const sealed = sodium.crypto_secretstream_xchacha20poly1305_push(state, chunk, null, end === plainSize ? FINAL : MESSAGE);
+    const end = Math.min(offset + FILE_CHUNK_BYTES, padded);
+    const chunk = await paddedChunk(data, plainSize, offset, end);
+    const sealed = sodium.crypto_secretstream_xchacha20poly1305_push(state, chunk, null, end === padded ? FINAL : MESSAGE);
     sodium.crypto_hash_sha256_update(hash, sealed);
     parts.push(sealed);
     offset = end;
-  } while (offset < plainSize);
+  } while (offset < padded);
   const size = parts.reduce((n, p) => n + p.length, 0);
   return { key, hash: sodium.to_hex(sodium.crypto_hash_sha256_final(hash)), parts, size, plainSize };
 }
@@ -98,13 +155,18 @@ export async function encryptFile(data: Uint8Array | Blob): Promise<EncryptedFil
 /**
  * Decrypts a ciphertext that arrives in pieces of any size, checking as it goes: each chunk's
  * authentication (an altered or reordered chunk fails: `undecryptable`), that the stream ends
- * with exactly one final chunk and nothing after it, that it is exactly as long as the sender
- * said, and at the end its SHA-256 (truncated, extended or replaced: `integrity`). Plaintext
- * is written into one buffer of the announced size.
+ * with exactly one final chunk and nothing after it, that it is exactly as long as the
+ * announced size padded (`paddedSize`), and at the end its SHA-256 (truncated, extended or
+ * replaced: `integrity`); only then is the padding stripped, and it must be all zeros (else
+ * the announced size is wrong: `integrity`). Plaintext is written into one buffer of the
+ * announced size; the padding is checked as it passes, never stored.
  */
 export class FileDecryptor {
   private readonly out: Uint8Array;
+  /** Padded plaintext bytes decrypted so far. */
   private written = 0;
+  private readonly padded: number;
+  private paddingIsZero = true;
   private received = 0;
   private readonly expected: number;
   private pending: Uint8Array = new Uint8Array(0);
@@ -115,6 +177,7 @@ export class FileDecryptor {
 
   constructor(private readonly ref: Pick<FileRef, 'key' | 'hash' | 'size'>) {
     this.out = new Uint8Array(ref.size);
+    this.padded = paddedSize(ref.size);
     this.expected = ciphertextSize(ref.size);
   }
 
@@ -146,10 +209,13 @@ export class FileDecryptor {
     if (this.pending.length > 0) this.open(this.pending);
     this.pending = new Uint8Array(0);
     if (!this.final) throw integrity('the file is truncated: it ended before its final chunk');
-    if (this.written !== this.ref.size) throw integrity(`the file decrypted to ${this.written} bytes, not the ${this.ref.size} announced`);
+    if (this.written !== this.padded) {
+      throw integrity(`the file decrypted to ${this.written} bytes, not the ${this.padded} its announced ${this.ref.size} pad to`);
+    }
     if (sodium.to_hex(sodium.crypto_hash_sha256_final(this.hash)) !== this.ref.hash) {
       throw integrity('the file does not match the hash its sender announced');
     }
+    if (!this.paddingIsZero) throw integrity(`the file's padding after its announced ${this.ref.size} bytes is not all zeros`);
     return this.out;
   }
 
@@ -160,8 +226,10 @@ export class FileDecryptor {
     if (!r) {
       throw new ParleyError('undecryptable', `file chunk ${this.chunks} failed authentication: the file was altered or reordered, or the key is wrong`);
     }
-    if (this.written + r.message.length > this.out.length) throw integrity('the file is longer than its sender said');
-    this.out.set(r.message, this.written);
+    if (this.written + r.message.length > this.padded) throw integrity('the file is longer than its sender said');
+    const kept = Math.max(0, Math.min(r.message.length, this.out.length - this.written));
+    if (kept > 0) this.out.set(r.message.subarray(0, kept), this.written);
+    for (let i = kept; i < r.message.length; i++) if (r.message[i] !== 0) this.paddingIsZero = false;
     this.written += r.message.length;
     if (r.tag === ss().FINAL) this.final = true;
   }

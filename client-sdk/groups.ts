@@ -1,5 +1,5 @@
 // The SDK's group side: REST calls for group management, member device lists, and who has our sender key.
-import type { GroupInfo, GroupRole, SystemEvent } from './protocol.js';
+import type { GroupInfo, GroupRole, ListedDeviceJson, SystemEvent } from './protocol.js';
 
 export type { GroupInfo, GroupRole } from './protocol.js';
 
@@ -38,7 +38,7 @@ type Call = <T>(method: string, path: string, body?: unknown) => Promise<T>;
 /** Every current member device of a group, and the server's hash of that set (sent back with each group message). */
 export interface GroupDevices {
   devicesHash: string;
-  members: { userId: string; devices: { id: string; publicKey: string }[] }[];
+  members: { userId: string; devices: ListedDeviceJson[] }[];
 }
 
 /** Group REST calls, and each group's member devices cached until the group changes or the server says they did. */
@@ -108,22 +108,27 @@ export class GroupDirectory {
  * for the key again is forgotten alone. Kept in memory: a restarted client distributes again.
  */
 export class SenderKeyTracker {
-  private readonly holders = new Map<string, Set<string>>();
+  private readonly holders = new Map<string, { keyId: number; devices: Set<string> }>();
 
-  /** Of `devices`, those that still need our key for the group. */
-  missing(groupId: string, devices: readonly string[]): string[] {
+  /** Of `devices`, those that still need our key `keyId` for the group (all of them once the key changed). */
+  missing(groupId: string, keyId: number, devices: readonly string[]): string[] {
     const have = this.holders.get(groupId);
-    return have ? devices.filter((d) => !have.has(d)) : [...devices];
+    return have && have.keyId === keyId ? devices.filter((d) => !have.devices.has(d)) : [...devices];
   }
 
-  delivered(groupId: string, devices: readonly string[]): void {
+  delivered(groupId: string, keyId: number, devices: readonly string[]): void {
     let have = this.holders.get(groupId);
-    if (!have) this.holders.set(groupId, (have = new Set()));
-    for (const d of devices) have.add(d);
+    if (!have || have.keyId !== keyId) this.holders.set(groupId, (have = { keyId, devices: new Set() }));
+    for (const d of devices) have.devices.add(d);
+  }
+
+  /** The devices that hold our current key for the group. */
+  holding(groupId: string): string[] {
+    return [...(this.holders.get(groupId)?.devices ?? [])];
   }
 
   forget(groupId: string, device?: string): void {
     if (device === undefined) this.holders.delete(groupId);
-    else this.holders.get(groupId)?.delete(device);
+    else this.holders.get(groupId)?.devices.delete(device);
   }
 }

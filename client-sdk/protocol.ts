@@ -20,6 +20,22 @@ export interface SystemEvent {
 
 export type GroupRole = 'owner' | 'admin' | 'member';
 
+/**
+ * A device as `GET /v1/users/{id}/devices` lists it: its Ed25519 identity key, and the vouch
+ * of the device of the same user that approved it (itself for the user's first device; null
+ * until one does). Clients trust only what vouches show them (client-sdk/e2e.trust.ts).
+ */
+export interface ListedDeviceJson {
+  id: string;
+  publicKey: string;
+  vouch: { by: string; signature: string } | null;
+}
+
+/** A device as listed, from its stored fields (a vouch needs both its signer and its signature). */
+export function listedDevice(id: string, publicKey: string, vouchedBy: string | null, signature: string | null): ListedDeviceJson {
+  return { id, publicKey, vouch: vouchedBy && signature ? { by: vouchedBy, signature } : null };
+}
+
 /** A group as its members see it (REST `GET /v1/groups/{id}`). */
 export interface GroupInfo {
   id: string;

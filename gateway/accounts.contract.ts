@@ -86,7 +86,7 @@ export function accountsContract(name: string, factory: () => Promise<SqlFactory
       for (const r of rows) {
         await db.query(`INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, 'x', $3)`, [r.id, r.username, r.createdAt]);
       }
-      expect(await migrate(db)).toBe(6);
+      expect(await migrate(db)).toBe(MIGRATIONS.length);
 
       const stored = new Map(
         (await db.query<{ id: string; username_skeleton: string | null }>(`SELECT id, username_skeleton FROM users`)).map((r) => [r.id, r.username_skeleton]),

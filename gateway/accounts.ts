@@ -1,17 +1,28 @@
 // Accounts: users, their devices and public keys, and login into a device session.
 import { randomUUID } from 'node:crypto';
+import { fromB64 } from '../client-sdk/e2e.bytes.js';
+import { verifyLoginProof } from '../client-sdk/e2e.login-proof.js';
 import type { Cache } from '../platform/cache.js';
+import { vouchValid } from '../client-sdk/e2e.trust.js';
+import { listedDevice, type ListedDeviceJson } from '../client-sdk/protocol.js';
 import type { Clock } from '../platform/clock.js';
 import { AppError } from '../platform/errors.js';
 import { DUMMY_HASH_PROMISE, hashPassword, verifyPassword } from '../platform/passwords.js';
 import { num, type Sql } from '../platform/sql.js';
 import type { Tokens } from '../platform/tokens.js';
 import { LoginBackoff } from './login-backoff.js';
+import { LOGIN_CHALLENGE_KEY_LABEL, LoginChallenges } from './login-challenges.js';
 import { usernameSkeleton } from './username.js';
 
-export interface DeviceKey {
-  id: string;
-  publicKey: string;
+/** A device with its public key and vouch (client-sdk/protocol.ts). */
+export type DeviceKey = ListedDeviceJson;
+
+/** A login's proof that the device holds its identity key (`device.proof`, see checkKeyProof). */
+export interface KeyProof {
+  /** As issued by `challenge()`, base64. */
+  challenge: string;
+  /** Ed25519 signature by the device's key of the login proof bytes (client-sdk/e2e.login-proof.ts), base64. */
+  signature: string;
 }
 
 export interface Session {
@@ -46,6 +57,7 @@ export interface AccountsOptions {
 export class Accounts {
   private readonly deviceCache = new Map<string, { at: number; devices: DeviceKey[] }>();
   private readonly backoff: LoginBackoff;
+  private readonly challenges: LoginChallenges;
 
   constructor(
     private readonly sql: Sql,
@@ -54,6 +66,35 @@ export class Accounts {
     private readonly options: AccountsOptions,
   ) {
     this.backoff = new LoginBackoff(options.cache, clock, { freeFailures: options.loginFailuresFree, maxWaitMs: options.loginBackoffMaxMs });
+    this.challenges = new LoginChallenges(tokens.deriveKey(LOGIN_CHALLENGE_KEY_LABEL), clock);
+  }
+
+  /** A fresh login challenge for a device to sign (stateless: any gateway checks it; see LoginChallenges). */
+  challenge(): { challenge: string; expiresAt: number } {
+    return this.challenges.issue();
+  }
+
+  /**
+   * Checks that a logging-in device holds the identity key it registers: `proof.challenge` is
+   * one of ours and unexpired, and `proof.signature` is `publicKey`'s signature over it, the
+   * (normalized) username and the key. Otherwise `unauthorized` ("proof of key possession
+   * failed"; `details.expired` when only the challenge's time is up). Without this a user could
+   * register anyone's public key as a device of their own. `login()` does not check it: every
+   * caller that logs in over the network calls this first, before anything else about the
+   * device (the password included, so a bad proof costs no password hash and counts no failure).
+   */
+  checkKeyProof(username: string, publicKey: string, proof: KeyProof | undefined): void {
+    const failed = () => new AppError('unauthorized', 'proof of key possession failed');
+    if (!proof) throw failed();
+    let challenge: Uint8Array, signature: Uint8Array, key: Uint8Array;
+    try {
+      [challenge, signature, key] = [fromB64(proof.challenge), fromB64(proof.signature), fromB64(publicKey)];
+    } catch {
+      throw failed();
+    }
+    const check = this.challenges.check(challenge);
+    if (check === 'expired') throw new AppError('unauthorized', 'login challenge expired: request a new one', { details: { expired: true } });
+    if (check !== 'ok' || !verifyLoginProof(key, challenge, username, signature)) throw failed();
   }
 
   /**
@@ -100,12 +141,19 @@ export class Accounts {
     let deviceId = device.id;
     if (deviceId) {
       // Logging an existing device in again is always allowed, whatever the cap.
-      const updated = await this.sql.query(`UPDATE devices SET public_key = $3, name = $4 WHERE id = $1 AND user_id = $2 RETURNING id`, [
+      // A new key voids the device's vouch (it certified the old key), and the vouches it signed.
+      const updated = await this.sql.query(
+        `UPDATE devices SET public_key = $3, name = $4,
+                vouched_by = CASE WHEN public_key = $3 THEN vouched_by END,
+                vouch_signature = CASE WHEN public_key = $3 THEN vouch_signature END
+          WHERE id = $1 AND user_id = $2 RETURNING id`,
+        [
         deviceId,
         user.id,
-        device.publicKey,
-        device.name,
-      ]);
+          device.publicKey,
+          device.name,
+        ],
+      );
       if (updated.length === 0) throw new AppError('not_found', 'no such device');
     } else {
       deviceId = await this.addDevice(user.id, device);
@@ -151,13 +199,41 @@ export class Accounts {
   async devices(userId: string): Promise<DeviceKey[]> {
     const cached = this.deviceCache.get(userId);
     if (cached && this.clock.now() - cached.at < DEVICE_CACHE_MS) return cached.devices;
-    const rows = await this.sql.query<{ id: string; public_key: string }>(
-      `SELECT id, public_key FROM devices WHERE user_id = $1 ORDER BY created_at, id`,
+    const rows = await this.sql.query<{ id: string; public_key: string; vouched_by: string | null; vouch_signature: string | null }>(
+      `SELECT id, public_key, vouched_by, vouch_signature FROM devices WHERE user_id = $1 ORDER BY created_at, id`,
       [userId],
     );
-    const devices = rows.map((r) => ({ id: r.id, publicKey: r.public_key }));
+    const devices = rows.map((r) => listedDevice(r.id, r.public_key, r.vouched_by, r.vouch_signature));
     this.deviceCache.set(userId, { at: this.clock.now(), devices });
     return devices;
+  }
+
+  /**
+   * Records that `signerId`, a device of `userId`, vouches for `deviceId`, another device of
+   * the same user (or itself): `signature` must be the signer's Ed25519 signature over the
+   * device certificate (client-sdk/e2e.trust.ts) of the device's current key, else `invalid`.
+   * The server checks it only to keep garbage out: clients verify every vouch themselves.
+   */
+  async vouch(userId: string, signerId: string, deviceId: string, signature: string): Promise<void> {
+    const rows = await this.sql.query<{ id: string; public_key: string }>(`SELECT id, public_key FROM devices WHERE user_id = $1 AND id IN ($2, $3)`, [
+      userId,
+      signerId,
+      deviceId,
+    ]);
+    const target = rows.find((r) => r.id === deviceId);
+    const signer = rows.find((r) => r.id === signerId);
+    if (!target || !signer) throw new AppError('not_found', 'no such device');
+    const listed: ListedDeviceJson = { id: deviceId, publicKey: target.public_key, vouch: { by: signerId, signature } };
+    const signerListed: ListedDeviceJson = { id: signerId, publicKey: signer.public_key, vouch: null };
+    if (!vouchValid(userId, listed, [listed, signerListed])) throw new AppError('invalid', "the signature does not certify this device's current key");
+    await this.sql.query(`UPDATE devices SET vouched_by = $3, vouch_signature = $4 WHERE id = $1 AND user_id = $2 AND public_key = $5`, [
+      deviceId,
+      userId,
+      signerId,
+      signature,
+      target.public_key,
+    ]);
+    this.deviceCache.delete(userId);
   }
 
   /** Deletes one of the caller's devices (log out for good): its token stops working at the next connect. */
@@ -182,3 +258,4 @@ export async function signingSecret(sql: Sql, configured: string | undefined): P
   const [row] = await sql.query<{ value: string }>(`SELECT value FROM settings WHERE key = 'jwt_secret'`);
   return row!.value;
 }
+

@@ -1,4 +1,5 @@
 // GroupStore: groups, their members and roles, and per-member receipts, over the SQL port.
+import { listedDevice, type ListedDeviceJson } from '../client-sdk/protocol.js';
 import { randomUUID } from 'node:crypto';
 import { appendSystemTx, type SystemEvent } from '../messaging/append.js';
 import type { Clock } from '../platform/clock.js';
@@ -233,17 +234,17 @@ export class GroupStore {
   }
 
   /** The devices (id and public key) of each of the users. */
-  async devicesOf(userIds: readonly string[]): Promise<Map<string, { id: string; publicKey: string }[]>> {
-    const rows = await this.sql.query(
-      `SELECT user_id, id, public_key FROM devices WHERE user_id IN (SELECT value::uuid FROM json_array_elements_text($1::json))
+  async devicesOf(userIds: readonly string[]): Promise<Map<string, ListedDeviceJson[]>> {
+    const rows = await this.sql.query<{ user_id: string; id: string; public_key: string; vouched_by: string | null; vouch_signature: string | null }>(
+      `SELECT user_id, id, public_key, vouched_by, vouch_signature FROM devices WHERE user_id IN (SELECT value::uuid FROM json_array_elements_text($1::json))
         ORDER BY user_id, created_at, id`,
       [jsonIds(userIds)],
     );
-    const out = new Map<string, { id: string; publicKey: string }[]>();
+    const out = new Map<string, ListedDeviceJson[]>();
     for (const r of rows) {
-      let list = out.get(r.user_id as string);
-      if (!list) out.set(r.user_id as string, (list = []));
-      list.push({ id: r.id as string, publicKey: r.public_key as string });
+      let list = out.get(r.user_id);
+      if (!list) out.set(r.user_id, (list = []));
+      list.push(listedDevice(r.id, r.public_key, r.vouched_by, r.vouch_signature));
     }
     return out;
   }

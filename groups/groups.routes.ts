@@ -1,5 +1,6 @@
 // REST: group management (create, read, rename, members, roles, leave, delete), member devices and receipts.
 import { z } from 'zod';
+import { listedDevice } from '../gateway/accounts.routes.js';
 import type { Routes } from '../gateway/routes.js';
 import { safeText } from '../platform/text.js';
 import { GroupsManager } from './groups.js';
@@ -141,7 +142,7 @@ export function groupRoutes(routes: Routes, groups: GroupsManager): void {
     response: z.object({
       membersVersion: z.number(),
       devicesHash: z.string(),
-      members: z.array(z.object({ userId: uuid, devices: z.array(z.object({ id: uuid, publicKey: z.string() })) })),
+      members: z.array(z.object({ userId: uuid, devices: z.array(listedDevice) })),
     }),
     errors: MEMBER,
     handler: async ({ params, req }) => {

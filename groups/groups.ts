@@ -1,4 +1,5 @@
 // GroupsManager: what REST and the message path call for groups: the rules, the caches, and the log of changes.
+import type { ListedDeviceJson } from '../client-sdk/protocol.js';
 import { createHash } from 'node:crypto';
 import type { MsgFrame, SystemEvent } from '../client-sdk/protocol.js';
 import type { Cache } from '../platform/cache.js';
@@ -29,7 +30,7 @@ const RANK: Record<Role, number> = { member: 0, admin: 1, owner: 2 };
 
 /** Every current member device of a group, by member, and the hash a sender names them by. */
 export interface MemberDevices {
-  byUser: Map<string, { id: string; publicKey: string }[]>;
+  byUser: Map<string, ListedDeviceJson[]>;
   ids: ReadonlySet<string>;
   hash: string;
 }

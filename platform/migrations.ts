@@ -53,6 +53,13 @@ import type { Sql } from './sql.js';
  *   `rnike`/`mike` and `a__b`/`a-b` collide. Logins and lookups still match `username` exactly.
  *   Existing accounts that already collide keep working: the oldest (created_at, then id)
  *   gets the skeleton, the later ones keep NULL (the unique index allows many NULLs).
+ *
+ * Version 7 (device vouching):
+ * - devices gains `vouched_by` and `vouch_signature`: which device of the same user vouched
+ *   for this one (itself for a user's first device) and its Ed25519 signature over the
+ *   device certificate (client-sdk/e2e.trust.ts). Clients encrypt only to devices vouched
+ *   for by devices they already trust; the server stores and checks, but is not trusted.
+ *   A device that logs in again with a new key loses its vouch.
  */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE users (
@@ -165,6 +172,8 @@ export const MIGRATIONS: readonly string[] = [
                      FROM users) AS folded) AS ranked
     WHERE users.id = ranked.id AND ranked.n = 1;
    CREATE UNIQUE INDEX users_username_skeleton_idx ON users (username_skeleton)`,
+  `ALTER TABLE devices ADD COLUMN vouched_by uuid;
+   ALTER TABLE devices ADD COLUMN vouch_signature text`,
 ];
 
 /**

@@ -1,4 +1,5 @@
 // Session tokens: HS256 JWTs (jose) that name the user and the device.
+import { hkdfSync } from 'node:crypto';
 import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
 import type { Clock } from './clock.js';
 import { AppError } from './errors.js';
@@ -26,6 +27,17 @@ export class Tokens {
     private readonly clock: Clock,
   ) {
     this.key = new TextEncoder().encode(secret);
+  }
+
+  /**
+   * A 32-byte key for another purpose, derived from the signing secret with HKDF-SHA256 and
+   * `label` as its info: every gateway that shares the secret derives the same key, and no
+   * derived key reveals the secret or another label's key (so a login challenge's MAC can
+   * never pass as a token signature, nor the reverse). Give each purpose its own label.
+   * @example const key = tokens.deriveKey('parley login challenge v1')
+   */
+  deriveKey(label: string): Uint8Array {
+    return new Uint8Array(hkdfSync('sha256', this.key, new Uint8Array(0), label, 32));
   }
 
   async issue(subject: { userId: string; deviceId: string }): Promise<{ token: string; expiresAt: number }> {

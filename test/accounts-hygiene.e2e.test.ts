@@ -1,8 +1,8 @@
 // End-to-end: names refuse invalid Unicode, lookalike usernames are one account, devices per user are capped, and login guesses back off per account.
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sodiumReady, toB64 } from '../client-sdk/e2e.bytes.js';
-import { generateIdentity } from '../client-sdk/e2e.keys.js';
+import { sodiumReady } from '../client-sdk/e2e.bytes.js';
+import { loginDevice } from './support/raw.js';
 import { type ServerProcess, startServer } from './support/server.js';
 import { uniqueName } from './support/wait.js';
 
@@ -26,10 +26,9 @@ describe('accounts hygiene', () => {
     const text = await res.text();
     return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : {} };
   };
-  const newKey = () => toB64(generateIdentity().publicKey);
   const register = (username: string, password = `password-${username}`) => call('POST', '/v1/accounts', { username, password });
-  const login = (username: string, password = `password-${username}`, device: { id?: string; name?: string } = {}) =>
-    call('POST', '/v1/sessions', { username, password, device: { name: 'phone', ...device, publicKey: newKey() } });
+  const login = async (username: string, password = `password-${username}`, device: { id?: string; name?: string } = {}) =>
+    call('POST', '/v1/sessions', { username, password, device: await loginDevice(server.url, username, { name: 'phone', ...device }) });
   const newUser = async (prefix: string) => {
     const username = uniqueName(prefix);
     expect((await register(username)).status).toBe(201);
@@ -201,7 +200,7 @@ describe('accounts hygiene', () => {
       const elsewhere = await postFrom('127.0.0.2', '/v1/sessions', {
         username: victim.username,
         password: `password-${victim.username}`,
-        device: { name: 'laptop', publicKey: newKey() },
+        device: await loginDevice(server.url, victim.username, { name: 'laptop' }),
       });
       expect(elsewhere).toMatchObject({ status: 429, retryAfter: '1', body: { error: { code: 'rate_limited' } } });
       // Other accounts are not slowed down.

@@ -2,10 +2,8 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sodiumReady as ready, toB64 } from '../client-sdk/e2e.bytes.js';
-import { generateIdentity } from '../client-sdk/e2e.keys.js';
 import { newUser, type Recorded } from './support/clients.js';
-import { rawConnect, rawHttp, type RawSession, upgradeStatus } from './support/raw.js';
+import { loginDevice, rawConnect, rawHttp, type RawSession, upgradeStatus } from './support/raw.js';
 import { type ServerProcess, startServer } from './support/server.js';
 import { until } from './support/wait.js';
 
@@ -26,11 +24,10 @@ describe('bad input', () => {
     return s;
   };
   const login = async (u: Recorded) => {
-    await ready();
     const res = await fetch(`${server.url}/v1/sessions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: u.username, password: u.password, device: { name: 'raw', publicKey: toB64(generateIdentity().publicKey) } }),
+      body: JSON.stringify({ username: u.username, password: u.password, device: await loginDevice(server.url, u.username) }),
     });
     return (await res.json()) as { token: string; userId: string; deviceId: string };
   };
@@ -259,7 +256,7 @@ describe('bad input', () => {
     expect(await j(await fetch(`${server.url}/v1/users?username=${alice.username}`))).toMatchObject({ status: 401, body: { error: { code: 'unauthorized' } } });
     expect(await j(await post('/v1/accounts', { username: 'x' }))).toMatchObject({ status: 400, body: { error: { code: 'invalid' } } });
     expect(await j(await post('/v1/accounts', { username: alice.username, password: 'whatever-123' }))).toMatchObject({ status: 409 });
-    expect(await j(await post('/v1/sessions', { username: alice.username, password: 'wrong-password', device: { name: 'd', publicKey: toB64(generateIdentity().publicKey) } }))).toMatchObject({
+    expect(await j(await post('/v1/sessions', { username: alice.username, password: 'wrong-password', device: await loginDevice(server.url, alice.username, { name: 'd' }) }))).toMatchObject({
       status: 401,
       body: { error: { code: 'unauthorized' } },
     });

@@ -1,11 +1,10 @@
 // End-to-end on the real tier: several gateway processes sharing PostgreSQL and Redis; nothing acked is lost when parts die.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { sodiumReady as ready, toB64 } from '../client-sdk/e2e.bytes.js';
-import { generateIdentity } from '../client-sdk/e2e.keys.js';
+import { sodiumReady as ready } from '../client-sdk/e2e.bytes.js';
 import type { SendResult } from '../client-sdk/index.js';
 import { newUser, type Recorded } from './support/clients.js';
 import { type PrivateService, privatePostgres, privateRedis } from './support/private-services.js';
-import { rawConnect } from './support/raw.js';
+import { loginDevice, rawConnect } from './support/raw.js';
 import { type ServerProcess, startServer } from './support/server.js';
 import { until } from './support/wait.js';
 
@@ -141,7 +140,7 @@ describe.skipIf(!realTier)('cluster: three gateways on PostgreSQL and Redis', ()
     const res = await fetch(`${url(0)}/v1/sessions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: alice.username, password: alice.password, device: { name: 'raw', publicKey: toB64(generateIdentity().publicKey) } }),
+      body: JSON.stringify({ username: alice.username, password: alice.password, device: await loginDevice(url(0), alice.username) }),
     });
     const raw = await rawConnect(url(0), ((await res.json()) as { token: string }).token);
 

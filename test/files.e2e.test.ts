@@ -5,7 +5,7 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { encryptFile, FILE_CHUNK_BYTES, type FileRef, fileRefOf, type Progress } from '../client-sdk/files.js';
+import { ciphertextSize, encryptFile, FILE_CHUNK_BYTES, type FileRef, fileRefOf, paddedSize, type Progress } from '../client-sdk/files.js';
 import { type Message, ParleyError } from '../client-sdk/index.js';
 import { createS3Client } from '../files/blob-store.s3.js';
 import { newUser, type Recorded } from './support/clients.js';
@@ -93,6 +93,11 @@ describe('files (one process, disk blob store)', () => {
     expect(downloads.at(-1)).toMatchObject({ fileId: sent.fileId, loaded: downloads.at(-1)!.total });
     // The uploader can download it too (e.g. from another device).
     expect((await get(alice, sent.fileId)).status).toBe(200);
+    // The server holds the padded ciphertext: the size's bucket, not the size.
+    const held = Number((await fetch(`${server.url}/v1/files/${sent.fileId}`, { method: 'HEAD', headers: auth(bob) })).headers.get('content-length'));
+    expect(held).toBe(ciphertextSize(bytes.length));
+    expect(held).toBe(24 + paddedSize(bytes.length) + 17);
+    expect(paddedSize(bytes.length)).toBeGreaterThan(bytes.length);
   });
 
   it('round-trips a 50 MiB file, resuming with a range request when the connection is cut mid-download', async () => {

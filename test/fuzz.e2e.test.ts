@@ -2,12 +2,11 @@
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sodiumReady, toB64 } from '../client-sdk/e2e.bytes.js';
-import { generateIdentity } from '../client-sdk/e2e.keys.js';
+import { sodiumReady } from '../client-sdk/e2e.bytes.js';
 import { ERROR_CODES } from '../platform/errors.js';
 import { newUser, type Recorded } from './support/clients.js';
 import { type FuzzIds, type FuzzMessage, hostileMessage } from './support/fuzz-frames.js';
-import { rawConnect, type RawSession } from './support/raw.js';
+import { loginDevice, rawConnect, type RawSession } from './support/raw.js';
 import { type ServerProcess, startServer } from './support/server.js';
 import { until } from './support/wait.js';
 
@@ -32,7 +31,7 @@ describe('fuzzing the gateway', () => {
     const res = await fetch(`${server.url}/v1/sessions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: u.username, password: u.password, device: { name: 'fuzz', publicKey: toB64(generateIdentity().publicKey) } }),
+      body: JSON.stringify({ username: u.username, password: u.password, device: await loginDevice(server.url, u.username, { name: 'fuzz' }) }),
     });
     expect(res.status).toBe(201);
     return (await res.json()) as { token: string; userId: string; deviceId: string };

@@ -163,6 +163,9 @@ describe('1:1 messaging (one process, embedded defaults)', () => {
     alicePhone.on('message', (m) => got.push(`alice:${m.text}`));
     await bobPhone.login();
     await alicePhone.login();
+    // A user's new device gets copies once another of their devices approves it.
+    await bob.client.approveDevice(bobPhone.deviceId!);
+    await alice.client.approveDevice(alicePhone.deviceId!);
     await bobPhone.connect();
     await alicePhone.connect();
     await alice.client.sendText(bob.client.userId, 'to all devices');

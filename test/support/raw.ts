@@ -2,7 +2,8 @@
 import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { sodiumReady, toB64 } from '../../client-sdk/e2e.bytes.js';
-import { generateIdentity } from '../../client-sdk/e2e.keys.js';
+import { generateIdentity, type IdentityKeyPair } from '../../client-sdk/e2e.keys.js';
+import { type LoginProof, signLoginProof } from '../../client-sdk/e2e.login-proof.js';
 import type { ServerFrame } from '../../client-sdk/protocol.js';
 import { uniqueName, until } from './wait.js';
 
@@ -77,13 +78,38 @@ export async function rawAccount(httpUrl: string, prefix: string): Promise<RawAc
   return { username, password, ...(await rawLogin(httpUrl, username, password)) };
 }
 
+/** Fetches a login challenge (`POST /v1/sessions/challenge`) and signs it for `username` with `identity`: a `device.proof`. */
+export async function loginProof(httpUrl: string, username: string, identity: IdentityKeyPair): Promise<LoginProof> {
+  await sodiumReady();
+  const res = await fetch(`${httpUrl}/v1/sessions/challenge`, { method: 'POST' });
+  if (res.status !== 201) throw new Error(`login challenge: ${res.status} ${await res.text()}`);
+  const { challenge } = (await res.json()) as { challenge: string };
+  return signLoginProof(identity, challenge, username);
+}
+
+/**
+ * The `device` of a `POST /v1/sessions` body, proven: a fresh identity key (or `identity`), its
+ * public key and a signed challenge. `fields` adds `id` and `name` (default `raw`).
+ * @example body: { username, password, device: await loginDevice(url, username, { name: 'phone' }) }
+ */
+export async function loginDevice(
+  httpUrl: string,
+  username: string,
+  fields: { id?: string; name?: string } = {},
+  identity?: IdentityKeyPair,
+): Promise<{ id?: string; name: string; publicKey: string; proof: LoginProof }> {
+  await sodiumReady();
+  const key = identity ?? generateIdentity();
+  return { name: 'raw', ...fields, publicKey: toB64(key.publicKey), proof: await loginProof(httpUrl, username, key) };
+}
+
 /** Logs in a new device of an existing account. */
 export async function rawLogin(httpUrl: string, username: string, password: string): Promise<{ userId: string; deviceId: string; token: string }> {
-  await sodiumReady();
+  const device = await loginDevice(httpUrl, username);
   const res = await fetch(`${httpUrl}/v1/sessions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username, password, device: { name: 'raw', publicKey: toB64(generateIdentity().publicKey) } }),
+    body: JSON.stringify({ username, password, device }),
   });
   if (res.status !== 201) throw new Error(`login ${username}: ${res.status} ${await res.text()}`);
   return (await res.json()) as { userId: string; deviceId: string; token: string };
