@@ -11,7 +11,8 @@ import type { ListedDevice } from './e2e.trust.js';
 import type { ClientEvents, ClientOptions, ReceivedFile, SendFileOptions, SendFileResult, SendResult, SocketCtor, SocketLike } from './client.types.js';
 import { Emitter } from './emitter.js';
 import { ciphertextSize, downloadFile, encryptFile, type FileRef, fileRefOf, type Progress, uploadCiphertext } from './files.js';
-import { GroupDirectory, type GroupEvent, type GroupInfo, type GroupReceipts, type GroupRole, type GroupSummary, SenderKeyTracker } from './groups.js';
+import { GroupDirectory, type GroupEvent, type GroupInfo, type GroupReceipts, type GroupRole, type GroupSummary, type MetaPayload, SenderKeyTracker } from './groups.js';
+import { encodeMetaKey, type GroupMetaKey, newGroupMetaKey, openGroupName, sealedNameKeyId, sealGroupName } from './e2e.group-meta.js';
 import { ParleyError, request } from './http.js';
 import { CLOSE, PROTOCOL, shouldReconnect, WS_PATH, type ClientFrame, type ErrorFrame, type ServerFrame } from './protocol.js';
 import { TrustManager } from './trust.js';
@@ -356,38 +357,102 @@ export class ParleyClient extends Emitter<ClientEvents> {
     };
   }
 
-  /** Creates a group you own with these members (user ids). */
+  /**
+   * Creates a group you own with these members (user ids). Its name is sealed under a new key
+   * of the group's (the server stores opaque text); each member device gets the key with the
+   * group's `created` message, encrypted over your pairwise session with it.
+   */
   async createGroup(options: { name: string; members: string[] }): Promise<{ id: string }> {
-    const g = await this.groups.create(options.name, options.members);
+    await this.mayEncrypt();
+    const id = crypto.randomUUID();
+    const key = newGroupMetaKey();
+    await this.sessions.addGroupMetaKey(id, key);
+    const keys = await this.metaPayloads(id, key, [this.userId, ...options.members]);
+    const g = await this.groups.create(sealGroupName(id, key, options.name), options.members, { id, keys });
     return { id: g.id };
   }
 
-  /** The groups you are a member of. */
-  listGroups(): Promise<GroupSummary[]> {
-    return this.groups.list();
+  /** The groups you are a member of (names opened on this device; '' where its key has not arrived). */
+  async listGroups(): Promise<GroupSummary[]> {
+    return Promise.all((await this.groups.list()).map(async (g) => ({ ...g, name: await this.openName(g.id, g.name) })));
   }
 
   /** A group you are a member of, with its members and roles. */
-  getGroup(groupId: string): Promise<GroupInfo> {
-    return this.groups.get(groupId);
+  async getGroup(groupId: string): Promise<GroupInfo> {
+    const g = await this.groups.get(groupId);
+    return { ...g, name: await this.openName(groupId, g.name) };
   }
 
-  /** Adds a member (admins only); they receive what is sent from now on. */
-  addMember(groupId: string, userId: string): Promise<void> {
-    return this.groups.addMembers(groupId, [userId]);
+  /** Adds a member (admins only); they receive what is sent from now on, and the group's key with the `member_added` message. */
+  async addMember(groupId: string, userId: string): Promise<void> {
+    const key = await this.sessions.groupMetaKey(groupId);
+    const keys = key ? await this.metaPayloads(groupId, key, [userId]) : undefined;
+    return this.groups.addMembers(groupId, [userId], keys);
   }
 
-  /** Removes a member (admins only); they receive nothing sent afterwards, and every member's sender key is replaced. */
-  removeMember(groupId: string, userId: string): Promise<void> {
-    return this.groups.removeMember(groupId, userId);
+  /**
+   * Removes a member (admins only); they receive nothing sent afterwards, every member's sender
+   * key is replaced, and the group's name key too (the name sealed again, under a key the
+   * removed member never gets).
+   */
+  async removeMember(groupId: string, userId: string): Promise<void> {
+    await this.groups.removeMember(groupId, userId);
+    await this.rotateGroupName(groupId);
   }
 
   leaveGroup(groupId: string): Promise<void> {
     return this.groups.leave(groupId);
   }
 
-  renameGroup(groupId: string, name: string): Promise<void> {
-    return this.groups.rename(groupId, name);
+  /** Renames the group (admins): the name is sealed under the group's key (a new one, given to every member device, if this device has none). */
+  async renameGroup(groupId: string, name: string): Promise<void> {
+    let key = await this.sessions.groupMetaKey(groupId);
+    let keys: MetaPayload[] | undefined;
+    if (!key) {
+      key = newGroupMetaKey();
+      await this.sessions.addGroupMetaKey(groupId, key);
+      keys = await this.metaPayloads(groupId, key, (await this.groups.get(groupId)).members.map((m) => m.userId));
+    }
+    return this.groups.rename(groupId, sealGroupName(groupId, key, name), keys);
+  }
+
+  /** A group name as the server holds it, opened with the group's key when it is sealed ('' until the key arrives). */
+  private async openName(groupId: string, name: string): Promise<string> {
+    const keyId = sealedNameKeyId(name);
+    if (keyId === null) return name; // set in plaintext by another client
+    const key = await this.sessions.groupMetaKeyById(groupId, keyId);
+    if (!key) return '';
+    try {
+      return openGroupName(groupId, key, name);
+    } catch {
+      return '';
+    }
+  }
+
+  /** The group's metadata key, encrypted over the pairwise sessions for the trusted devices of `userIds` (and our other devices). */
+  private async metaPayloads(groupId: string, key: GroupMetaKey, userIds: readonly string[]): Promise<MetaPayload[]> {
+    const recipients = [];
+    for (const u of new Set(userIds)) {
+      const t = await this.trust.devices(u, await this.devicesOf(u));
+      if (!t.blocked) recipients.push({ userId: u, devices: t.trusted });
+    }
+    return this.sessions.encryptForDevices(recipients, INNER.GROUP_META, encodeMetaKey(groupId, key));
+  }
+
+  /**
+   * After someone left or was removed: a new name key for the remaining members, the name
+   * sealed again under it (a `renamed` message that carries the key). Done by the remover, and
+   * by the owner when a member leaves; skipped when this device cannot open the current name.
+   */
+  private async rotateGroupName(groupId: string): Promise<void> {
+    const g = await this.groups.get(groupId);
+    const keyId = sealedNameKeyId(g.name);
+    const old = keyId === null ? null : await this.sessions.groupMetaKeyById(groupId, keyId);
+    if (!old) return;
+    const key = newGroupMetaKey();
+    await this.sessions.addGroupMetaKey(groupId, key);
+    const keys = await this.metaPayloads(groupId, key, g.members.map((m) => m.userId));
+    await this.groups.rename(groupId, sealGroupName(groupId, key, openGroupName(groupId, old, g.name)), keys);
   }
 
   /** Admins toggle admin/member; the owner passes ownership on with 'owner'. */
@@ -737,7 +802,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     await this.readyTrust().catch(() => {}); // (failures surface as the decryption's own)
     if ((this.lastSeq.get(f.conversationId) ?? 0) < f.seq) {
       this.lastSeq.set(f.conversationId, f.seq);
-      if (f.system) await this.onGroupEvent({ ...f.system, groupId: f.conversationId, seq: f.seq, by: f.from, sentAt: f.sentAt });
+      if (f.system) await this.onGroupEvent({ ...f.system, groupId: f.conversationId, seq: f.seq, by: f.from, sentAt: f.sentAt }, f.key);
       else {
         try {
           const content = await this.openContent(f);
@@ -814,9 +879,16 @@ export class ParleyClient extends Emitter<ClientEvents> {
    * key for the group is replaced, so that what we send from now on is unreadable to them; the
    * next message distributes the new key to the remaining members only.
    */
-  private async onGroupEvent(e: GroupEvent): Promise<void> {
+  private async onGroupEvent(e: GroupEvent, key?: string): Promise<void> {
     this.groups.forget(e.groupId); // the member list may have changed
     this.knownGroups.add(e.groupId);
+    // The group's name key, from the device that made the change, for this group only.
+    if (key && e.device) {
+      await this.sessions.decrypt(e.by, e.device, key, e.groupId).catch((err: unknown) => this.emit('error', err instanceof ParleyError ? err : new ParleyError('malformed', String(err))));
+    }
+    const { device: _device, ...event } = e;
+    if (event.name !== undefined) event.name = await this.openName(e.groupId, event.name);
+    if (e.kind === 'member_left' && !(e.users ?? []).includes(this.userId)) await this.ownerRotates(e).catch(() => {});
     const departed = e.kind === 'member_removed' || e.kind === 'member_left';
     if (departed && !(e.users ?? []).includes(this.userId)) {
       // Their keys are forgotten (their later messages are refused), and ours replaced, naming
@@ -829,7 +901,16 @@ export class ParleyClient extends Emitter<ClientEvents> {
       }
       this.senderKeys.forget(e.groupId);
     }
-    this.emit('group', e);
+    this.emit('group', event);
+  }
+
+  /** When a member left, the owner's device replaces the name key, once: unless the name was sealed again since. */
+  private async ownerRotates(e: GroupEvent): Promise<void> {
+    const g = await this.groups.get(e.groupId);
+    if (g.ownerId !== this.userId) return;
+    const keyId = sealedNameKeyId(g.name);
+    const current = keyId === null ? null : await this.sessions.groupMetaKeyById(e.groupId, keyId);
+    if (current && current.createdAt * 1000 < e.sentAt) await this.rotateGroupName(e.groupId);
   }
 
   private flushAcks(): void {

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { concat, fromB64, sodiumReady, toB64, u32, utf8 } from './e2e.bytes.js';
 import { hkdf } from './e2e.hkdf.js';
 import { generateIdentity } from './e2e.keys.js';
+import { encodeMetaKey, newGroupMetaKey } from './e2e.group-meta.js';
 import { vouchFor } from './e2e.trust.js';
 import { sessionAd } from './e2e.x3dh.js';
 import { INNER, packInner } from './e2e.wire.js';
@@ -60,6 +61,17 @@ describe('a malicious server against the SDK', () => {
     const [p] = await b.sessions.encryptForDevices([{ userId: 'alice', devices: w.deviceList('alice') }], INNER.SENDER_KEY, await b.sessions.senderKeyDistribution('other'));
     expect(await code(a.sessions.decrypt('bob', 'b1', p!.body, 'g1'))).toBe('auth_failed');
     expect(await a.sessions.store.senderKeys('other', 'b1')).toEqual([]);
+  });
+
+  it('refuses a group name key the server moves to another group', async () => {
+    const w = new World();
+    const a = await w.addDevice('alice', 'a1');
+    const b = await w.addDevice('bob', 'b1');
+    const key = newGroupMetaKey();
+    const [p] = await a.sessions.encryptForDevices([{ userId: 'bob', devices: w.deviceList('bob') }], INNER.GROUP_META, encodeMetaKey('g1', key));
+    expect(await code(b.sessions.decrypt('alice', 'a1', p!.body, 'g2'))).toBe('auth_failed'); // attached to g2's system message
+    expect(await b.sessions.groupMetaKey('g2')).toBeNull();
+    expect(await b.sessions.groupMetaKey('g1')).toBeNull();
   });
 
   it('encrypts nothing to a ghost device the server adds, accepts nothing from it, and tells the user', async () => {

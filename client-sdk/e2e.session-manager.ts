@@ -2,6 +2,7 @@
 import { equal, fromB64, sodiumReady, toB64, utf8 } from './e2e.bytes.js';
 import type { KeyDirectoryClient } from './e2e.directory.js';
 import { GroupKeys } from './e2e.group-keys.js';
+import { decodeMetaKey, type GroupMetaKey } from './e2e.group-meta.js';
 import { generateIdentity } from './e2e.keys.js';
 import { PrekeyManager } from './e2e.prekeys.js';
 import { ratchetDecrypt, ratchetEncrypt } from './e2e.ratchet.js';
@@ -52,6 +53,8 @@ export type Decrypted =
   | { kind: 'sender_key_request'; groupId: string }
   /** Nothing for the app: a replay, a control message for another device, or an unknown kind. */
   | { kind: 'ignored' }
+  /** A group's metadata key, now kept (it came attached to one of the group's system messages). */
+  | { kind: 'group_meta'; groupId: string }
   /** Authentic, but refused: e.g. a sender key distribution for another group than expected (nothing of it kept). */
   | { kind: 'refused'; reason: string };
 
@@ -232,6 +235,21 @@ export class SessionManager {
       if (who && userIds.includes(who.userId)) out.push(d);
     }
     return out;
+  }
+
+  /** The group's newest metadata key we hold, or null. */
+  async groupMetaKey(groupId: string): Promise<GroupMetaKey | null> {
+    return (await this.store.groupMetaKeys(groupId))[0] ?? null;
+  }
+
+  /** The metadata key a sealed name needs (by id), or null when we do not hold it. */
+  async groupMetaKeyById(groupId: string, id: number): Promise<GroupMetaKey | null> {
+    return (await this.store.groupMetaKeys(groupId)).find((k) => k.id === id) ?? null;
+  }
+
+  /** Keeps a metadata key for the group (one we made). */
+  addGroupMetaKey(groupId: string, key: GroupMetaKey): Promise<void> {
+    return this.exclusive(async () => this.store.begin().putGroupMetaKeys(groupId, withMetaKey(await this.store.groupMetaKeys(groupId), key)).commit());
   }
 
   groupEncrypt(groupId: string, payload: Uint8Array): Promise<Uint8Array> {
@@ -416,6 +434,12 @@ export class SessionManager {
     try {
       const { kind, payload } = unpackInner(plaintext);
       if (kind === INNER.CONTENT) return { kind: 'content', payload };
+      if (kind === INNER.GROUP_META) {
+        const m = decodeMetaKey(payload);
+        if (expectedGroup === undefined || m.groupId !== expectedGroup) return { kind: 'refused', reason: 'a group metadata key for another group' };
+        tx.putGroupMetaKeys(m.groupId, withMetaKey(await this.store.groupMetaKeys(m.groupId), m.key));
+        return { kind: 'group_meta', groupId: m.groupId };
+      }
       if (kind === INNER.SENDER_KEY) {
         try {
           const r = await this.groups.receive(tx, fromDevice, payload, this.me().deviceId!, expectedGroup);
@@ -448,4 +472,12 @@ function withNewSession(peer: PeerSessions | null, userId: string, identityKey: 
   const dropped = previous.filter((s) => !kept.includes(s)).map((s) => toB64(s.baseKey));
   const retiredBaseKeys = [...(peer?.retiredBaseKeys ?? []), ...dropped].slice(-RETIRED_BASE_KEYS);
   return { userId, identityKey, sessions: [session, ...kept], retiredBaseKeys };
+}
+
+/** Metadata keys kept per group: the newest few, newest first (an old one still opens names sealed before a rotation). */
+const META_KEYS_KEPT = 5;
+
+function withMetaKey(keys: GroupMetaKey[], key: GroupMetaKey): GroupMetaKey[] {
+  if (keys.some((k) => k.id === key.id)) return keys;
+  return [key, ...keys].sort((a, b) => b.createdAt - a.createdAt).slice(0, META_KEYS_KEPT);
 }

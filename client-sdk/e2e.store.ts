@@ -3,12 +3,13 @@ import { fromB64, toB64 } from './e2e.bytes.js';
 import type { IdentityKeyPair, OneTimePrekey, SignedPrekey } from './e2e.keys.js';
 import { ratchetFromJson, type RatchetJson, type RatchetState, ratchetToJson } from './e2e.ratchet.js';
 import { senderKeyFromJson, type SenderKeyJson, type SenderKeyState, senderKeyToJson } from './e2e.sender-keys.js';
+import type { GroupMetaKey } from './e2e.group-meta.js';
 import type { TrustRecord } from './e2e.trust.js';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 /** The sections of a key store; ids are opaque strings within each. */
-export type KeySection = 'device' | 'signedPrekeys' | 'oneTimePrekeys' | 'sessions' | 'senderKeys' | 'identities' | 'trust';
+export type KeySection = 'device' | 'signedPrekeys' | 'oneTimePrekeys' | 'sessions' | 'senderKeys' | 'identities' | 'trust' | 'groupMeta';
 
 export interface KeyChange {
   section: KeySection;
@@ -167,6 +168,12 @@ export class E2eStore {
     return { devices: v.devices as Record<string, string>, verified: v.verified === true, blocked: v.blocked === true };
   }
 
+  /** A group's metadata keys, the newest first. */
+  async groupMetaKeys(groupId: string): Promise<GroupMetaKey[]> {
+    const v = (await this.kv.get('groupMeta', groupId)) as Obj[] | undefined;
+    return (v ?? []).map((k) => ({ id: k.id as number, key: u(k.key as string), createdAt: k.at as number }));
+  }
+
   /** Sender key store ids (`device|group`) of one group: whose keys we hold for it. */
   async senderKeyDevices(groupId: string): Promise<string[]> {
     return (await this.kv.ids('senderKeys')).filter((id) => id.endsWith(`|${groupId}`)).map((id) => id.slice(0, id.length - groupId.length - 1));
@@ -220,6 +227,9 @@ export class StoreTx {
   }
   putIdentity(deviceId: string, k: KnownIdentity): this {
     return this.set('identities', deviceId, { userId: k.userId, ik: b(k.identityKey) });
+  }
+  putGroupMetaKeys(groupId: string, keys: GroupMetaKey[]): this {
+    return this.set('groupMeta', groupId, keys.map((k) => ({ id: k.id, key: b(k.key), at: k.createdAt })));
   }
   putTrust(userId: string, r: TrustRecord): this {
     return this.set('trust', userId, { devices: r.devices, verified: r.verified, blocked: r.blocked });

@@ -79,8 +79,9 @@ export function parseBody(bytes: Uint8Array): ParsedBody {
  * - 0x01 content: the app's message (content.ts).
  * - 0x02 control: JSON, e.g. {"t":"session_reset"}.
  * - 0x03 sender key distribution (e2e.sender-keys.ts) for a group.
+ * - 0x04 a group's metadata key (e2e.group-meta.ts), attached to one of the group's system messages.
  */
-export const INNER = { CONTENT: 0x01, CONTROL: 0x02, SENDER_KEY: 0x03 } as const;
+export const INNER = { CONTENT: 0x01, CONTROL: 0x02, SENDER_KEY: 0x03, GROUP_META: 0x04 } as const;
 export type InnerKind = (typeof INNER)[keyof typeof INNER];
 
 /** Plaintexts are padded to a multiple of this, so ciphertext sizes say little about lengths. */

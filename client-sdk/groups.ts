@@ -35,6 +35,12 @@ export interface GroupReceipts {
 
 type Call = <T>(method: string, path: string, body?: unknown) => Promise<T>;
 
+/** The group's metadata key encrypted for one member device. */
+export interface MetaPayload {
+  device: string;
+  body: string;
+}
+
 /** Every current member device of a group, and the server's hash of that set (sent back with each group message). */
 export interface GroupDevices {
   devicesHash: string;
@@ -47,8 +53,8 @@ export class GroupDirectory {
 
   constructor(private readonly call: Call) {}
 
-  create(name: string, members: readonly string[]): Promise<GroupInfo> {
-    return this.call('POST', '/v1/groups', { name, members });
+  create(name: string, members: readonly string[], extra: { id?: string; keys?: MetaPayload[] } = {}): Promise<GroupInfo> {
+    return this.call('POST', '/v1/groups', { name, members, ...extra });
   }
 
   async list(): Promise<GroupSummary[]> {
@@ -59,12 +65,12 @@ export class GroupDirectory {
     return this.call('GET', `/v1/groups/${groupId}`);
   }
 
-  rename(groupId: string, name: string): Promise<void> {
-    return this.call('PATCH', `/v1/groups/${groupId}`, { name });
+  rename(groupId: string, name: string, keys?: MetaPayload[]): Promise<void> {
+    return this.call('PATCH', `/v1/groups/${groupId}`, { name, ...(keys ? { keys } : {}) });
   }
 
-  addMembers(groupId: string, userIds: readonly string[]): Promise<void> {
-    return this.call('POST', `/v1/groups/${groupId}/members`, { userIds });
+  addMembers(groupId: string, userIds: readonly string[], keys?: MetaPayload[]): Promise<void> {
+    return this.call('POST', `/v1/groups/${groupId}/members`, { userIds, ...(keys ? { keys } : {}) });
   }
 
   removeMember(groupId: string, userId: string): Promise<void> {

@@ -14,8 +14,14 @@ export interface SystemEvent {
   kind: 'created' | 'renamed' | 'member_added' | 'member_removed' | 'member_left' | 'role_changed' | 'deleted';
   /** The users the change concerns (added, removed, left, role changed), when there are any. */
   users?: string[];
+  /** `created` and `renamed`: the group's name as the acting client set it (the SDK seals it: e2e.group-meta.ts). */
   name?: string;
   role?: string;
+  /**
+   * The device that made the change, when it gave its group's metadata key to member devices
+   * with it: their copies travel as this message's per-device `key`, encrypted by this device.
+   */
+  device?: string;
 }
 
 export type GroupRole = 'owner' | 'admin' | 'member';

@@ -63,10 +63,13 @@ export class LockedGroup {
     readonly members: Map<string, MemberRow>,
   ) {}
 
-  /** Records the change as the group's next message; membership changes also move its version. */
-  record(actorId: string, event: SystemEvent): Promise<number> {
+  /**
+   * Records the change as the group's next message; membership changes also move its version.
+   * `keys`: per member device, what the acting device encrypted for it (the group's metadata key).
+   */
+  record(actorId: string, event: SystemEvent, keys?: Record<string, string>): Promise<number> {
     const membership = event.kind !== 'renamed';
-    return appendSystemTx(this.tx, this.id, actorId, event, this.now, membership);
+    return appendSystemTx(this.tx, this.id, actorId, event, this.now, membership, keys);
   }
 
   /** Adds (or re-adds) users as members from `seq` on; `not_found` if any user does not exist. */
@@ -117,16 +120,26 @@ export class GroupStore {
     private readonly clock: Clock,
   ) {}
 
-  /** Creates a group owned by `ownerId` with the other members; returns its id and the `created` seq (1). */
-  async create(ownerId: string, name: string, memberIds: readonly string[]): Promise<{ id: string; seq: number }> {
-    const id = randomUUID();
+  /**
+   * Creates a group owned by `ownerId` with the other members; returns its id and the `created`
+   * seq (1). `options.id` proposes the id (a uuid; `conflict` when taken), so a client can bind
+   * its encrypted metadata to the group before it exists.
+   */
+  async create(
+    ownerId: string,
+    name: string,
+    memberIds: readonly string[],
+    options: { id?: string; device?: string; keys?: Record<string, string> } = {},
+  ): Promise<{ id: string; seq: number }> {
+    const id = options.id ?? randomUUID();
     const now = this.clock.now();
     const others = [...new Set(memberIds)].filter((u) => u !== ownerId);
     return this.sql.transaction(async (tx) => {
       await tx.query(`INSERT INTO conversations (id, kind, last_seq, created_at) VALUES ($1, 'group', 0, $2)`, [id, now]);
       await tx.query(`INSERT INTO groups (id, name, owner_id, created_at) VALUES ($1, $2, $3, $4)`, [id, name, ownerId, now]);
       const g = new LockedGroup(tx, now, id, name, ownerId, new Map());
-      const seq = await g.record(ownerId, { kind: 'created', name, users: [ownerId, ...others] });
+      const event: SystemEvent = { kind: 'created', name, users: [ownerId, ...others], ...(options.device ? { device: options.device } : {}) };
+      const seq = await g.record(ownerId, event, options.keys);
       await g.add([ownerId, ...others], seq);
       await g.setRole(ownerId, 'owner');
       return { id, seq };

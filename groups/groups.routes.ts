@@ -1,4 +1,5 @@
 // REST: group management (create, read, rename, members, roles, leave, delete), member devices and receipts.
+import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { listedDevice } from '../gateway/accounts.routes.js';
 import type { Routes } from '../gateway/routes.js';
@@ -6,7 +7,14 @@ import { safeText } from '../platform/text.js';
 import { GroupsManager } from './groups.js';
 
 const uuid = z.uuid();
-const name = safeText(1, 100);
+/** A group's name: what the client sends, stored as given. The SDK sends it sealed (client-sdk/e2e.group-meta.ts), so the server holds opaque text. */
+const name = safeText(1, 1024);
+/** The group's metadata key, encrypted by the calling device for each member device (client-sdk/e2e.group-meta.ts). */
+const keys = z
+  .array(z.object({ device: uuid, body: z.string().min(1).max(1024).regex(/^[A-Za-z0-9+/]+={0,2}$/, 'base64') }))
+  .max(8192)
+  .optional();
+const meta = (req: FastifyRequest, body: { keys?: { device: string; body: string }[] }) => ({ device: req.auth!.deviceId, ...(body.keys ? { keys: body.keys } : {}) });
 const role = z.enum(['owner', 'admin', 'member']);
 const groupParams = z.object({ groupId: uuid });
 const memberParams = z.object({ groupId: uuid, userId: uuid });
@@ -33,11 +41,11 @@ export function groupRoutes(routes: Routes, groups: GroupsManager): void {
     summary: 'Create a group; you become its owner. Members are user ids (you are added if missing)',
     tag: 'groups',
     auth: true,
-    body: z.object({ name, members: z.array(uuid).max(100_000).default([]) }),
+    body: z.object({ id: uuid.optional(), name, members: z.array(uuid).max(100_000).default([]), keys }),
     response: groupInfo,
     status: 201,
-    errors: ['invalid', 'unauthorized', 'not_found', 'limit_exceeded', 'unavailable'],
-    handler: async ({ body, req }) => groups.create(me(req), body.name, body.members),
+    errors: ['invalid', 'unauthorized', 'not_found', 'conflict', 'limit_exceeded', 'unavailable'],
+    handler: async ({ body, req }) => groups.create(me(req), body.name, body.members, { ...meta(req, body), ...(body.id ? { id: body.id } : {}) }),
   });
 
   routes.add({
@@ -70,9 +78,9 @@ export function groupRoutes(routes: Routes, groups: GroupsManager): void {
     tag: 'groups',
     auth: true,
     params: groupParams,
-    body: z.object({ name }),
+    body: z.object({ name, keys }),
     errors: ADMIN,
-    handler: async ({ params, body, req }) => groups.rename(me(req), params.groupId, body.name),
+    handler: async ({ params, body, req }) => groups.rename(me(req), params.groupId, body.name, meta(req, body)),
   });
 
   routes.add({
@@ -93,9 +101,9 @@ export function groupRoutes(routes: Routes, groups: GroupsManager): void {
     tag: 'groups',
     auth: true,
     params: groupParams,
-    body: z.object({ userIds: z.array(uuid).min(1).max(10_000) }),
+    body: z.object({ userIds: z.array(uuid).min(1).max(10_000), keys }),
     errors: [...ADMIN, 'conflict', 'limit_exceeded'],
-    handler: async ({ params, body, req }) => groups.addMembers(me(req), params.groupId, body.userIds),
+    handler: async ({ params, body, req }) => groups.addMembers(me(req), params.groupId, body.userIds, meta(req, body)),
   });
 
   routes.add({

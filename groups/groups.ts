@@ -28,6 +28,23 @@ export interface GroupsOptions {
 
 const RANK: Record<Role, number> = { member: 0, admin: 1, owner: 2 };
 
+/** A change recorded in a group's stream: its system event, seq, and per-device payloads. */
+interface Recorded {
+  event: SystemEvent;
+  seq: number;
+  keys?: Record<string, string>;
+}
+
+/**
+ * What a client may attach to a change: the group id it proposes (create), and the group's
+ * metadata key, encrypted by its `device` for member devices (`keys`, per device).
+ */
+export interface MetaKeys {
+  id?: string;
+  device?: string;
+  keys?: { device: string; body: string }[];
+}
+
 /** Every current member device of a group, by member, and the hash a sender names them by. */
 export interface MemberDevices {
   byUser: Map<string, ListedDeviceJson[]>;
@@ -69,12 +86,25 @@ export class GroupsManager {
     private readonly options: GroupsOptions,
   ) {}
 
-  async create(actor: string, name: string, members: readonly string[]): Promise<GroupInfo> {
+  async create(actor: string, name: string, members: readonly string[], meta: MetaKeys = {}): Promise<GroupInfo> {
     const distinct = new Set([actor, ...members]);
     this.checkSize(distinct.size);
-    const { id, seq } = await this.store.create(actor, name, [...distinct]);
-    await this.published(id, actor, seq, { kind: 'created', name, users: [...distinct] });
+    const keys = await this.memberKeys([...distinct], meta);
+    const device = meta.device && keys ? { device: meta.device } : {};
+    const { id, seq } = await this.store.create(actor, name, [...distinct], { ...(meta.id ? { id: meta.id } : {}), ...device, ...(keys ? { keys } : {}) });
+    await this.published(id, actor, seq, { kind: 'created', name, users: [...distinct], ...device }, keys);
     return (await this.store.info(id))!;
+  }
+
+  /**
+   * The per-device payloads (the group's metadata key, encrypted by the acting device) that
+   * belong to devices of `userIds`; others are dropped. Undefined when none were given.
+   */
+  private async memberKeys(userIds: readonly string[], meta: MetaKeys): Promise<Record<string, string> | undefined> {
+    if (!meta.keys?.length) return undefined;
+    const devices = new Set([...(await this.store.devicesOf(userIds)).values()].flat().map((d) => d.id));
+    const keys = Object.fromEntries(meta.keys.filter((k) => devices.has(k.device) && k.device !== meta.device).map((k) => [k.device, k.body]));
+    return Object.keys(keys).length > 0 ? keys : undefined;
   }
 
   /** The group, if `actor` is a member of it now; `not_found` otherwise. */
@@ -88,23 +118,25 @@ export class GroupsManager {
     return this.store.listFor(actor);
   }
 
-  async rename(actor: string, groupId: string, name: string): Promise<void> {
+  async rename(actor: string, groupId: string, name: string, meta: MetaKeys = {}): Promise<void> {
     await this.change(actor, groupId, 'admin', async (g) => {
       await g.rename(name);
-      const event: SystemEvent = { kind: 'renamed', name };
-      return [event, await g.record(actor, event)];
+      const keys = await this.memberKeys([...g.members.keys()], meta);
+      const event: SystemEvent = { kind: 'renamed', name, ...(meta.device && keys ? { device: meta.device } : {}) };
+      return [{ event, seq: await g.record(actor, event, keys), keys }];
     });
   }
 
-  async addMembers(actor: string, groupId: string, userIds: readonly string[]): Promise<void> {
+  async addMembers(actor: string, groupId: string, userIds: readonly string[], meta: MetaKeys = {}): Promise<void> {
     await this.change(actor, groupId, 'admin', async (g) => {
       const fresh = [...new Set(userIds)].filter((u) => !g.members.has(u));
       if (fresh.length === 0) throw new AppError('conflict', 'already a member');
       this.checkSize(g.members.size + fresh.length);
-      const event: SystemEvent = { kind: 'member_added', users: fresh };
-      const seq = await g.record(actor, event);
+      const keys = await this.memberKeys(fresh, meta);
+      const event: SystemEvent = { kind: 'member_added', users: fresh, ...(meta.device && keys ? { device: meta.device } : {}) };
+      const seq = await g.record(actor, event, keys);
       await g.add(fresh, seq);
-      return [event, seq];
+      return [{ event, seq, keys }];
     });
   }
 
@@ -120,7 +152,7 @@ export class GroupsManager {
       const event: SystemEvent = { kind: 'member_removed', users: [userId] };
       const seq = await g.record(actor, event);
       await g.remove([userId], seq);
-      return [event, seq];
+      return [{ event, seq }];
     });
   }
 
@@ -135,7 +167,7 @@ export class GroupsManager {
         const seq = await g.record(actor, { kind: 'deleted' });
         await g.remove([actor], seq);
         await g.markDeleted();
-        return [{ kind: 'deleted' }, seq];
+        return [{ event: { kind: 'deleted' }, seq }];
       }
       const event: SystemEvent = { kind: 'member_left', users: [actor] };
       const seq = await g.record(actor, event);
@@ -144,9 +176,12 @@ export class GroupsManager {
         const heir = rest.find((m) => m.role === 'admin') ?? rest[0]!;
         await g.setRole(heir.userId, 'owner');
         const handover: SystemEvent = { kind: 'role_changed', users: [heir.userId], role: 'owner' };
-        return [event, seq, handover, await g.record(actor, handover)];
+        return [
+        { event, seq },
+        { event: handover, seq: await g.record(actor, handover) },
+      ];
       }
-      return [event, seq];
+      return [{ event, seq }];
     });
   }
 
@@ -159,10 +194,13 @@ export class GroupsManager {
       if (target.role === 'owner') throw new AppError('forbidden', "the owner's role changes only when they hand the group on");
       const event: SystemEvent = { kind: 'role_changed', users: [userId], role };
       await g.setRole(userId, role);
-      if (role !== 'owner') return [event, await g.record(actor, event)];
+      if (role !== 'owner') return [{ event, seq: await g.record(actor, event) }];
       await g.setRole(actor, 'admin');
       const demoted: SystemEvent = { kind: 'role_changed', users: [actor], role: 'admin' };
-      return [event, await g.record(actor, event), demoted, await g.record(actor, demoted)];
+      return [
+        { event, seq: await g.record(actor, event) },
+        { event: demoted, seq: await g.record(actor, demoted) },
+      ];
     });
   }
 
@@ -171,7 +209,7 @@ export class GroupsManager {
       const seq = await g.record(actor, { kind: 'deleted' });
       await g.remove([...g.members.keys()], seq);
       await g.markDeleted();
-      return [{ kind: 'deleted' }, seq];
+      return [{ event: { kind: 'deleted' }, seq }];
     });
   }
 
@@ -261,7 +299,7 @@ export class GroupsManager {
    * Runs a change as `actor`, who must be a member with at least `least` role; `fn` returns
    * the system events it recorded with their seqs, which are then published in order.
    */
-  private async change(actor: string, groupId: string, least: Role, fn: (g: LockedGroup) => Promise<(SystemEvent | number)[]>): Promise<void> {
+  private async change(actor: string, groupId: string, least: Role, fn: (g: LockedGroup) => Promise<Recorded[]>): Promise<void> {
     const recorded = await this.store.change(groupId, async (g) => {
       const me = g.members.get(actor);
       if (!me) throw new AppError('not_found', 'no such group');
@@ -269,15 +307,14 @@ export class GroupsManager {
       return fn(g);
     });
     await this.invalidate(groupId);
-    for (let i = 0; i < recorded.length; i += 2) {
-      await this.published(groupId, actor, recorded[i + 1] as number, recorded[i] as SystemEvent);
-    }
+    for (const r of recorded) await this.published(groupId, actor, r.seq, r.event, r.keys);
   }
 
   /** Appends a committed system message to the group log for live fan-out. */
-  private async published(groupId: string, actor: string, seq: number, system: SystemEvent): Promise<void> {
+  private async published(groupId: string, actor: string, seq: number, system: SystemEvent, keys?: Record<string, string>): Promise<void> {
     const record: GroupRecord = {
       frame: { type: 'msg', id: `system-${seq}`, conversationId: groupId, groupId, seq, from: actor, fromDevice: null, sentAt: this.clock.now(), body: '', system },
+      ...(keys ? { keys } : {}),
       membersVersion: system.kind === 'renamed' ? 0 : seq,
     };
     try {

@@ -164,6 +164,7 @@ export async function appendSystemTx(
   event: SystemEvent,
   now: number,
   membership: boolean,
+  keys: Record<string, string> = {},
 ): Promise<number> {
   const [row] = await tx.query(
     membership
@@ -175,8 +176,8 @@ export async function appendSystemTx(
   const seq = num(row.last_seq);
   await tx.query(
     `INSERT INTO messages (conversation_id, seq, sender_id, sender_device_id, client_id, payloads, sent_at, system)
-     VALUES ($1, $2, $3, NULL, $4, '{}'::jsonb, $5, $6::jsonb)`,
-    [conversationId, seq, actorId, `system-${seq}`, now, JSON.stringify(event)],
+     VALUES ($1, $2, $3, NULL, $4, $7::jsonb, $5, $6::jsonb)`,
+    [conversationId, seq, actorId, `system-${seq}`, now, JSON.stringify(event), JSON.stringify(keys)],
   );
   return seq;
 }

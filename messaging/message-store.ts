@@ -207,8 +207,8 @@ export class MessageStore {
                 sum(coalesce(octet_length(p.body), 0) + coalesce(octet_length(p.key), 0)) OVER (ORDER BY p.seq) AS upto
            FROM (
              SELECT m.seq, m.client_id, m.sender_id, m.sender_device_id, m.sent_at, m.system, c.kind,
-                    CASE WHEN m.sender_device_id = $3::uuid THEN NULL ELSE coalesce(m.body, m.payloads ->> $3::text) END AS body,
-                    CASE WHEN m.body IS NULL THEN NULL ELSE m.payloads ->> $3::text END AS key
+                    CASE WHEN m.system IS NOT NULL OR m.sender_device_id = $3::uuid THEN NULL ELSE coalesce(m.body, m.payloads ->> $3::text) END AS body,
+                    CASE WHEN m.body IS NULL AND m.system IS NULL THEN NULL ELSE m.payloads ->> $3::text END AS key
                FROM messages m
                JOIN conversations c ON c.id = m.conversation_id
                JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = $5

@@ -82,13 +82,15 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
     }
   });
 
-  it('sends canaries 1:1, to a group and as files, then finds none of them in any dump, in any form', async () => {
+  it('sends canaries 1:1, to a group, as files and as group names, then finds none of them in any dump, in any form', async () => {
     const [alice, bob, carol] = [await newUser(gateways[0]!.url, 'alice'), await newUser(gateways[1]!.url, 'bob'), await newUser(gateways[1]!.url, 'carol')];
     users.push(alice, bob, carol);
     const direct = [canary(), canary(), canary()];
     const group = [canary(), canary(), canary()];
     for (const c of direct) await alice.client.sendText(bob.client.userId, `the secret is ${c}!`);
-    const { id } = await alice.client.createGroup({ name: 'canary group', members: [bob.client.userId, carol.client.userId] });
+    // Group names are canaries too: the one it is created with, and a rename.
+    const [groupName, groupRename] = [canary(), canary()];
+    const { id } = await alice.client.createGroup({ name: groupName, members: [bob.client.userId, carol.client.userId] });
     for (const c of group) await bob.client.sendGroupText(id, c);
     // Files: their content and their names are canaries too, one 1:1 and one to the group.
     const [fileText, fileName, groupFileText, groupFileName] = [canary(), canary(), canary(), canary()];
@@ -101,7 +103,11 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
     await until(() => bob.messages.filter((m) => direct.some((c) => m.text.includes(c))).length === 3, 'bob reads the direct canaries');
     await until(() => carol.messages.filter((m) => group.includes(m.text)).length === 3, 'carol reads the group canaries');
     await until(() => alice.messages.filter((m) => group.includes(m.text)).length === 3, 'alice reads the group canaries');
-    const canaries = [...direct, ...group, fileText, fileName, groupFileText, groupFileName];
+    await alice.client.renameGroup(id, groupRename);
+    await until(() => carol.groupEvents.some((e) => e.kind === 'renamed' && e.name === groupRename), 'carol reads the new name');
+    expect((await bob.client.getGroup(id)).name).toBe(groupRename);
+    expect(carol.groupEvents.find((e) => e.kind === 'created')?.name).toBe(groupName);
+    const canaries = [...direct, ...group, fileText, fileName, groupFileText, groupFileName, groupName, groupRename];
 
     // PostgreSQL: every row of every table.
     const { stdout: sqlDump } = await run('pg_dump', ['--data-only', '--no-owner', db.url], { maxBuffer: 256 << 20 });

@@ -47,6 +47,10 @@ describe('groups (one process, embedded defaults)', () => {
     expect(carol.groupEvents.filter((e) => e.groupId === id)).toMatchObject([{ kind: 'created', seq: 1, name: 'trip', by: alice.client.userId }]);
     const listed = await bob.client.listGroups();
     expect(listed).toEqual([expect.objectContaining({ id, name: 'trip', role: 'member', members: 3 })]);
+    // The server holds the name sealed under the group's key, which only member devices have.
+    const stored = (await rest(bob, 'GET', `/v1/groups/${id}`)).body!.name as string;
+    expect(stored).toMatch(/^pn1\./);
+    expect(stored).not.toContain('trip');
     expect(carol.errors).toEqual([]);
   });
 
@@ -70,6 +74,12 @@ describe('groups (one process, embedded defaults)', () => {
     await until(() => texts(bob, id).length === 4, 'bob has four');
     expect(texts(carol, id)).toEqual(['before']);
     expect(carol.groupEvents.map((e) => e.kind)).toEqual(['created', 'member_removed']);
+    // A name set after her removal is sealed under a key she never got, even if a server handed it over.
+    await alice.client.renameGroup(id, 'club without carol');
+    const sealed = (await rest(alice, 'GET', `/v1/groups/${id}`)).body!.name as string;
+    expect(await (carol.client as unknown as { openName(g: string, n: string): Promise<string> }).openName(id, sealed)).toBe('');
+    expect((await bob.client.getGroup(id)).name).toBe('club without carol');
+    expect((await dave.client.getGroup(id)).name).toBe('club without carol');
     // And she cannot send to it or read it any more: like a stranger.
     await expect(carol.client.sendGroupText(id, 'let me in')).rejects.toMatchObject({ code: 'not_found' });
     expect((await rest(carol, 'GET', `/v1/groups/${id}`)).status).toBe(404);
