@@ -366,9 +366,9 @@ export class ParleyClient extends Emitter<ClientEvents> {
     await this.mayEncrypt();
     const id = crypto.randomUUID();
     const key = newGroupMetaKey();
-    await this.sessions.addGroupMetaKey(id, key);
     const keys = await this.metaPayloads(id, key, [this.userId, ...options.members]);
     const g = await this.groups.create(sealGroupName(id, key, options.name), options.members, { id, keys });
+    await this.sessions.addGroupMetaKey(id, key); // kept once the members have it: a key nobody got must never seal a name
     return { id: g.id };
   }
 
@@ -406,14 +406,11 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   /** Renames the group (admins): the name is sealed under the group's key (a new one, given to every member device, if this device has none). */
   async renameGroup(groupId: string, name: string): Promise<void> {
-    let key = await this.sessions.groupMetaKey(groupId);
-    let keys: MetaPayload[] | undefined;
-    if (!key) {
-      key = newGroupMetaKey();
-      await this.sessions.addGroupMetaKey(groupId, key);
-      keys = await this.metaPayloads(groupId, key, (await this.groups.get(groupId)).members.map((m) => m.userId));
-    }
-    return this.groups.rename(groupId, sealGroupName(groupId, key, name), keys);
+    const held = await this.sessions.groupMetaKey(groupId);
+    const key = held ?? newGroupMetaKey();
+    const keys = held ? undefined : await this.metaPayloads(groupId, key, (await this.groups.get(groupId)).members.map((m) => m.userId));
+    await this.groups.rename(groupId, sealGroupName(groupId, key, name), keys);
+    if (!held) await this.sessions.addGroupMetaKey(groupId, key); // only once the members have it
   }
 
   /** A group name as the server holds it, opened with the group's key when it is sealed ('' until the key arrives). */
@@ -450,9 +447,9 @@ export class ParleyClient extends Emitter<ClientEvents> {
     const old = keyId === null ? null : await this.sessions.groupMetaKeyById(groupId, keyId);
     if (!old) return;
     const key = newGroupMetaKey();
-    await this.sessions.addGroupMetaKey(groupId, key);
     const keys = await this.metaPayloads(groupId, key, g.members.map((m) => m.userId));
     await this.groups.rename(groupId, sealGroupName(groupId, key, openGroupName(groupId, old, g.name)), keys);
+    await this.sessions.addGroupMetaKey(groupId, key);
   }
 
   /** Admins toggle admin/member; the owner passes ownership on with 'owner'. */

@@ -99,6 +99,14 @@ export class LockedGroup {
     if (role === 'owner') await this.tx.query(`UPDATE groups SET owner_id = $2 WHERE id = $1`, [this.id, userId]);
   }
 
+  /** The device ids of these users, read inside the change's transaction. */
+  async deviceIds(userIds: readonly string[]): Promise<Set<string>> {
+    const rows = await this.tx.query<{ id: string }>(`SELECT id FROM devices WHERE user_id IN (SELECT value::uuid FROM json_array_elements_text($1::json))`, [
+      jsonIds(userIds),
+    ]);
+    return new Set(rows.map((r) => r.id));
+  }
+
   async rename(name: string): Promise<void> {
     await this.tx.query(`UPDATE groups SET name = $2 WHERE id = $1`, [this.id, name]);
   }

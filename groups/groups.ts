@@ -89,7 +89,7 @@ export class GroupsManager {
   async create(actor: string, name: string, members: readonly string[], meta: MetaKeys = {}): Promise<GroupInfo> {
     const distinct = new Set([actor, ...members]);
     this.checkSize(distinct.size);
-    const keys = await this.memberKeys([...distinct], meta);
+    const keys = await this.memberKeys(meta, async () => new Set([...(await this.store.devicesOf([...distinct])).values()].flat().map((d) => d.id)));
     const device = meta.device && keys ? { device: meta.device } : {};
     const { id, seq } = await this.store.create(actor, name, [...distinct], { ...(meta.id ? { id: meta.id } : {}), ...device, ...(keys ? { keys } : {}) });
     await this.published(id, actor, seq, { kind: 'created', name, users: [...distinct], ...device }, keys);
@@ -100,9 +100,9 @@ export class GroupsManager {
    * The per-device payloads (the group's metadata key, encrypted by the acting device) that
    * belong to devices of `userIds`; others are dropped. Undefined when none were given.
    */
-  private async memberKeys(userIds: readonly string[], meta: MetaKeys): Promise<Record<string, string> | undefined> {
+  private async memberKeys(meta: MetaKeys, memberDevices: () => Promise<Set<string>>): Promise<Record<string, string> | undefined> {
     if (!meta.keys?.length) return undefined;
-    const devices = new Set([...(await this.store.devicesOf(userIds)).values()].flat().map((d) => d.id));
+    const devices = await memberDevices();
     const keys = Object.fromEntries(meta.keys.filter((k) => devices.has(k.device) && k.device !== meta.device).map((k) => [k.device, k.body]));
     return Object.keys(keys).length > 0 ? keys : undefined;
   }
@@ -121,7 +121,8 @@ export class GroupsManager {
   async rename(actor: string, groupId: string, name: string, meta: MetaKeys = {}): Promise<void> {
     await this.change(actor, groupId, 'admin', async (g) => {
       await g.rename(name);
-      const keys = await this.memberKeys([...g.members.keys()], meta);
+      // Inside the change's transaction: read through it (on PGlite, a query outside it would wait for it).
+      const keys = await this.memberKeys(meta, () => g.deviceIds([...g.members.keys()]));
       const event: SystemEvent = { kind: 'renamed', name, ...(meta.device && keys ? { device: meta.device } : {}) };
       return [{ event, seq: await g.record(actor, event, keys), keys }];
     });
@@ -132,7 +133,7 @@ export class GroupsManager {
       const fresh = [...new Set(userIds)].filter((u) => !g.members.has(u));
       if (fresh.length === 0) throw new AppError('conflict', 'already a member');
       this.checkSize(g.members.size + fresh.length);
-      const keys = await this.memberKeys(fresh, meta);
+      const keys = await this.memberKeys(meta, () => g.deviceIds(fresh));
       const event: SystemEvent = { kind: 'member_added', users: fresh, ...(meta.device && keys ? { device: meta.device } : {}) };
       const seq = await g.record(actor, event, keys);
       await g.add(fresh, seq);

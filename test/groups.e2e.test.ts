@@ -152,6 +152,8 @@ describe('groups (one process, embedded defaults)', () => {
     await expect(bob.client.deleteGroup(id)).rejects.toMatchObject({ code: 'forbidden' });
     await expect(bob.client.setGroupRole(id, carol.client.userId, 'owner')).rejects.toMatchObject({ code: 'forbidden' });
     await alice.client.setGroupRole(id, carol.client.userId, 'owner');
+    // The name is sealed: carol's device reads it once the message that carries its key reached it.
+    await until(() => carol.groupEvents.some((e) => e.kind === 'renamed'), 'carol has the rename');
     const g = await carol.client.getGroup(id);
     expect(g.name).toBe('renamed by bob');
     expect(Object.fromEntries(g.members.map((m) => [m.userId, m.role]))).toEqual({
