@@ -1,4 +1,5 @@
 // SQL driver for PGlite: PostgreSQL in WASM on a worker thread, one connection, data in a local directory (embedded default).
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Worker } from 'node:worker_threads';
 import { AppError } from './errors.js';
 import { type Row, runTransaction, type Sql, type SqlTx, wrapSqlError } from './sql.js';
@@ -35,6 +36,9 @@ function fromWire(w: WireError): Error {
  * enough). Never open one data directory from two processes. `dataDir` undefined means
  * in-memory (tests). If the worker dies, every pending and later call rejects `unavailable`.
  */
+/** Which PgliteSql's transaction callback the current async context runs in (while it is open), if any. */
+const insideTransaction = new AsyncLocalStorage<{ db: PgliteSql; handle: { open: boolean } }>();
+
 export class PgliteSql implements Sql {
   readonly driver = 'pglite' as const;
 
@@ -91,6 +95,10 @@ export class PgliteSql implements Sql {
   async query<T extends Row = Row>(text: string, params: readonly unknown[] = []): Promise<T[]> {
     try {
       if (this.closing) throw new AppError('unavailable', 'database closed');
+      // One connection: a plain query from inside a transaction's own callback would wait for
+      // that transaction to end, which waits for the query: refuse it instead of hanging.
+      const inside = insideTransaction.getStore();
+      if (inside?.db === this && inside.handle.open) throw new AppError('internal', 'a query inside a transaction must use its tx, not the store');
       const id = this.nextId++;
       const rows = this.expect(id);
       if (this.inTransaction || this.queue.length > 0) this.queue.push([id, text, params]);
@@ -111,7 +119,7 @@ export class PgliteSql implements Sql {
     // Ends with the transaction: a `tx` kept past it must not slip statements in unlocked.
     const handle = { open: true };
     try {
-      return await runTransaction<T, typeof handle>(
+      return await insideTransaction.run({ db: this, handle }, () => runTransaction<T, typeof handle>(
         async (body) => {
           await this.send('BEGIN');
           let result: T;
@@ -130,7 +138,7 @@ export class PgliteSql implements Sql {
           return this.send(text, params);
         },
         fn,
-      );
+      ));
     } finally {
       handle.open = false;
       this.inTransaction = false;

@@ -64,19 +64,27 @@ describe('PgliteSql on a worker thread', () => {
 
   it('keeps plain queries out of an open transaction: a concurrent read never sees its uncommitted rows', async () => {
     const events: string[] = [];
-    let read: Promise<Row[]> | undefined;
+    const inserted = gate();
     const tx = sql
       .transaction(async (t) => {
         await t.query(`INSERT INTO w VALUES ('rolled-back', 'x')`);
-        read = sql.query(`SELECT count(*)::int AS n FROM w WHERE k = 'rolled-back'`).finally(() => events.push('read'));
+        inserted.open();
         // Were the read posted now, it would run on the one connection inside this transaction.
         for (let i = 0; i < 5; i++) await t.query(`SELECT 1`);
         throw new Error('undo');
       })
       .catch((err: Error) => events.push(`tx: ${err.message}`));
+    await inserted.opened; // (from outside the transaction, as another request would)
+    const read = sql.query(`SELECT count(*)::int AS n FROM w WHERE k = 'rolled-back'`).finally(() => events.push('read'));
     await tx;
     expect(await read).toEqual([{ n: 0 }]);
     expect(events).toEqual(['tx: undo', 'read']);
+  });
+
+  it('refuses a plain query from inside a transaction’s own callback instead of waiting for itself forever', async () => {
+    const inside = await sql.transaction(async () => sql.query(`SELECT 1`).catch((e: unknown) => e));
+    expect(inside).toMatchObject({ code: 'internal', message: expect.stringContaining('use its tx') });
+    expect(await sql.query<{ n: number }>(`SELECT 1 AS n`)).toEqual([{ n: 1 }]);
   });
 
   it('lets a read that arrived during a transaction see the committed state only after COMMIT', async () => {
