@@ -89,6 +89,11 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    // Whatever hangs (a backing service that never answers), the process ends within 20 s.
+    setTimeout(() => {
+      log.error('shutdown took longer than 20 s; exiting');
+      process.exit(1);
+    }, 20_000).unref();
     try {
       await gateway.close();
       await fanout?.stop();

@@ -7,7 +7,10 @@
 //   x3dh          a session set up from a bundle: signature check and four DHs on each side
 //   sender key    group message: encrypt + sign, then verify + decrypt by one member
 //   sdk message   a 1:1 message through the SessionManager with an in-memory key store (includes
-//                 (de)serializing the session state on each side), one recipient device
+//                 (de)serializing the session state on each side), one recipient device; once
+//                 without and once with the device trust check the client does on each message
+//   device link   a device's vouch: Ed25519 signature over its certificate, and its verification
+//   trust         deciding which of a contact's 6 vouched devices to trust (first contact)
 // The plaintext is the SDK's content for a BENCH_TEXT_CHARS-character text (100), padded as sent.
 import { sodiumReady, toB64 } from '../client-sdk/e2e.bytes.js';
 import { type DeviceEntry, SessionManager } from '../client-sdk/e2e.session-manager.js';
@@ -17,11 +20,13 @@ import { ratchetDecrypt, ratchetEncrypt, type RatchetState } from '../client-sdk
 import { createSenderKey, receiveSenderKey, senderKeyDecrypt, senderKeyDistribution, senderKeyEncrypt, type SenderKeyState } from '../client-sdk/e2e.sender-keys.js';
 import { memoryKeyStore } from '../client-sdk/e2e.store.memory.js';
 import { INNER, MESSAGE_PREFIX, packInner, parseBody } from '../client-sdk/e2e.wire.js';
+import { evaluateTrust, type ListedDevice, vouchFor, vouchValid } from '../client-sdk/e2e.trust.js';
 import { x3dhInitiate, x3dhRespond } from '../client-sdk/e2e.x3dh.js';
+import { TrustManager } from '../client-sdk/trust.js';
+import { machine } from './report.js';
 
 /** Made-up sides of the sessions measured here. */
 const PARTIES = { initiator: { userId: 'alice', deviceId: 'a1' }, responder: { userId: 'bob', deviceId: 'b1' } };
-import { machine } from './report.js';
 
 const ROUNDS = 5;
 
@@ -68,10 +73,13 @@ function session(): { alice: RatchetState; bob: RatchetState } {
   return { alice: first.state, bob };
 }
 
-/** Two SessionManagers over memory stores and an in-memory directory, Alice having a session with Bob. */
-async function managers(): Promise<{ alice: SessionManager; bobDevices: DeviceEntry[]; bob: SessionManager }> {
+/**
+ * Two SessionManagers over memory stores and an in-memory directory, Alice having a session with
+ * Bob; with `trusted`, each checks the sender's device against its trust (as the client does).
+ */
+async function managers(trusted = false): Promise<{ alice: SessionManager; bobDevices: DeviceEntry[]; bob: SessionManager }> {
   const published = new Map<string, Parameters<KeyDirectoryClient['publish']>>();
-  const list = new Map<string, DeviceEntry[]>();
+  const list = new Map<string, ListedDevice[]>();
   const make = async (userId: string, deviceId: string) => {
     const directory: KeyDirectoryClient = {
       status: async () => ({ identityKey: list.get(userId)![0]!.publicKey, signedPrekeyId: null, oneTimePrekeys: 0 }),
@@ -93,10 +101,30 @@ async function managers(): Promise<{ alice: SessionManager; bobDevices: DeviceEn
           });
         }),
     };
-    const m = new SessionManager({ store: memoryKeyStore(), directory, devicesOf: async (u) => list.get(u)!, sendReset: () => {}, onIdentityChanged: () => {}, onSessionReset: () => {} });
+    const box: { trust?: TrustManager } = {};
+    const m = new SessionManager({
+      store: memoryKeyStore(),
+      directory,
+      devicesOf: async (u) => list.get(u)!,
+      sendReset: () => {},
+      onIdentityChanged: () => {},
+      onSessionReset: () => {},
+      ...(trusted ? { trusted: (u: string, dev: string, k: Uint8Array) => box.trust!.isTrusted(u, dev, k) } : {}),
+    });
     const d = await m.loadDevice();
-    list.set(userId, [{ id: deviceId, publicKey: toB64(d.identity.publicKey) }]);
-    await m.useDevice({ ...d, deviceId });
+    list.set(userId, [{ id: deviceId, publicKey: toB64(d.identity.publicKey), vouch: { by: deviceId, signature: vouchFor(d.identity, userId, deviceId, d.identity.publicKey) } }]);
+    await m.useDevice({ ...d, deviceId, userId });
+    const none = () => {};
+    box.trust = new TrustManager({
+      store: m.store,
+      listDevices: async (u) => list.get(u)!,
+      me: () => ({ userId, deviceId, identity: d.identity }),
+      putVouch: async () => {},
+      onDeviceAdded: none,
+      onDeviceUntrusted: none,
+      onDevicePending: none,
+      onIdentityChanged: none,
+    });
     await m.publishKeys();
     return m;
   };
@@ -165,12 +193,36 @@ export async function benchCrypto(): Promise<void> {
       }),
     );
   }
-  {
-    const { alice, bob, bobDevices } = await managers();
+  for (const trusted of [false, true]) {
+    const { alice, bob, bobDevices } = await managers(trusted);
     results.push(
-      await time('sdk message: SessionManager encrypt + decrypt (memory store)', Math.max(10, Math.floor(ops / 2)), async () => {
+      await time(`sdk message: SessionManager encrypt + decrypt (memory store${trusted ? ', with the device trust check' : ''})`, Math.max(10, Math.floor(ops / 2)), async () => {
         const [p] = await alice.encryptForDevices([{ userId: 'bob', devices: bobDevices }], INNER.CONTENT, content);
         await bob.decrypt('alice', 'a1', p!.body);
+      }),
+    );
+  }
+  {
+    const voucher = generateIdentity();
+    const device = generateIdentity();
+    const listed: ListedDevice[] = [{ id: 'v', publicKey: toB64(voucher.publicKey), vouch: null }];
+    results.push(
+      await time('device link: vouch (sign the certificate) + verify it', ops, () => {
+        const d: ListedDevice = { id: 'd', publicKey: toB64(device.publicKey), vouch: { by: 'v', signature: vouchFor(voucher, 'u', 'd', device.publicKey) } };
+        if (!vouchValid('u', d, listed)) throw new Error('vouch did not verify');
+      }),
+    );
+  }
+  {
+    const root = generateIdentity();
+    const devices: ListedDevice[] = [{ id: 'd0', publicKey: toB64(root.publicKey), vouch: { by: 'd0', signature: vouchFor(root, 'u', 'd0', root.publicKey) } }];
+    for (let i = 1; i < 6; i++) {
+      const k = generateIdentity();
+      devices.push({ id: `d${i}`, publicKey: toB64(k.publicKey), vouch: { by: 'd0', signature: vouchFor(root, 'u', `d${i}`, k.publicKey) } });
+    }
+    results.push(
+      await time('trust: a contact with 6 vouched devices, first contact', Math.max(10, Math.floor(ops / 4)), () => {
+        if (evaluateTrust('u', devices, null).trusted.length !== 6) throw new Error('expected 6 trusted devices');
       }),
     );
   }

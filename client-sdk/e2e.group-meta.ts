@@ -1,6 +1,6 @@
 // A group's metadata key, shared by its members' devices, and the group name sealed under it: the server stores only opaque text.
 import sodium from 'libsodium-wrappers-sumo';
-import { concat, randomKeyId, readU32, u32, utf8 } from './e2e.bytes.js';
+import { concat, randomBytes, randomKeyId, readU32, u32, utf8 } from './e2e.bytes.js';
 import { ParleyError } from './http.js';
 
 /** A group's metadata key: made by whoever created the group (or replaced it after a removal). */
@@ -20,7 +20,7 @@ const NONCE_BYTES = 24;
 const NAME_PAD = 32;
 
 export function newGroupMetaKey(now = Date.now()): GroupMetaKey {
-  return { id: randomKeyId(), key: sodium.randombytes_buf(32), createdAt: Math.floor(now / 1000) };
+  return { id: randomKeyId(), key: randomBytes(32), createdAt: Math.floor(now / 1000) };
 }
 
 const groupBytes = (groupId: string) => {
@@ -54,7 +54,7 @@ export function decodeMetaKey(bytes: Uint8Array): { groupId: string; key: GroupM
  * @example sealGroupName(groupId, key, 'trip') // 'pn1.AAAB…'
  */
 export function sealGroupName(groupId: string, k: GroupMetaKey, name: string): string {
-  const nonce = sodium.randombytes_buf(NONCE_BYTES);
+  const nonce = randomBytes(NONCE_BYTES);
   const bytes = utf8(name);
   const padded = new Uint8Array(Math.ceil((bytes.length + 1) / NAME_PAD) * NAME_PAD);
   padded.set(bytes);

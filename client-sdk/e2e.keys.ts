@@ -1,6 +1,6 @@
 // Device keys: the Ed25519 identity (converted to X25519 for DH), signed prekeys, one-time prekeys, and checked X25519 DH.
 import sodium from 'libsodium-wrappers-sumo';
-import { concat, equal, fromB64, randomKeyId, u32, utf8 } from './e2e.bytes.js';
+import { concat, equal, fromB64, randomBytes, randomKeyId, u32, utf8 } from './e2e.bytes.js';
 import { ParleyError } from './http.js';
 
 /** An Ed25519 identity key pair; `publicKey` is what the server registers as the device's key. */
@@ -44,7 +44,7 @@ export function generateIdentity(): IdentityKeyPair {
 }
 
 export function generateX25519(): X25519KeyPair {
-  const secretKey = sodium.randombytes_buf(32);
+  const secretKey = randomBytes(32);
   return { publicKey: sodium.crypto_scalarmult_base(secretKey), secretKey };
 }
 
@@ -95,7 +95,7 @@ export function dh(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
 export function isValidX25519PublicKey(key: Uint8Array): boolean {
   if (key.length !== 32) return false;
   try {
-    dh(sodium.randombytes_buf(32), key);
+    dh(randomBytes(32), key);
     return true;
   } catch {
     return false;

@@ -1,6 +1,6 @@
 // The Double Ratchet (Signal's specification) for one device pair: HKDF root chain, HMAC message chains, XChaCha20-Poly1305 with random nonces.
 import sodium from 'libsodium-wrappers-sumo';
-import { concat, equal, fromB64, readU32, toB64, u32, utf8 } from './e2e.bytes.js';
+import { concat, equal, fromB64, randomBytes, readU32, toB64, u32, utf8 } from './e2e.bytes.js';
 import { hkdf, hmacSha256 } from './e2e.hkdf.js';
 import { dh, generateX25519, type X25519KeyPair } from './e2e.keys.js';
 import { ParleyError } from './http.js';
@@ -75,7 +75,7 @@ function kdfChain(chainKey: Uint8Array): [next: Uint8Array, messageKey: Uint8Arr
 /** nonce (24, random) ‖ XChaCha20-Poly1305 ciphertext, under a key derived from the message key. */
 function seal(messageKey: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
   const key = hkdf(messageKey, ZERO_SALT, MESSAGE_INFO, 32);
-  const nonce = sodium.randombytes_buf(NONCE_BYTES);
+  const nonce = randomBytes(NONCE_BYTES);
   return concat(nonce, sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, ad, null, nonce, key));
 }
 

@@ -1,6 +1,6 @@
 // Sender Keys for groups: per (group, sender device) a hash chain of message keys and an Ed25519 key that signs every message.
 import sodium from 'libsodium-wrappers-sumo';
-import { concat, fromB64, randomKeyId, readU32, toB64, u32, utf8 } from './e2e.bytes.js';
+import { concat, fromB64, randomBytes, randomKeyId, readU32, toB64, u32, utf8 } from './e2e.bytes.js';
 import { hkdf, hmacSha256 } from './e2e.hkdf.js';
 import { ParleyError } from './http.js';
 
@@ -52,7 +52,7 @@ export function createSenderKey(groupId: string, now = Date.now()): SenderKeySta
     groupId,
     keyId: randomKeyId(),
     iteration: 0,
-    chainKey: sodium.randombytes_buf(32),
+    chainKey: randomBytes(32),
     signingPublic: signing.publicKey,
     signingSecret: signing.privateKey,
     skipped: new Map(),
@@ -142,7 +142,7 @@ export function senderKeyEncrypt(own: SenderKeyState, plaintext: Uint8Array): { 
   const [next, messageKey] = step(own.chainKey);
   const header = concat(new Uint8Array([VERSION]), u32(own.keyId), u32(own.iteration));
   const group = groupBytes(own.groupId);
-  const nonce = sodium.randombytes_buf(NONCE_BYTES);
+  const nonce = randomBytes(NONCE_BYTES);
   const ciphertext = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, concat(CONTEXT, group, header), null, nonce, aeadKey(messageKey));
   const signed = concat(header, nonce, ciphertext);
   const signature = sodium.crypto_sign_detached(concat(CONTEXT, group, signed), own.signingSecret);

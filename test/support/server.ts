@@ -68,7 +68,12 @@ export async function startServer(options: { env?: Record<string, string> } = {}
     new Promise<void>((done) => {
       const c = child;
       if (!c || c.exitCode !== null || c.signalCode !== null) return done();
-      c.once('exit', () => done());
+      // A server that does not stop within 15 s is killed, so no suite leaves one behind.
+      const stuck = setTimeout(() => c.kill('SIGKILL'), 15_000);
+      c.once('exit', () => {
+        clearTimeout(stuck);
+        done();
+      });
       c.kill(signal);
     });
 
