@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import WebSocket, { type RawData } from 'ws';
 import type { AbuseChildRequest, BystanderResult } from './abuse-results.js';
 import { parleyEndpoints } from './endpoints.js';
+import type { Frame } from './pairs.js';
 import { summarize } from './stats.js';
 
 const request = JSON.parse(process.argv[2] ?? '{}') as AbuseChildRequest;
@@ -44,14 +45,6 @@ interface Phase {
   lastN: { a: number; b: number };
 }
 
-interface Frame {
-  type?: string;
-  id?: string;
-  conversationId?: string;
-  seq?: number;
-  code?: string;
-  ref?: string;
-}
 
 /** One user's socket: reconnects (same token) when the server closes it, acks like the SDK. */
 class End {

@@ -22,7 +22,7 @@ import { loadConfig } from '../platform/config.js';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { type AbuseTarget, type PhaseMeasure, printTarget, printVerdicts, type TargetOutcome } from './abuse-report.js';
 import type { AbuseChildRequest, AttackerReady, AttackResult, BystanderResult } from './abuse-results.js';
-import { Child, ROOT } from './children.js';
+import { Child, jsonLine, ROOT } from './children.js';
 import { processCpuSeconds } from './cpu.js';
 import { service } from './gateways.js';
 import { machineBusySeconds } from './machine-cpu.js';
@@ -49,14 +49,6 @@ const RECOVERY_MAX_MS = 20_000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function jsonLine(line: string): Record<string, unknown> | undefined {
-  if (!line.startsWith('{')) return undefined;
-  try {
-    return JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-}
 
 /** A server process and what it logged at warn or above (pino level ≥ 40): how many lines, and the first MAX_KEPT_PROBLEMS. */
 interface Server {

@@ -8,6 +8,16 @@ export const ROOT = resolve(import.meta.dirname, '..');
 /** Lines kept per stream (the server may log a lot when something goes wrong). */
 const KEEP_LINES = 2_000;
 
+/** A child's output line as JSON (a log line), or undefined when it is not JSON. */
+export function jsonLine(line: string): Record<string, unknown> | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const p of live) p.kill('SIGKILL');

@@ -25,7 +25,7 @@ export interface PairEvents {
 }
 
 /** The fields of server frames (and of relayed send frames) the bench looks at. */
-interface Frame {
+export interface Frame {
   type?: string;
   id?: string;
   conversationId?: string;

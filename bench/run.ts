@@ -64,7 +64,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { benchAbuse } from './abuse.js';
-import { Child, killAll } from './children.js';
+import { Child, jsonLine, killAll } from './children.js';
 import { benchConnections } from './connections.js';
 import { benchFanout } from './fanout.js';
 import { benchCrypto } from './crypto.js';
@@ -89,14 +89,6 @@ async function cleanup(): Promise<void> {
   }
 }
 
-function jsonLine(line: string): Record<string, unknown> | undefined {
-  if (!line.startsWith('{')) return undefined;
-  try {
-    return JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-}
 
 async function runLoad(target: Target, settings: Settings): Promise<LoadResult> {
   const load = new Child(`load→${target.kind}`, 'bench/load.ts', [JSON.stringify({ target, settings })], { env: process.env, echoStderr: true });

@@ -10,6 +10,17 @@ import { errorCode } from './e2e.test-support.js';
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
+/** Alice's first (prekey) message to Bob, parsed: what the responder-side tests start from. */
+function opened() {
+  const alice = generateIdentity();
+  const b = bob();
+  const init = x3dhInitiate(alice, b.bundle, PARTIES);
+  const first = ratchetEncrypt(init.state, enc.encode('hello'), init.prekeyPrefix);
+  const parsed = parseBody(first.message);
+  if (parsed.type !== 'prekey') throw new Error('expected a prekey message');
+  return { alice, b, init, first, parsed };
+}
+
 function bob(withOneTime = true) {
   const identity = generateIdentity();
   const spk = generateSignedPrekey(identity, 0);
@@ -66,12 +77,7 @@ describe('X3DH', () => {
   });
 
   it('fails when the responder uses the wrong one-time prekey or identity', () => {
-    const alice = generateIdentity();
-    const b = bob();
-    const init = x3dhInitiate(alice, b.bundle, PARTIES);
-    const first = ratchetEncrypt(init.state, enc.encode('hello'), init.prekeyPrefix);
-    const parsed = parseBody(first.message);
-    if (parsed.type !== 'prekey') throw new Error('expected a prekey message');
+    const { b, first, parsed } = opened();
     const [other] = generateOneTimePrekeys(1);
     expect(code(() => ratchetDecrypt(x3dhRespond(b.identity, b.spk, other!, parsed.header, PARTIES), first.message, parsed.at))).toBe('auth_failed');
     expect(code(() => ratchetDecrypt(x3dhRespond(b.identity, b.spk, null, parsed.header, PARTIES), first.message, parsed.at))).toBe('auth_failed');
@@ -79,12 +85,7 @@ describe('X3DH', () => {
   });
 
   it('binds both users and devices into the session: a responder that believes another sender or recipient fails', () => {
-    const alice = generateIdentity();
-    const b = bob();
-    const init = x3dhInitiate(alice, b.bundle, PARTIES);
-    const first = ratchetEncrypt(init.state, enc.encode('hello'), init.prekeyPrefix);
-    const parsed = parseBody(first.message);
-    if (parsed.type !== 'prekey') throw new Error('expected a prekey message');
+    const { b, first, parsed } = opened();
     for (const wrong of [
       { ...PARTIES, initiator: { userId: 'mallory', deviceId: 'a1' } },
       { ...PARTIES, initiator: { userId: 'alice', deviceId: 'a2' } },
@@ -97,12 +98,7 @@ describe('X3DH', () => {
   });
 
   it('refuses a prekey message whose identity is replaced or whose base key has low order', () => {
-    const alice = generateIdentity();
-    const b = bob();
-    const init = x3dhInitiate(alice, b.bundle, PARTIES);
-    const first = ratchetEncrypt(init.state, enc.encode('hello'), init.prekeyPrefix);
-    const parsed = parseBody(first.message);
-    if (parsed.type !== 'prekey') throw new Error('expected a prekey message');
+    const { b, first, parsed } = opened();
     const swapped = first.message.slice();
     swapped.set(generateIdentity().publicKey, 1);
     const p2 = parseBody(swapped);
