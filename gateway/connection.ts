@@ -31,6 +31,8 @@ const SYNC_HIGH_WATER = 1 << 20;
 const SLOW_CONSUMER_BYTES = 16 << 20;
 /** Deliveries waiting behind a sync or gap fill; a device this far behind is closed as a slow consumer (it resyncs). */
 const MAX_QUEUED = 20_000;
+/** The longest a refused connection's reads are paused at once (see pauseReading). */
+const MAX_READ_PAUSE_MS = 1_000;
 /** After a flood, slow-consumer or internal close, the socket is dropped this soon whatever the peer does. */
 const HARD_CLOSE_GRACE_MS = 1_000;
 /** A group send is charged one token per this many members it reaches, once the membership is known. */
@@ -58,6 +60,7 @@ export class Connection implements LocalDevice {
   private readonly budget: FrameBudget;
   private readonly watching = new Set<string>();
   private closed = false;
+  private readPause: NodeJS.Timeout | undefined;
   private corked = false;
   private connectionId = '';
   private alive = true;
@@ -329,7 +332,27 @@ export class Connection implements LocalDevice {
       return false;
     }
     this.reply(new AppError('rate_limited', 'too many frames', { details: { retryAfterMs: d.waitMs } }), ref, d.waitMs);
+    this.pauseReading(d.waitMs);
     return false;
+  }
+
+  /**
+   * Backpressure: while the budget is spent, read nothing more from the socket (at most
+   * MAX_READ_PAUSE_MS at a time, so pongs keep the heartbeat alive). What the client sends
+   * meanwhile waits in the network buffers, where it costs this server nothing; a client that
+   * keeps sending regardless is slowed by TCP itself, and closed once refusals of the frames
+   * already read pile up (the flood allowance).
+   */
+  private pauseReading(ms: number): void {
+    if (this.readPause || this.closed) return;
+    const socket = (this.ws as unknown as { _socket?: { pause(): void; resume(): void } })._socket;
+    if (!socket) return;
+    socket.pause();
+    this.readPause = setTimeout(() => {
+      this.readPause = undefined;
+      if (!this.closed) socket.resume();
+    }, Math.min(ms, MAX_READ_PAUSE_MS));
+    this.readPause.unref();
   }
 
   private async handle(frame: ParsedFrame): Promise<void> {
@@ -448,6 +471,7 @@ export class Connection implements LocalDevice {
   private async onClose(): Promise<void> {
     this.closed = true;
     clearInterval(this.pinger);
+    clearTimeout(this.readPause);
     this.deps.budgets.release(this.userId);
     this.deps.metrics.connections.dec();
     if (this.connectionId) {
