@@ -1,13 +1,13 @@
 // Entry point: the whole platform in one process (gateway, messaging, files, REST) on the configured adapters.
 import { FileService } from './files/files.js';
 import { RetentionSweeper } from './files/retention-sweeper.js';
-import { Accounts, signingSecret } from './gateway/accounts.js';
+import { Accounts, signingSecret } from './accounts/accounts.js';
 import { buildGateway } from './gateway/app.js';
-import { Delivery } from './gateway/delivery.js';
+import { Delivery } from './routing/delivery.js';
 import { MessageStore } from './messaging/message-store.js';
 import { MessagesManager } from './messaging/messages.js';
-import { GroupFanout } from './groups/fanout.js';
-import { GroupReceipts } from './groups/group-receipts.js';
+import { GroupFanout } from './routing/group-fanout.js';
+import { GroupReceipts } from './routing/group-receipts.js';
 import { GroupStore } from './groups/group-store.js';
 import { GroupsManager } from './groups/groups.js';
 import { systemClock } from './platform/clock.js';

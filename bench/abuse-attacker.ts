@@ -4,7 +4,7 @@
 // Exits when stdin closes (parent gone).
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { sodiumReady } from '../client-sdk/e2e.bytes.js';
+import { sodiumReady } from '../protocol/bytes.js';
 import { loadConfig } from '../platform/config.js';
 import type { AbuseChildRequest, AttackerReady, AttackResult } from './abuse-results.js';
 import { login, newUser, refusal } from './attack-clients.js';

@@ -2,11 +2,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket, { type RawData } from 'ws';
-import { toB64 } from '../client-sdk/e2e.bytes.js';
-import { generateIdentity, type IdentityKeyPair } from '../client-sdk/e2e.keys.js';
-import { type LoginProof, signLoginProof } from '../client-sdk/e2e.login-proof.js';
+import { toB64 } from '../protocol/bytes.js';
+import { generateIdentity, type IdentityKeyPair } from '../protocol/keys.js';
+import { type LoginProof, signLoginProof } from '../protocol/login-proof.js';
 import { ParleyError, request } from '../client-sdk/http.js';
-import { PROTOCOL, WS_PATH } from '../client-sdk/protocol.js';
+import { PROTOCOL, WS_PATH } from '../protocol/frames.js';
 import { ROOT } from './children.js';
 
 /** One logged-in device of an attacking user. */

@@ -1,7 +1,7 @@
 // The abuse bench's HTTP attacks: request bodies that stall, and password guessing against one username from many addresses.
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
-import { generateIdentity } from '../client-sdk/e2e.keys.js';
+import { generateIdentity } from '../protocol/keys.js';
 import { DOCUMENTED, median, provenKey, Tally } from './attack-clients.js';
 import type { AttackContext, AttackOutcome } from './attacks.js';
 
@@ -172,7 +172,7 @@ export async function logins(ctx: AttackContext): Promise<AttackOutcome> {
       ...(checked > allowed
         ? [
             `${checked} passwords checked where LOGIN_FAILURES_FREE=${ctx.limits.loginFailuresFree} and the waits allow ${allowed}: turns are counted per failure count ` +
-              `(gateway/login-backoff.ts), and each failure that lands while other guesses are still being hashed opens free − count new turns, ` +
+              `(accounts/login-backoff.ts), and each failure that lands while other guesses are still being hashed opens free − count new turns, ` +
               `so concurrent guesses get up to ${(ctx.limits.loginFailuresFree * (ctx.limits.loginFailuresFree + 1)) / 2} checks before the first wait`,
           ]
         : []),

@@ -12,15 +12,15 @@
 //   device link   a device's vouch: Ed25519 signature over its certificate, and its verification
 //   trust         deciding which of a contact's 6 vouched devices to trust (first contact)
 // The plaintext is the SDK's content for a BENCH_TEXT_CHARS-character text (100), padded as sent.
-import { sodiumReady, toB64 } from '../client-sdk/e2e.bytes.js';
+import { sodiumReady, toB64 } from '../protocol/bytes.js';
 import { type DeviceEntry, SessionManager } from '../client-sdk/e2e.session-manager.js';
 import { decodeBundle, type KeyDirectoryClient } from '../client-sdk/e2e.directory.js';
-import { generateIdentity, generateOneTimePrekeys, generateSignedPrekey, type PrekeyBundle } from '../client-sdk/e2e.keys.js';
+import { generateIdentity, generateOneTimePrekeys, generateSignedPrekey, type PrekeyBundle } from '../protocol/keys.js';
 import { ratchetDecrypt, ratchetEncrypt, type RatchetState } from '../client-sdk/e2e.ratchet.js';
 import { createSenderKey, receiveSenderKey, senderKeyDecrypt, senderKeyDistribution, senderKeyEncrypt, type SenderKeyState } from '../client-sdk/e2e.sender-keys.js';
 import { memoryKeyStore } from '../client-sdk/e2e.store.memory.js';
 import { INNER, MESSAGE_PREFIX, packInner, parseBody } from '../client-sdk/e2e.wire.js';
-import { evaluateTrust, type ListedDevice, vouchFor, vouchValid } from '../client-sdk/e2e.trust.js';
+import { evaluateTrust, type ListedDevice, vouchFor, vouchValid } from '../protocol/trust.js';
 import { x3dhInitiate, x3dhRespond } from '../client-sdk/e2e.x3dh.js';
 import { TrustManager } from '../client-sdk/trust.js';
 import { machine } from './report.js';

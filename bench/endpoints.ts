@@ -1,11 +1,11 @@
 // The pairs' endpoints per target: the raw relay's URLs, or Parley users registered through the SDK, each with a prebuilt encrypted send frame.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { sodiumReady as ready, toB64 } from '../client-sdk/e2e.bytes.js';
-import { generateIdentity, generateSignedPrekey } from '../client-sdk/e2e.keys.js';
+import { sodiumReady as ready, toB64 } from '../protocol/bytes.js';
+import { generateIdentity, generateSignedPrekey } from '../protocol/keys.js';
 import { ratchetEncrypt } from '../client-sdk/e2e.ratchet.js';
 import { INNER, MESSAGE_PREFIX, packInner } from '../client-sdk/e2e.wire.js';
 import { x3dhInitiate } from '../client-sdk/e2e.x3dh.js';
-import { PROTOCOL, WS_PATH } from '../client-sdk/protocol.js';
+import { PROTOCOL, WS_PATH } from '../protocol/frames.js';
 import { devicesOf, mapLimit, registerDevice } from './accounts.js';
 import type { PairEndpoints } from './pairs.js';
 import type { Settings } from './settings.js';

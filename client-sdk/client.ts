@@ -1,20 +1,20 @@
 // The Parley client: accounts, an auto-reconnecting socket, an outbox of unacknowledged sends, and end-to-end encryption per device.
 import { type Content, decodeContent, encodeContent } from './content.js';
-import { fromB64, sodiumReady, toB64 } from './e2e.bytes.js';
+import { fromB64, sodiumReady, toB64 } from '../protocol/bytes.js';
 import { restDirectory } from './e2e.directory.js';
-import { signLoginProof } from './e2e.login-proof.js';
+import { signLoginProof } from '../protocol/login-proof.js';
 import { SESSION_RESET_PAYLOAD, senderKeyRequest, SessionManager } from './e2e.session-manager.js';
 import type { DeviceRecord } from './e2e.store.js';
 import { memoryKeyStore } from './e2e.store.memory.js';
 import { EMPTY_REASON, emptyBody, INNER } from './e2e.wire.js';
-import type { ListedDevice } from './e2e.trust.js';
+import type { ListedDevice } from '../protocol/trust.js';
 import type { ClientEvents, ClientOptions, ReceivedFile, SendFileOptions, SendFileResult, SendResult, SocketCtor, SocketLike } from './client.types.js';
 import { Emitter } from './emitter.js';
 import { ciphertextSize, downloadFile, encryptFile, type FileRef, fileRefOf, type Progress, uploadCiphertext } from './files.js';
 import { GroupDirectory, type GroupEvent, type GroupInfo, type GroupReceipts, type GroupRole, type GroupSummary, type MetaPayload, SenderKeyTracker } from './groups.js';
 import { encodeMetaKey, type GroupMetaKey, newGroupMetaKey, openGroupName, sealedNameKeyId, sealGroupName } from './e2e.group-meta.js';
 import { ParleyError, request } from './http.js';
-import { CLOSE, PROTOCOL, shouldReconnect, WS_PATH, type ClientFrame, type ErrorFrame, type ServerFrame } from './protocol.js';
+import { CLOSE, PROTOCOL, shouldReconnect, WS_PATH, type ClientFrame, type ErrorFrame, type ServerFrame } from '../protocol/frames.js';
 import { TrustManager } from './trust.js';
 
 interface OutboxEntry {

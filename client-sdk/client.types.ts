@@ -4,7 +4,7 @@ import type { KeyStore } from './e2e.store.js';
 import type { Progress } from './files.js';
 import type { GroupEvent, GroupReceipt } from './groups.js';
 import type { ParleyError } from './http.js';
-import type { ReceiptKind } from './protocol.js';
+import type { ReceiptKind } from '../protocol/frames.js';
 import type { DeviceEvent } from './trust.js';
 
 export interface Message {

@@ -1,6 +1,6 @@
 // The SDK's view of the server's key directory (REST /v1/keys and /v1/users/{id}/bundles), keys decoded to bytes.
-import { fromB64, toB64 } from './e2e.bytes.js';
-import type { OneTimePrekey, PrekeyBundle, SignedPrekey } from './e2e.keys.js';
+import { fromB64, toB64 } from '../protocol/bytes.js';
+import type { OneTimePrekey, PrekeyBundle, SignedPrekey } from '../protocol/keys.js';
 
 export interface DirectoryStatus {
   identityKey: string;

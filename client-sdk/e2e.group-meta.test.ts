@@ -1,6 +1,6 @@
 // Group names sealed under the group's metadata key: round trip, bound to their group and key, and the key's wire form.
 import { describe, expect, it } from 'vitest';
-import { sodiumReady } from './e2e.bytes.js';
+import { sodiumReady } from '../protocol/bytes.js';
 import { decodeMetaKey, encodeMetaKey, isSealedName, newGroupMetaKey, openGroupName, sealedNameKeyId, sealGroupName } from './e2e.group-meta.js';
 
 await sodiumReady();

@@ -1,6 +1,6 @@
 // A group's metadata key, shared by its members' devices, and the group name sealed under it: the server stores only opaque text.
 import sodium from 'libsodium-wrappers-sumo';
-import { concat, randomBytes, randomKeyId, readU32, u32, utf8 } from './e2e.bytes.js';
+import { concat, randomBytes, randomKeyId, readU32, u32, utf8 } from '../protocol/bytes.js';
 import { ParleyError } from './http.js';
 
 /** A group's metadata key: made by whoever created the group (or replaced it after a removal). */

@@ -1,7 +1,7 @@
 // Known answers for HMAC-SHA256 (RFC 4231) and HKDF-SHA256 (RFC 5869 appendix A).
 import sodium from 'libsodium-wrappers-sumo';
 import { describe, expect, it } from 'vitest';
-import { sodiumReady } from './e2e.bytes.js';
+import { sodiumReady } from '../protocol/bytes.js';
 import { hkdf, hkdfExpand, hkdfExtract, hmacSha256 } from './e2e.hkdf.js';
 
 const hex = (s: string) => sodium.from_hex(s.replace(/\s+/g, ''));

@@ -2,11 +2,11 @@
 import { createHmac } from 'node:crypto';
 import sodium from 'libsodium-wrappers-sumo';
 import { describe, expect, it } from 'vitest';
-import { concat, fromB64, sodiumReady, toB64, u32, utf8 } from './e2e.bytes.js';
+import { concat, fromB64, sodiumReady, toB64, u32, utf8 } from '../protocol/bytes.js';
 import { hkdf } from './e2e.hkdf.js';
-import { generateIdentity } from './e2e.keys.js';
+import { generateIdentity } from '../protocol/keys.js';
 import { encodeMetaKey, newGroupMetaKey } from './e2e.group-meta.js';
-import { vouchFor } from './e2e.trust.js';
+import { vouchFor } from '../protocol/trust.js';
 import { sessionAd } from './e2e.x3dh.js';
 import { INNER, packInner } from './e2e.wire.js';
 import { code, World } from './e2e.world.test-support.js';

@@ -1,7 +1,7 @@
 // This device's prekeys over time: publishing at login, rotating the signed prekey, topping up one-time prekeys.
-import { toB64 } from './e2e.bytes.js';
+import { toB64 } from '../protocol/bytes.js';
 import type { KeyDirectoryClient } from './e2e.directory.js';
-import { generateOneTimePrekeys, generateSignedPrekey, type IdentityKeyPair } from './e2e.keys.js';
+import { generateOneTimePrekeys, generateSignedPrekey, type IdentityKeyPair } from '../protocol/keys.js';
 import type { E2eStore } from './e2e.store.js';
 import { ParleyError } from './http.js';
 

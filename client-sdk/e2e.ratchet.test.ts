@@ -1,8 +1,8 @@
 // Double Ratchet behaviour: out-of-order, skip cap before any derivation, capped skipped keys, tampering and replays.
 import sodium from 'libsodium-wrappers-sumo';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { readU32, sodiumReady, u32 } from './e2e.bytes.js';
-import { generateX25519 } from './e2e.keys.js';
+import { readU32, sodiumReady, u32 } from '../protocol/bytes.js';
+import { generateX25519 } from '../protocol/keys.js';
 import {
   HEADER_BYTES,
   initInitiator,

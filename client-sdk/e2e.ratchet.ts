@@ -1,8 +1,8 @@
 // The Double Ratchet (Signal's specification) for one device pair: HKDF root chain, HMAC message chains, XChaCha20-Poly1305 with random nonces.
 import sodium from 'libsodium-wrappers-sumo';
-import { concat, equal, fromB64, randomBytes, readU32, toB64, u32, utf8 } from './e2e.bytes.js';
+import { concat, equal, fromB64, randomBytes, readU32, toB64, u32, utf8 } from '../protocol/bytes.js';
 import { hkdf, hmacSha256 } from './e2e.hkdf.js';
-import { dh, generateX25519, type X25519KeyPair } from './e2e.keys.js';
+import { dh, generateX25519, type X25519KeyPair } from '../protocol/keys.js';
 import { ParleyError } from './http.js';
 
 /** Most message keys one message may make us skip in one chain (Signal's MAX_SKIP). */

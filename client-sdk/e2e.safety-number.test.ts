@@ -1,8 +1,8 @@
 // Safety numbers: same on both sides, checked against a second implementation and libsignal's published vectors, sensitive to every key.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { sodiumReady } from './e2e.bytes.js';
-import { generateIdentity } from './e2e.keys.js';
+import { sodiumReady } from '../protocol/bytes.js';
+import { generateIdentity } from '../protocol/keys.js';
 import { fingerprintDigits, formatSafetyNumber, SAFETY_NUMBER_ITERATIONS, safetyNumber } from './e2e.safety-number.js';
 
 // Ready before the suites are collected: some build their keys at collection time.

@@ -1,6 +1,6 @@
 // Safety numbers: 60 digits that two users compare to check they hold each other's real identity keys.
 import sodium from 'libsodium-wrappers-sumo';
-import { concat, utf8 } from './e2e.bytes.js';
+import { concat, utf8 } from '../protocol/bytes.js';
 
 /**
  * SHA-512 rounds per half, as Signal's NumericFingerprintGenerator (libsignal: 5 200). The

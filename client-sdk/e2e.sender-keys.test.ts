@@ -1,7 +1,7 @@
 // Sender Keys: distribution, signatures, out-of-order and replays, and rotation locking out a removed member.
 import sodium from 'libsodium-wrappers-sumo';
 import { describe, expect, it } from 'vitest';
-import { concat, sodiumReady, u32, utf8 } from './e2e.bytes.js';
+import { concat, sodiumReady, u32, utf8 } from '../protocol/bytes.js';
 import {
   createSenderKey,
   receiveSenderKey,

@@ -1,6 +1,6 @@
 // Sender Keys for groups: per (group, sender device) a hash chain of message keys and an Ed25519 key that signs every message.
 import sodium from 'libsodium-wrappers-sumo';
-import { concat, fromB64, randomBytes, randomKeyId, readU32, toB64, u32, utf8 } from './e2e.bytes.js';
+import { concat, fromB64, randomBytes, randomKeyId, readU32, toB64, u32, utf8 } from '../protocol/bytes.js';
 import { hkdf, hmacSha256 } from './e2e.hkdf.js';
 import { ParleyError } from './http.js';
 

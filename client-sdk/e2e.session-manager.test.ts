@@ -1,7 +1,7 @@
 // The session manager against an in-memory directory (trust left out: e2e.malicious-server.test.ts has it): fan-out, prekey use, resets, identity changes, sender keys.
 import { describe, expect, it } from 'vitest';
-import { fromB64, sodiumReady, toB64 } from './e2e.bytes.js';
-import { generateIdentity } from './e2e.keys.js';
+import { fromB64, sodiumReady, toB64 } from '../protocol/bytes.js';
+import { generateIdentity } from '../protocol/keys.js';
 import { MAX_SESSIONS_PER_DEVICE, SESSION_RESET_PAYLOAD } from './e2e.session-manager.js';
 import { INNER } from './e2e.wire.js';
 import { bodyType, code, type Device, World } from './e2e.world.test-support.js';

@@ -1,9 +1,9 @@
 // SessionManager: what the client calls to encrypt for devices and decrypt from them (X3DH + Double Ratchet per device pair).
-import { equal, fromB64, sodiumReady, toB64, utf8 } from './e2e.bytes.js';
+import { equal, fromB64, sodiumReady, toB64, utf8 } from '../protocol/bytes.js';
 import type { KeyDirectoryClient } from './e2e.directory.js';
 import { GroupKeys } from './e2e.group-keys.js';
 import { decodeMetaKey, type GroupMetaKey } from './e2e.group-meta.js';
-import { generateIdentity } from './e2e.keys.js';
+import { generateIdentity } from '../protocol/keys.js';
 import { PrekeyManager } from './e2e.prekeys.js';
 import { ratchetDecrypt, ratchetEncrypt } from './e2e.ratchet.js';
 import { type DeviceRecord, E2eStore, type KeyStore, type PeerSession, type PeerSessions, type StoreTx } from './e2e.store.js';

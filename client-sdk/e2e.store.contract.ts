@@ -1,7 +1,7 @@
 // The KeyStore contract, run against every implementation (memory, disk), plus the typed records round-tripping through it.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { sodiumReady } from './e2e.bytes.js';
-import { generateIdentity, generateOneTimePrekeys, generateSignedPrekey, generateX25519 } from './e2e.keys.js';
+import { sodiumReady } from '../protocol/bytes.js';
+import { generateIdentity, generateOneTimePrekeys, generateSignedPrekey, generateX25519 } from '../protocol/keys.js';
 import { initInitiator, ratchetToJson } from './e2e.ratchet.js';
 import { createSenderKey, senderKeyToJson } from './e2e.sender-keys.js';
 import { E2eStore, type KeyStore } from './e2e.store.js';

@@ -1,10 +1,10 @@
 // The key store port (where a device keeps its secrets) and the typed records the SDK keeps in it.
-import { fromB64, toB64 } from './e2e.bytes.js';
-import type { IdentityKeyPair, OneTimePrekey, SignedPrekey } from './e2e.keys.js';
+import { fromB64, toB64 } from '../protocol/bytes.js';
+import type { IdentityKeyPair, OneTimePrekey, SignedPrekey } from '../protocol/keys.js';
 import { ratchetFromJson, type RatchetJson, type RatchetState, ratchetToJson } from './e2e.ratchet.js';
 import { senderKeyFromJson, type SenderKeyJson, type SenderKeyState, senderKeyToJson } from './e2e.sender-keys.js';
 import type { GroupMetaKey } from './e2e.group-meta.js';
-import type { TrustRecord } from './e2e.trust.js';
+import type { TrustRecord } from '../protocol/trust.js';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 

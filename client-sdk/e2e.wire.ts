@@ -1,5 +1,5 @@
 // The byte layout of an encrypted body (opaque to the server) and of the padded plaintext inside it; docs/protocol.md §7.
-import { concat, readU32, u32 } from './e2e.bytes.js';
+import { concat, readU32, u32 } from '../protocol/bytes.js';
 import { ParleyError } from './http.js';
 import { HEADER_BYTES, MIN_CIPHERTEXT_BYTES } from './e2e.ratchet.js';
 

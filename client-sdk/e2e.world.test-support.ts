@@ -1,11 +1,11 @@
 // An in-memory server for the E2E unit tests: device lists with vouches, a key directory, and each device's session manager and trust — a server the test controls, so it can play the attacker.
-import { fromB64, toB64 } from './e2e.bytes.js';
+import { fromB64, toB64 } from '../protocol/bytes.js';
 import { decodeBundle, type KeyDirectoryClient } from './e2e.directory.js';
-import type { IdentityKeyPair } from './e2e.keys.js';
+import type { IdentityKeyPair } from '../protocol/keys.js';
 import { type DeviceEntry, type IdentityChange, SessionManager, type SessionReset } from './e2e.session-manager.js';
 import { memoryKeyStore } from './e2e.store.memory.js';
 import type { KeyStore } from './e2e.store.js';
-import { type ListedDevice, vouchFor } from './e2e.trust.js';
+import { type ListedDevice, vouchFor } from '../protocol/trust.js';
 import { EMPTY_REASON, emptyBody, INNER } from './e2e.wire.js';
 import { type DeviceEvent, TrustManager } from './trust.js';
 

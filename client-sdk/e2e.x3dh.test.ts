@@ -1,7 +1,7 @@
 // X3DH: agreement with and without a one-time prekey, bad signatures abort, wrong keys fail.
 import { describe, expect, it } from 'vitest';
-import { sodiumReady } from './e2e.bytes.js';
-import { generateIdentity, generateOneTimePrekeys, generateSignedPrekey, type PrekeyBundle } from './e2e.keys.js';
+import { sodiumReady } from '../protocol/bytes.js';
+import { generateIdentity, generateOneTimePrekeys, generateSignedPrekey, type PrekeyBundle } from '../protocol/keys.js';
 import { ratchetDecrypt, ratchetEncrypt } from './e2e.ratchet.js';
 import { parseBody, PREKEY_PREFIX_BYTES } from './e2e.wire.js';
 import { x3dhInitiate, x3dhRespond } from './e2e.x3dh.js';

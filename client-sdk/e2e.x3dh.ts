@@ -1,6 +1,6 @@
 // X3DH session setup from a prekey bundle (Signal's specification, X25519 from Ed25519 identities, HKDF-SHA256).
 import sodium from 'libsodium-wrappers-sumo';
-import { concat, u32, utf8 } from './e2e.bytes.js';
+import { concat, u32, utf8 } from '../protocol/bytes.js';
 import { hkdf } from './e2e.hkdf.js';
 import {
   dh,
@@ -12,7 +12,7 @@ import {
   type PrekeyBundle,
   type SignedPrekey,
   verifySignedPrekey,
-} from './e2e.keys.js';
+} from '../protocol/keys.js';
 import { initInitiator, initResponder, type RatchetState } from './e2e.ratchet.js';
 import { encodePrekeyPrefix, type PrekeyHeader } from './e2e.wire.js';
 import { ParleyError } from './http.js';

@@ -2,7 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeContent, encodeContent } from './content.js';
-import { sodiumReady as ready } from './e2e.bytes.js';
+import { sodiumReady as ready } from '../protocol/bytes.js';
 import sodium from 'libsodium-wrappers-sumo';
 import { ciphertextSize, encryptFile, FILE_CHUNK_BYTES, FileDecryptor, type FileRef, fileRefOf, MIN_PADDED_SIZE, paddedSize } from './files.js';
 import { ParleyError } from './http.js';

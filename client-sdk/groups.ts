@@ -1,7 +1,7 @@
 // The SDK's group side: REST calls for group management, member device lists, and who has our sender key.
-import type { GroupInfo, GroupRole, ListedDeviceJson, SystemEvent } from './protocol.js';
+import type { GroupInfo, GroupRole, ListedDeviceJson, SystemEvent } from '../protocol/frames.js';
 
-export type { GroupInfo, GroupRole } from './protocol.js';
+export type { GroupInfo, GroupRole } from '../protocol/frames.js';
 
 export interface GroupSummary {
   id: string;

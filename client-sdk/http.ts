@@ -1,17 +1,8 @@
 // The SDK's REST calls (fetch, available in Node 20 and browsers) and its error type.
 
-/** An error from the server or the SDK, with the server's stable `code` (docs/protocol.md). */
-export class ParleyError extends Error {
-  override name = 'ParleyError';
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly status?: number,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-  }
-}
+import { ParleyError } from '../protocol/errors.js';
+
+export { ParleyError };
 
 export async function request<T>(base: string, method: string, path: string, options: { body?: unknown; token?: string } = {}): Promise<T> {
   let res: Response;

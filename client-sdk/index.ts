@@ -8,4 +8,4 @@ export { memoryKeyStore } from './e2e.store.memory.js';
 export type { JsonValue, KeyChange, KeySection, KeyStore } from './e2e.store.js';
 export { ParleyError } from './http.js';
 export type { GroupEvent, GroupInfo, GroupReceipt, GroupReceipts, GroupRole, GroupSummary } from './groups.js';
-export { CLOSE, PROTOCOL, WS_PATH } from './protocol.js';
+export { CLOSE, PROTOCOL, WS_PATH } from '../protocol/frames.js';

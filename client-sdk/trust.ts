@@ -1,9 +1,9 @@
 // The client's device trust: which listed devices it encrypts to and accepts messages from, approvals of its own new devices, safety numbers and verification.
-import { fromB64, toB64 } from './e2e.bytes.js';
-import type { IdentityKeyPair } from './e2e.keys.js';
+import { fromB64, toB64 } from '../protocol/bytes.js';
+import type { IdentityKeyPair } from '../protocol/keys.js';
 import { safetyNumber } from './e2e.safety-number.js';
 import type { E2eStore } from './e2e.store.js';
-import { evaluateTrust, isTrusted, type ListedDevice, type TrustRecord, trustedKeys, vouchFor, vouchValid } from './e2e.trust.js';
+import { evaluateTrust, isTrusted, type ListedDevice, type TrustRecord, trustedKeys, vouchFor, vouchValid } from '../protocol/trust.js';
 import { ParleyError } from './http.js';
 
 export interface DeviceEvent {

@@ -15,7 +15,7 @@ import type { Sql } from '../platform/sql.js';
 import { PgliteSql } from '../platform/sql.pglite.js';
 import { PostgresSql } from '../platform/sql.postgres.js';
 import { createTestDatabase } from '../platform/test-databases.js';
-import { DiskBlobStore } from './blob-store.disk.js';
+import { DiskBlobStore } from '../platform/blob-store.disk.js';
 import { FileService } from './files.js';
 import { RetentionSweeper } from './retention-sweeper.js';
 

@@ -7,7 +7,7 @@ import { AppError } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
 import { num, type Sql } from '../platform/sql.js';
-import { BLOB_HASH, type BlobStore, type ByteRange, type StagedBlob } from './blob-store.js';
+import { BLOB_HASH, type BlobStore, type ByteRange, type StagedBlob } from '../platform/blob-store.js';
 
 /** A public file id: 128 random bits in base64url (22 characters). */
 export const FILE_ID = /^[A-Za-z0-9_-]{22}$/;

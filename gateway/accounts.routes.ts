@@ -1,13 +1,13 @@
 // REST: accounts, sessions (login), user lookup and device keys.
 import { z } from 'zod';
-import { isValidIdentityKey } from '../client-sdk/e2e.keys.js';
+import { isValidIdentityKey } from '../protocol/keys.js';
 import { AppError } from '../platform/errors.js';
 import { isWellFormed, safeText } from '../platform/text.js';
-import type { Accounts } from './accounts.js';
-import type { Delivery } from './delivery.js';
+import type { Accounts } from '../accounts/accounts.js';
+import type { Delivery } from '../routing/delivery.js';
 import type { KeyedLimiter } from './rate-limit.js';
 import type { Routes } from './routes.js';
-import { username } from './username.js';
+import { username } from '../accounts/username.js';
 
 /**
  * A password is a secret, not text to show: any characters, not normalized (that would

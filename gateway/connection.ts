@@ -1,13 +1,13 @@
 // One device's WebSocket session: parses and answers frames, syncs on connect, and writes messages in seq order.
 import type { WebSocket } from 'ws';
-import { CLOSE, type MsgFrame, type ServerFrame } from '../client-sdk/protocol.js';
+import { CLOSE, type MsgFrame, type ServerFrame } from '../protocol/frames.js';
 import type { DeviceConversation, MessageStore, StoredMessage } from '../messaging/message-store.js';
 import type { MessagesManager } from '../messaging/messages.js';
 import type { Clock } from '../platform/clock.js';
 import { AppError, toAppError } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
-import type { Delivery, LocalDevice } from './delivery.js';
+import type { Delivery, LocalDevice } from '../routing/delivery.js';
 import { assertNever, frameCost, frameRef, INVALID_FRAME_COST, parseFrameJson, type ParsedFrame, validateFrame } from './frames.js';
 import { FrameBudget, type FrameLimits, type UserBudgets } from './rate-limit.js';
 
@@ -61,6 +61,8 @@ export class Connection implements LocalDevice {
   private readonly watching = new Set<string>();
   private closed = false;
   private readPause: NodeJS.Timeout | undefined;
+  /** Reads were paused since the last heartbeat, so a missing pong proves nothing. */
+  private pausedThisBeat = false;
   private corked = false;
   private connectionId = '';
   private alive = true;
@@ -348,6 +350,7 @@ export class Connection implements LocalDevice {
     const socket = (this.ws as unknown as { _socket?: { pause(): void; resume(): void } })._socket;
     if (!socket) return;
     socket.pause();
+    this.pausedThisBeat = true;
     this.readPause = setTimeout(() => {
       this.readPause = undefined;
       if (!this.closed) socket.resume();
@@ -458,7 +461,10 @@ export class Connection implements LocalDevice {
       this.close(CLOSE.UNAUTHORIZED, 'token expired');
       return;
     }
-    if (!this.alive) {
+    // While reads were paused (backpressure) the peer's pong may be waiting unread: not a dead peer.
+    const paused = this.pausedThisBeat || this.readPause !== undefined;
+    this.pausedThisBeat = false;
+    if (!this.alive && !paused) {
       // Say why if the peer can still hear it, then drop the socket regardless.
       this.close(CLOSE.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
       setTimeout(() => this.ws.terminate(), 1000).unref();

@@ -1,6 +1,6 @@
 // Zod schemas for inbound frames: every client frame is parsed here before anything acts on it.
 import { z } from 'zod';
-import type { ClientFrame } from '../client-sdk/protocol.js';
+import type { ClientFrame } from '../protocol/frames.js';
 import { AppError } from '../platform/errors.js';
 
 const uuid = z.uuid();

@@ -1,7 +1,7 @@
 // REST: the key directory: publish and rotate a device's prekeys, and fetch a user's prekey bundles (rate limited).
 import { z } from 'zod';
 import { AppError } from '../platform/errors.js';
-import type { KeyDirectory } from './keys.js';
+import type { KeyDirectory } from '../accounts/keys.js';
 import type { KeyedLimiter } from './rate-limit.js';
 import type { Routes } from './routes.js';
 

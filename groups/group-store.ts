@@ -1,14 +1,14 @@
 // GroupStore: groups, their members and roles, and per-member receipts, over the SQL port.
-import { listedDevice, type ListedDeviceJson } from '../client-sdk/protocol.js';
+import { listedDevice, type ListedDeviceJson } from '../protocol/frames.js';
 import { randomUUID } from 'node:crypto';
 import { appendSystemTx, type SystemEvent } from '../messaging/append.js';
 import type { Clock } from '../platform/clock.js';
 import { AppError } from '../platform/errors.js';
 import { num, type Sql, type SqlTx } from '../platform/sql.js';
 
-import type { GroupInfo, GroupRole } from '../client-sdk/protocol.js';
+import type { GroupInfo, GroupRole } from '../protocol/frames.js';
 
-export type { GroupInfo } from '../client-sdk/protocol.js';
+export type { GroupInfo } from '../protocol/frames.js';
 export type Role = GroupRole;
 
 /** One member's place in a group: their role and the window of seqs they may see. */

@@ -1,7 +1,7 @@
 // GroupsManager: what REST and the message path call for groups: the rules, the caches, and the log of changes.
-import type { ListedDeviceJson } from '../client-sdk/protocol.js';
+import type { ListedDeviceJson } from '../protocol/frames.js';
 import { createHash } from 'node:crypto';
-import type { MsgFrame, SystemEvent } from '../client-sdk/protocol.js';
+import type { MsgFrame, SystemEvent } from '../protocol/frames.js';
 import type { Cache } from '../platform/cache.js';
 import type { Clock } from '../platform/clock.js';
 import { AppError } from '../platform/errors.js';

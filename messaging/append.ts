@@ -1,9 +1,9 @@
 // The append transaction: assigns gap-free seqs to a batch of messages and inserts them, idempotently by client id.
 import { AppError } from '../platform/errors.js';
 import { num, type SqlTx } from '../platform/sql.js';
-import type { SystemEvent } from '../client-sdk/protocol.js';
+import type { SystemEvent } from '../protocol/frames.js';
 
-export type { SystemEvent } from '../client-sdk/protocol.js';
+export type { SystemEvent } from '../protocol/frames.js';
 
 /**
  * A message to append. Direct messages carry one ciphertext per recipient device in

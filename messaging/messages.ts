@@ -1,8 +1,8 @@
 // MessagesManager: what the gateway calls to send, acknowledge and mark read; it checks, persists and delivers.
-import type { ClientFrame, DevicePayload, ReceiptKind } from '../client-sdk/protocol.js';
-import type { Accounts } from '../gateway/accounts.js';
-import type { Delivery } from '../gateway/delivery.js';
-import type { GroupReceipts } from '../groups/group-receipts.js';
+import type { ClientFrame, DevicePayload, ReceiptKind } from '../protocol/frames.js';
+import type { Accounts } from '../accounts/accounts.js';
+import type { Delivery } from '../routing/delivery.js';
+import type { GroupReceipts } from '../routing/group-receipts.js';
 import { type GroupRecord, GroupsManager } from '../groups/groups.js';
 import { AppError } from '../platform/errors.js';
 import type { GroupLog } from '../platform/group-log.js';

@@ -22,9 +22,19 @@ const schema = z
     REDIS_URL: z.string().url().optional(),
     REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/, 'letters, digits, _ : . - only').default('parley:'),
     JWT_SECRET: z.string().min(32, 'at least 32 characters').optional(),
+    /**
+     * Browser origins allowed besides the server's own: REST answers CORS for them, and the
+     * WebSocket and Socket.IO transports accept them. Comma-separated exact origins
+     * (`https://app.example.com,http://localhost:5173`); default none.
+     */
+    CORS_ORIGINS: z
+      .string()
+      .default('')
+      .transform((v) => v.split(',').map((o) => o.trim()).filter((o) => o.length > 0))
+      .pipe(z.array(z.string().regex(/^https?:\/\/[^/\s,]+$/, 'origins like https://app.example.com (scheme, host, optional port; no path)'))),
     TOKEN_TTL_SECONDS: int(86_400, 60),
     AUTH_RATE_PER_MINUTE: int(120, 1),
-    /** Failed logins for one username answered at once; each further attempt waits (gateway/login-backoff.ts). */
+    /** Failed logins for one username answered at once; each further attempt waits (accounts/login-backoff.ts). */
     LOGIN_FAILURES_FREE: int(5, 1, 1000),
     /** The longest wait between login attempts for one username (the backoff doubles from 1 s up to this). */
     LOGIN_BACKOFF_MAX_MS: int(900_000, 1000, 86_400_000),
@@ -64,7 +74,7 @@ const schema = z
     GROUP_RECEIPT_INTERVAL_MS: int(250, 10, 60_000),
     GROUP_TYPING_MAX_MEMBERS: int(256, 0, 100_000),
     GROUP_BROADCAST_MIN_MEMBERS: int(100, 1, 1_000_000),
-    /** Test-only fault injection (see groups/fanout.ts); never set in production. */
+    /** Test-only fault injection (see routing/group-fanout.ts); never set in production. */
     FAULT_FANOUT_CRASH_MARKER: z.string().min(1).optional(),
     /** Largest upload, in bytes of ciphertext. At most 5 GiB: what one S3 PUT may write. */
     FILE_MAX_BYTES: int(104_857_600, 1, 5 * 1024 ** 3),

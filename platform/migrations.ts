@@ -27,7 +27,7 @@ import type { Sql } from './sql.js';
  * - signed_prekeys: per device, its current signed prekey and the identity key that signed it
  *   (a bundle is served only while that still equals the device's registered public key).
  * - one_time_prekeys: per device, unused one-time prekeys; a bundle fetch deletes the one it
- *   hands out (gateway/keys.ts).
+ *   hands out (accounts/keys.ts).
  *
  * Version 4 (files):
  * - blobs: one row per stored ciphertext blob, keyed by its SHA-256 (hex), with `refs` = the
@@ -46,7 +46,7 @@ import type { Sql } from './sql.js';
  *
  * Version 6 (lookalike usernames):
  * - users gains `username_skeleton`, unique: two accounts may not have usernames that look
- *   alike. The rule (gateway/username.ts, `usernameSkeleton`, computes the same for new
+ *   alike. The rule (accounts/username.ts, `usernameSkeleton`, computes the same for new
  *   accounts): in the NFKC-normalized username, `0`→`o`, `1`→`l`, `m`→`rn` (as Unicode UTS #39
  *   confusables map them); `.` `_` `-` are one separator and a run of them is one; separators
  *   at either end are dropped. So `alice1`/`alicel`, `b0b`/`bob`, `carol.`/`carol`,
@@ -57,7 +57,7 @@ import type { Sql } from './sql.js';
  * Version 7 (device vouching):
  * - devices gains `vouched_by` and `vouch_signature`: which device of the same user vouched
  *   for this one (itself for a user's first device) and its Ed25519 signature over the
- *   device certificate (client-sdk/e2e.trust.ts). Clients encrypt only to devices vouched
+ *   device certificate (protocol/trust.ts). Clients encrypt only to devices vouched
  *   for by devices they already trust; the server stores and checks, but is not trusted.
  *   A device that logs in again with a new key loses its vouch.
  */

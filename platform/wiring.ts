@@ -1,8 +1,8 @@
 // The one place that chooses adapters: from the configuration to ready ports.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BlobStore } from '../files/blob-store.js';
-import { DiskBlobStore } from '../files/blob-store.disk.js';
+import type { BlobStore } from './blob-store.js';
+import { DiskBlobStore } from './blob-store.disk.js';
 import type { Broker } from './broker.js';
 import { MemoryBroker } from './broker.memory.js';
 import type { Clock } from './clock.js';
@@ -82,7 +82,7 @@ export async function openAdapters(config: Config, clock: Clock, log: Logger, me
   let closeBlobs = () => {};
   if (config.BLOB_DRIVER === 's3') {
     // Loaded only when used: the AWS SDK is large, and the embedded default does not need it.
-    const { createS3Client, S3BlobStore } = await import('../files/blob-store.s3.js');
+    const { createS3Client, S3BlobStore } = await import('./blob-store.s3.js');
     const s3 = createS3Client({
       endpoint: config.S3_ENDPOINT,
       region: config.S3_REGION,

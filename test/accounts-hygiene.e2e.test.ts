@@ -1,7 +1,7 @@
 // End-to-end: names refuse invalid Unicode, lookalike usernames are one account, devices per user are capped, and login guesses back off per account.
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sodiumReady } from '../client-sdk/e2e.bytes.js';
+import { sodiumReady } from '../protocol/bytes.js';
 import { loginDevice } from './support/raw.js';
 import { type ServerProcess, startServer } from './support/server.js';
 import { uniqueName } from './support/wait.js';

@@ -6,7 +6,7 @@ import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, GetObjec
 import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createS3Client } from '../files/blob-store.s3.js';
+import { createS3Client } from '../platform/blob-store.s3.js';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { newUser, type Recorded } from './support/clients.js';
 import { forms } from './support/scan.js';

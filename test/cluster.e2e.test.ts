@@ -1,6 +1,6 @@
 // End-to-end on the real tier: several gateway processes sharing PostgreSQL and Redis; nothing acked is lost when parts die.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { sodiumReady as ready } from '../client-sdk/e2e.bytes.js';
+import { sodiumReady as ready } from '../protocol/bytes.js';
 import type { SendResult } from '../client-sdk/index.js';
 import { newUser, type Recorded } from './support/clients.js';
 import { type PrivateService, privatePostgres, privateRedis } from './support/private-services.js';

@@ -7,7 +7,7 @@ import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, ListObje
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ciphertextSize, encryptFile, FILE_CHUNK_BYTES, type FileRef, fileRefOf, paddedSize, type Progress } from '../client-sdk/files.js';
 import { type Message, ParleyError } from '../client-sdk/index.js';
-import { createS3Client } from '../files/blob-store.s3.js';
+import { createS3Client } from '../platform/blob-store.s3.js';
 import { newUser, type Recorded } from './support/clients.js';
 import { startProxy, type Proxy } from './support/proxy.js';
 import { forms, readAll } from './support/scan.js';

@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sodiumReady } from '../client-sdk/e2e.bytes.js';
+import { sodiumReady } from '../protocol/bytes.js';
 import { ERROR_CODES } from '../platform/errors.js';
 import { newUser, type Recorded } from './support/clients.js';
 import { type FuzzIds, type FuzzMessage, hostileMessage } from './support/fuzz-frames.js';

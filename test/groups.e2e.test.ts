@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { type ClientOptions, createClient, ParleyError } from '../client-sdk/index.js';
-import type { MsgFrame } from '../client-sdk/protocol.js';
+import type { MsgFrame } from '../protocol/frames.js';
 import { newUser, type Recorded } from './support/clients.js';
 import { rawConnect } from './support/raw.js';
 import { type ServerProcess, startServer } from './support/server.js';

@@ -1,9 +1,9 @@
 // End-to-end: a login must prove possession of the identity key it registers, so no one can claim another user's key as a device of their own.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fromB64, sodiumReady, toB64 } from '../client-sdk/e2e.bytes.js';
-import { generateIdentity, type IdentityKeyPair } from '../client-sdk/e2e.keys.js';
-import { type LoginProof, signLoginProof } from '../client-sdk/e2e.login-proof.js';
-import { LOGIN_CHALLENGE_KEY_LABEL, LOGIN_CHALLENGE_TTL_MS, LoginChallenges } from '../gateway/login-challenges.js';
+import { fromB64, sodiumReady, toB64 } from '../protocol/bytes.js';
+import { generateIdentity, type IdentityKeyPair } from '../protocol/keys.js';
+import { type LoginProof, signLoginProof } from '../protocol/login-proof.js';
+import { LOGIN_CHALLENGE_KEY_LABEL, LOGIN_CHALLENGE_TTL_MS, LoginChallenges } from '../accounts/login-challenges.js';
 import { ManualClock } from '../platform/clock.js';
 import { Tokens } from '../platform/tokens.js';
 import { newUser, type Recorded } from './support/clients.js';

@@ -1,10 +1,10 @@
 // A raw protocol client (plain `ws`) for tests that must send what the SDK never would.
 import { connect } from 'node:net';
 import WebSocket from 'ws';
-import { sodiumReady, toB64 } from '../../client-sdk/e2e.bytes.js';
-import { generateIdentity, type IdentityKeyPair } from '../../client-sdk/e2e.keys.js';
-import { type LoginProof, signLoginProof } from '../../client-sdk/e2e.login-proof.js';
-import type { ServerFrame } from '../../client-sdk/protocol.js';
+import { sodiumReady, toB64 } from '../../protocol/bytes.js';
+import { generateIdentity, type IdentityKeyPair } from '../../protocol/keys.js';
+import { type LoginProof, signLoginProof } from '../../protocol/login-proof.js';
+import type { ServerFrame } from '../../protocol/frames.js';
 import { uniqueName, until } from './wait.js';
 
 export interface RawSession {

@@ -1,13 +1,13 @@
 // GroupFanout: a worker in the fan-out consumer group; delivers each logged group message to its members' online devices.
 import { kill } from 'node:process';
 import { existsSync, writeFileSync } from 'node:fs';
-import type { Delivery } from '../gateway/delivery.js';
+import type { Delivery } from './delivery.js';
 import { AppError } from '../platform/errors.js';
 import type { GroupLog, LogConsumer, LogRecord } from '../platform/group-log.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
-import { sees } from './group-store.js';
-import type { GroupRecord, GroupsManager } from './groups.js';
+import { sees } from '../groups/group-store.js';
+import type { GroupRecord, GroupsManager } from '../groups/groups.js';
 
 export interface GroupFanoutOptions {
   /** The consumer group every fan-out worker joins. Default `parley-fanout`. */

@@ -1,9 +1,9 @@
 // Login proofs: the exact bytes signed, the signature a fixed key gives, and every binding (challenge, username, key) checked.
 import sodium from 'libsodium-wrappers-sumo';
 import { describe, expect, it } from 'vitest';
-import { fromB64, sodiumReady, toB64 } from './e2e.bytes.js';
-import { generateIdentity, type IdentityKeyPair } from './e2e.keys.js';
-import { loginProofMessage, signLoginProof, verifyLoginProof } from './e2e.login-proof.js';
+import { fromB64, sodiumReady, toB64 } from './bytes.js';
+import { generateIdentity, type IdentityKeyPair } from './keys.js';
+import { loginProofMessage, signLoginProof, verifyLoginProof } from './login-proof.js';
 
 await sodiumReady();
 

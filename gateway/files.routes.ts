@@ -1,10 +1,10 @@
 // REST for files: streaming upload, authorized download with ranges, and sharing into a conversation.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { Routes } from '../gateway/routes.js';
+import type { Routes } from './routes.js';
 import { AppError } from '../platform/errors.js';
-import type { ByteRange } from './blob-store.js';
-import { type FileService, tooLarge } from './files.js';
+import type { ByteRange } from '../platform/blob-store.js';
+import { type FileService, tooLarge } from '../files/files.js';
 
 /**
  * A transfer that moves no byte for this long is dropped: an upload (its staging bytes are

@@ -1,10 +1,10 @@
 // Accounts: users, their devices and public keys, and login into a device session.
 import { randomUUID } from 'node:crypto';
-import { fromB64 } from '../client-sdk/e2e.bytes.js';
-import { verifyLoginProof } from '../client-sdk/e2e.login-proof.js';
+import { fromB64 } from '../protocol/bytes.js';
+import { verifyLoginProof } from '../protocol/login-proof.js';
 import type { Cache } from '../platform/cache.js';
-import { vouchValid } from '../client-sdk/e2e.trust.js';
-import { listedDevice, type ListedDeviceJson } from '../client-sdk/protocol.js';
+import { vouchValid } from '../protocol/trust.js';
+import { listedDevice, type ListedDeviceJson } from '../protocol/frames.js';
 import type { Clock } from '../platform/clock.js';
 import { AppError } from '../platform/errors.js';
 import { DUMMY_HASH_PROMISE, hashPassword, verifyPassword } from '../platform/passwords.js';
@@ -14,14 +14,14 @@ import { LoginBackoff } from './login-backoff.js';
 import { LOGIN_CHALLENGE_KEY_LABEL, LoginChallenges } from './login-challenges.js';
 import { usernameSkeleton } from './username.js';
 
-/** A device with its public key and vouch (client-sdk/protocol.ts). */
+/** A device with its public key and vouch (protocol/frames.ts). */
 export type DeviceKey = ListedDeviceJson;
 
 /** A login's proof that the device holds its identity key (`device.proof`, see checkKeyProof). */
 export interface KeyProof {
   /** As issued by `challenge()`, base64. */
   challenge: string;
-  /** Ed25519 signature by the device's key of the login proof bytes (client-sdk/e2e.login-proof.ts), base64. */
+  /** Ed25519 signature by the device's key of the login proof bytes (protocol/login-proof.ts), base64. */
   signature: string;
 }
 
@@ -51,7 +51,7 @@ export interface AccountsOptions {
  * processes see it within DEVICE_CACHE_MS (a sender with a stale list gets `devices_changed`
  * from whichever process holds the fresh one, and re-encrypts).
  *
- * Usernames arrive validated and NFKC-normalized (gateway/username.ts); a new one must not
+ * Usernames arrive validated and NFKC-normalized (accounts/username.ts); a new one must not
  * share its lookalike skeleton with an existing one (a unique column, migration 6).
  */
 export class Accounts {
@@ -211,7 +211,7 @@ export class Accounts {
   /**
    * Records that `signerId`, a device of `userId`, vouches for `deviceId`, another device of
    * the same user (or itself): `signature` must be the signer's Ed25519 signature over the
-   * device certificate (client-sdk/e2e.trust.ts) of the device's current key, else `invalid`.
+   * device certificate (protocol/trust.ts) of the device's current key, else `invalid`.
    * The server checks it only to keep garbage out: clients verify every vouch themselves.
    */
   async vouch(userId: string, signerId: string, deviceId: string, signature: string): Promise<void> {

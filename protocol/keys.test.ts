@@ -1,7 +1,7 @@
 // Known answers for X25519 (RFC 7748), low-order points refused, identity conversion and prekey signatures.
 import sodium from 'libsodium-wrappers-sumo';
 import { describe, expect, it } from 'vitest';
-import { sodiumReady } from './e2e.bytes.js';
+import { sodiumReady } from './bytes.js';
 import {
   dh,
   generateIdentity,
@@ -12,7 +12,7 @@ import {
   isValidIdentityKey,
   isValidX25519PublicKey,
   verifySignedPrekey,
-} from './e2e.keys.js';
+} from './keys.js';
 
 const hex = (s: string) => sodium.from_hex(s);
 const toHex = (b: Uint8Array) => sodium.to_hex(b);

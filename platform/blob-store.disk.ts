@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { AppError } from '../platform/errors.js';
+import { AppError } from './errors.js';
 import { BLOB_HASH, type BlobStore, type ByteRange, type StagedBlob } from './blob-store.js';
 
 const STAGED_KEY = /^[0-9a-f]{32}$/;

@@ -1,9 +1,9 @@
 // GroupReceipts: turns members' delivered/read cursors into one aggregate frame per group, not a frame per member.
-import type { Delivery } from '../gateway/delivery.js';
+import type { Delivery } from './delivery.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
-import { aggregate, type GroupStore } from './group-store.js';
-import { GroupsManager } from './groups.js';
+import { aggregate, type GroupStore } from '../groups/group-store.js';
+import { GroupsManager } from '../groups/groups.js';
 
 /**
  * In a group, a receipt per member per message would be a flood (n members acking m messages

@@ -1,7 +1,13 @@
-// Wire protocol v1: the JSON frames exchanged over the WebSocket at /v1/ws (docs/protocol.md).
+// Wire protocol v1: the JSON frames exchanged over the WebSocket at /v1/ws or Socket.IO (docs/protocol.md).
 
 export const PROTOCOL = 'parley.v1';
 export const WS_PATH = '/v1/ws';
+/** The Socket.IO transport's path (Socket.IO's default, so stock clients need no option). */
+export const SOCKETIO_PATH = '/socket.io';
+/** The Socket.IO event carrying one Parley frame, as its JSON text, in both directions. */
+export const SOCKETIO_EVENT = 'frame';
+/** The Socket.IO event the server emits, with `{code, reason}`, right before it disconnects a session. */
+export const SOCKETIO_CLOSE_EVENT = 'close';
 
 /** One ciphertext for one recipient device (base64; the layout is in client-sdk/e2e.wire.ts and docs/protocol.md §7). */
 export interface DevicePayload {
@@ -29,7 +35,7 @@ export type GroupRole = 'owner' | 'admin' | 'member';
 /**
  * A device as `GET /v1/users/{id}/devices` lists it: its Ed25519 identity key, and the vouch
  * of the device of the same user that approved it (itself for the user's first device; null
- * until one does). Clients trust only what vouches show them (client-sdk/e2e.trust.ts).
+ * until one does). Clients trust only what vouches show them (protocol/trust.ts).
  */
 export interface ListedDeviceJson {
   id: string;

@@ -1,7 +1,7 @@
 // Device keys: the Ed25519 identity (converted to X25519 for DH), signed prekeys, one-time prekeys, and checked X25519 DH.
 import sodium from 'libsodium-wrappers-sumo';
-import { concat, equal, fromB64, randomBytes, randomKeyId, u32, utf8 } from './e2e.bytes.js';
-import { ParleyError } from './http.js';
+import { concat, equal, fromB64, randomBytes, randomKeyId, u32, utf8 } from './bytes.js';
+import { ParleyError } from './errors.js';
 
 /** An Ed25519 identity key pair; `publicKey` is what the server registers as the device's key. */
 export interface IdentityKeyPair {

@@ -1,8 +1,8 @@
 // Device trust: a user's devices vouch for each other with signed certificates, and a client encrypts only to devices vouched for by devices it already trusts.
 import sodium from 'libsodium-wrappers-sumo';
-import { concat, equal, fromB64, toB64, u32, utf8 } from './e2e.bytes.js';
-import type { IdentityKeyPair } from './e2e.keys.js';
-import type { ListedDeviceJson } from './protocol.js';
+import { concat, equal, fromB64, toB64, u32, utf8 } from './bytes.js';
+import type { IdentityKeyPair } from './keys.js';
+import type { ListedDeviceJson } from './frames.js';
 
 const CERT_CONTEXT = utf8('Parley device v1');
 

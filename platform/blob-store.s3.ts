@@ -10,7 +10,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { AppError } from '../platform/errors.js';
+import { AppError } from './errors.js';
 import { BLOB_HASH, type BlobStore, type ByteRange, type StagedBlob } from './blob-store.js';
 
 const STAGED_KEY = /^[0-9a-f]{32}$/;

@@ -1,8 +1,8 @@
 // The KeyDirectory contract, run on every SQL driver: publishing checks, bundles, and one-time prekeys handed out once.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sodiumReady, toB64 } from '../client-sdk/e2e.bytes.js';
-import { generateIdentity, generateOneTimePrekeys, generateSignedPrekey, type IdentityKeyPair } from '../client-sdk/e2e.keys.js';
+import { sodiumReady, toB64 } from '../protocol/bytes.js';
+import { generateIdentity, generateOneTimePrekeys, generateSignedPrekey, type IdentityKeyPair } from '../protocol/keys.js';
 import { ManualClock } from '../platform/clock.js';
 import { AppError } from '../platform/errors.js';
 import { migrate } from '../platform/migrations.js';

@@ -1,6 +1,6 @@
 // Two gateways in one process sharing one in-memory broker and presence: routing, batching per gateway, takeover.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ServerFrame } from '../client-sdk/protocol.js';
+import type { ServerFrame } from '../protocol/frames.js';
 import { MemoryBroker } from '../platform/broker.memory.js';
 import { ManualClock } from '../platform/clock.js';
 import { createLogger } from '../platform/log.js';

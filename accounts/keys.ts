@@ -1,6 +1,6 @@
 // KeyDirectory: the devices' public prekeys (signed and one-time) and the bundles senders fetch to start sessions.
-import { isValidX25519PublicKey, keyFromB64, verifySignedPrekey } from '../client-sdk/e2e.keys.js';
-import { sodiumReady } from '../client-sdk/e2e.bytes.js';
+import { isValidX25519PublicKey, keyFromB64, verifySignedPrekey } from '../protocol/keys.js';
+import { sodiumReady } from '../protocol/bytes.js';
 import type { Clock } from '../platform/clock.js';
 import { AppError } from '../platform/errors.js';
 import { num, type Sql } from '../platform/sql.js';

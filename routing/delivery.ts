@@ -1,6 +1,6 @@
 // Delivery: routes frames to the devices' gateways (one publish per gateway) and keeps this gateway's routes alive.
 import { randomUUID } from 'node:crypto';
-import type { MsgFrame, ServerFrame } from '../client-sdk/protocol.js';
+import type { MsgFrame, ServerFrame } from '../protocol/frames.js';
 import { type Broker, gatewayChannel, GROUPS_CHANNEL, PRESENCE_CHANNEL } from '../platform/broker.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';

@@ -1,10 +1,10 @@
 // REST: group management (create, read, rename, members, roles, leave, delete), member devices and receipts.
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { listedDevice } from '../gateway/accounts.routes.js';
-import type { Routes } from '../gateway/routes.js';
+import { listedDevice } from './accounts.routes.js';
+import type { Routes } from './routes.js';
 import { safeText } from '../platform/text.js';
-import { GroupsManager } from './groups.js';
+import { GroupsManager } from '../groups/groups.js';
 
 const uuid = z.uuid();
 /** A group's name: what the client sends, stored as given. The SDK sends it sealed (client-sdk/e2e.group-meta.ts), so the server holds opaque text. */

@@ -1,8 +1,8 @@
 // Login proof: the device signs the server's login challenge with its identity key, so a login registers only a key its holder controls.
 import sodium from 'libsodium-wrappers-sumo';
-import { concat, fromB64, toB64, u32, utf8 } from './e2e.bytes.js';
-import type { IdentityKeyPair } from './e2e.keys.js';
-import { ParleyError } from './http.js';
+import { concat, fromB64, toB64, u32, utf8 } from './bytes.js';
+import type { IdentityKeyPair } from './keys.js';
+import { ParleyError } from './errors.js';
 
 const CONTEXT = utf8('Parley login v1');
 

@@ -2,7 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AppError } from '../platform/errors.js';
+import { AppError } from './errors.js';
 import type { BlobStore, ByteRange } from './blob-store.js';
 
 export interface BlobStoreFixture {
