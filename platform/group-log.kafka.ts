@@ -21,14 +21,68 @@ export interface KafkaGroupLogOptions {
   maxWaitMs?: number;
 }
 
-/** Routes kafkajs's own log lines to pino (warn and above; kafkajs never logs record values). */
+/**
+ * What kafkajs logs at ERROR while it is still recovering by itself: a broker that is starting
+ * or restarting refuses connections, has no group coordinator or partition leader yet, or is
+ * loading its offsets; kafkajs retries each of these (and restarts a consumer that ran out of
+ * retries on them). Matched against the line's message and its `error` field (kafkajs's own
+ * texts, from its protocol error table and connection code, as of 2.2.4).
+ */
+const KAFKA_TRANSIENT = [
+  'Connection error',
+  'Connection timeout',
+  'Closed connection',
+  'Connection closed',
+  'Failed to connect to seed broker',
+  'Failed to connect to broker, reconnecting',
+  'Restarting the consumer',
+  'The group coordinator is not available',
+  "The coordinator is loading and hence can't process requests",
+  'This is not the correct coordinator for this group',
+  'There is no leader for this topic-partition',
+  'This server is not the leader for that topic-partition',
+  'This server does not host this topic-partition',
+  'The replica is not available for the requested topic-partition',
+  'The server disconnected before a response was received',
+  'The request timed out',
+  'This is not the correct controller for this cluster',
+  'fewer in-sync replicas than required',
+  'The leader epoch in the request is',
+  'The leader high watermark has not caught up',
+  'The coordinator is not aware of this member',
+];
+
+/** What kafkajs logs at ERROR in its normal course (a rebalance, a topic we create if missing): not a problem at all. */
+const KAFKA_EXPECTED = [
+  'The group is rebalancing, so a rejoin is needed',
+  'The group member needs to have a valid member id',
+  'Topic with this name already exists',
+];
+
+/** The pino level for one kafkajs log line, or null to drop it (kafkajs's info and debug chatter). */
+export function kafkaLogLevel(level: KafkaLogLevel, message: string, error?: unknown): 'error' | 'warn' | 'debug' | null {
+  if (level === KafkaLogLevel.WARN) return 'warn';
+  if (level !== KafkaLogLevel.ERROR) return null;
+  const text = `${message} ${typeof error === 'string' ? error : ''}`;
+  if (KAFKA_EXPECTED.some((t) => text.includes(t))) return 'debug';
+  if (KAFKA_TRANSIENT.some((t) => text.includes(t))) return 'warn';
+  return 'error';
+}
+
+/**
+ * Routes kafkajs's own log lines to pino (kafkajs never logs record values). Its ERROR lines
+ * about conditions it retries by itself (a broker still starting, a coordinator or leader not
+ * elected yet, a reconnect) become warnings, its ERROR lines about a rebalance it handles become
+ * debug, and anything else stays an error; its info and debug lines are dropped.
+ */
 export function kafkaLogCreator(log: Logger): logCreator {
   return () =>
     ({ level, label, log: entry }) => {
       const { message, ...rest } = entry;
+      const to = kafkaLogLevel(level, message, rest.error);
+      if (!to) return;
       const fields = { component: 'kafka', label, broker: rest.broker, groupId: rest.groupId, error: rest.error };
-      if (level <= KafkaLogLevel.ERROR) log.error(fields, message);
-      else if (level === KafkaLogLevel.WARN) log.warn(fields, message);
+      log[to](fields, message);
     };
 }
 
