@@ -1,23 +1,17 @@
 // GroupsManager: what REST and the message path call for groups: the rules, the caches, and the log of changes.
 import type { ListedDeviceJson } from '../protocol/frames.js';
 import { createHash } from 'node:crypto';
-import type { MsgFrame, SystemEvent } from '../protocol/frames.js';
+import type { SystemEvent } from '../protocol/frames.js';
 import type { Cache } from '../platform/cache.js';
 import type { Clock } from '../platform/clock.js';
 import { AppError } from '../platform/errors.js';
 import type { GroupLog } from '../platform/group-log.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
+import type { GroupRecord } from '../messaging/ports.js';
 import { type GroupInfo, type GroupStore, type LockedGroup, type Membership, type MemberRow, type Role, aggregate, sees } from './group-store.js';
 
-/** What the group log carries for each message of a group (ciphertext only), keyed by group id. */
-export interface GroupRecord {
-  frame: MsgFrame;
-  /** Per-device sealed message keys, when the sender included them. */
-  keys?: Record<string, string>;
-  /** The membership version the message was committed under. */
-  membersVersion: number;
-}
+export type { GroupRecord } from '../messaging/ports.js';
 
 export interface GroupsOptions {
   /** Most members a group may have. Default 1024. */

@@ -1,26 +1,14 @@
 // MessagesManager: what the gateway calls to send, acknowledge and mark read; it checks, persists and delivers.
 import type { ClientFrame, DevicePayload, ReceiptKind } from '../protocol/frames.js';
 import type { Accounts } from '../accounts/accounts.js';
-import type { Delivery } from '../routing/delivery.js';
-import type { GroupReceipts } from '../routing/group-receipts.js';
-import { type GroupRecord, GroupsManager } from '../groups/groups.js';
 import { AppError } from '../platform/errors.js';
-import type { GroupLog } from '../platform/group-log.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
 import { type AppendResult, MessageStore } from './message-store.js';
+import { currentMembers, type DeviceRelay, type GroupMessaging, type GroupRecord } from './ports.js';
 
 type SendFrame = Extract<ClientFrame, { type: 'send' }>;
 type GroupSendFrame = Extract<ClientFrame, { type: 'group.send' }>;
-
-/** The group side of messaging: memberships and the log that feeds the fan-out workers. */
-export interface GroupMessaging {
-  groups: GroupsManager;
-  log: GroupLog;
-  receipts: GroupReceipts;
-  /** Groups larger than this get no typing indicators (each would reach every member). */
-  typingMaxMembers: number;
-}
 
 /** The devices a send's payloads name; `invalid` if one is named twice. */
 function payloadDevices(payloads: readonly DevicePayload[]): Set<string> {
@@ -51,7 +39,7 @@ export class MessagesManager {
   constructor(
     private readonly store: MessageStore,
     private readonly accounts: Accounts,
-    private readonly delivery: Delivery,
+    private readonly delivery: DeviceRelay,
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly group: GroupMessaging,
@@ -183,7 +171,7 @@ export class MessagesManager {
         throw err;
       },
     );
-    return { done, audience: GroupsManager.current(membership).length };
+    return { done, audience: currentMembers(membership).length };
   }
 
   /**
@@ -214,7 +202,7 @@ export class MessagesManager {
     let members: readonly string[];
     if ((await this.store.kind(conversationId)) === 'group') {
       const m = await this.group.groups.currentMembership(conversationId, sender.userId).catch(() => null);
-      members = m ? GroupsManager.current(m).map((r) => r.userId) : [];
+      members = m ? currentMembers(m) : [];
       if (members.includes(sender.userId) && members.length > this.group.typingMaxMembers) return;
     } else {
       members = await this.store.members(conversationId);

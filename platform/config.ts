@@ -74,8 +74,6 @@ const schema = z
     GROUP_RECEIPT_INTERVAL_MS: int(250, 10, 60_000),
     GROUP_TYPING_MAX_MEMBERS: int(256, 0, 100_000),
     GROUP_BROADCAST_MIN_MEMBERS: int(100, 1, 1_000_000),
-    /** Test-only fault injection (see routing/group-fanout.ts); never set in production. */
-    FAULT_FANOUT_CRASH_MARKER: z.string().min(1).optional(),
     /** Largest upload, in bytes of ciphertext. At most 5 GiB: what one S3 PUT may write. */
     FILE_MAX_BYTES: int(104_857_600, 1, 5 * 1024 ** 3),
     /** Days an uploaded file stays downloadable; then the retention sweep deletes it. */

@@ -1,6 +1,4 @@
 // GroupFanout: a worker in the fan-out consumer group; delivers each logged group message to its members' online devices.
-import { kill } from 'node:process';
-import { existsSync, writeFileSync } from 'node:fs';
 import type { Delivery } from './delivery.js';
 import { AppError } from '../platform/errors.js';
 import type { GroupLog, LogConsumer, LogRecord } from '../platform/group-log.js';
@@ -13,11 +11,10 @@ export interface GroupFanoutOptions {
   /** The consumer group every fan-out worker joins. Default `parley-fanout`. */
   consumerGroup?: string;
   /**
-   * Fault injection for the end-to-end suite only: when set to a file path that does not
-   * exist yet, the worker creates it and kills itself (SIGKILL) right after delivering a
-   * batch and before its offsets are committed — once.
+   * Called after a batch was delivered and before its offsets are committed (its records'
+   * count). Fault-injection tests use it to kill the worker at that point; unset in production.
    */
-  crashBeforeCommitMarker?: string;
+  afterDeliver?: (records: number) => void | Promise<void>;
   /**
    * Groups with at least this many members who may see a message are broadcast to every
    * gateway, each delivering to its own devices; smaller ones are routed device by device
@@ -70,12 +67,7 @@ export class GroupFanout {
       }
       await this.deliver(rec);
     }
-    const marker = this.options.crashBeforeCommitMarker;
-    if (marker && !existsSync(marker)) {
-      writeFileSync(marker, String(records.length));
-      this.logger.warn({ records: records.length }, 'fault injection: killing the fan-out worker before it commits');
-      kill(process.pid, 'SIGKILL');
-    }
+    await this.options.afterDeliver?.(records.length);
   }
 
   private async deliver(rec: GroupRecord): Promise<void> {

@@ -37,8 +37,8 @@ describe.skipIf(!realTier)('groups on the real tier: PostgreSQL, Redis, Kafka; t
     HEARTBEAT_INTERVAL_MS: '300',
     PRESENCE_TTL_MS: '2000',
   });
-  const worker = async (extra: Record<string, string> = {}) => {
-    const w = await startServer({ env: { ...env(), FANOUT_WORKER: 'true', GATEWAY_ID: `worker${workers.length + 1}`, ...extra } });
+  const worker = async (extra: Record<string, string> = {}, entry?: string) => {
+    const w = await startServer({ env: { ...env(), FANOUT_WORKER: 'true', GATEWAY_ID: `worker${workers.length + 1}`, ...extra }, entry });
     workers.push(w);
     return w;
   };
@@ -70,7 +70,7 @@ describe.skipIf(!realTier)('groups on the real tier: PostgreSQL, Redis, Kafka; t
     const sent: SendResult[] = [];
     for (let i = 0; i < 5; i++) sent.push(await alice.client.sendGroupText(id, `before crash ${i}`));
     const marker = join(scratch, 'crashed');
-    const doomed = await worker({ FAULT_FANOUT_CRASH_MARKER: marker });
+    const doomed = await worker({ PARLEY_FAULT_FANOUT_CRASH_MARKER: marker }, 'test/support/fault-server.ts');
     await until(() => !doomed.running, 'the worker killed itself after its first batch');
     expect(Number(await readFile(marker, 'utf8'))).toBeGreaterThan(0);
     // It delivered before dying (Bob is on the other gateway, Carol on the first)…

@@ -24,14 +24,14 @@ export interface ServerProcess {
   dispose(): Promise<void>;
 }
 
-export async function startServer(options: { env?: Record<string, string> } = {}): Promise<ServerProcess> {
+export async function startServer(options: { env?: Record<string, string>; /** The entry script; default server.ts. */ entry?: string } = {}): Promise<ServerProcess> {
   const dataDir = await mkdtemp(join(tmpdir(), 'parley-e2e-'));
   const logs: string[] = [];
   let child: ChildProcess | null = null;
   let port = 0;
 
   const launch = async () => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'server.ts'], {
+    const proc = spawn(process.execPath, ['--import', 'tsx', options.entry ?? 'server.ts'], {
       cwd: ROOT,
       env: {
         PATH: process.env.PATH ?? '',
