@@ -2,10 +2,18 @@
 # Starts the real backing services the tests and the cluster need, when they are not already
 # running, on loopback. Usage: scripts/services.sh postgres|redis|kafka|s3   (prints the service address on stdout);
 # scripts/services.sh kafka-stop / s3-stop stops the broker / S3 server this script started.
+# With PARLEY_SERVICES_LEDGER=<file> set, each service this call started (rather than found running,
+# or installed, which may start it) is appended to that file; `scripts/services.sh stop <file>`
+# then stops exactly those, newest first, and removes the file (npm test and npm run cluster do so).
 # Everything it does is idempotent; progress goes to stderr.
 set -euo pipefail
 
 log() { echo "[services] $*" >&2; }
+
+# started NAME ARG: notes in the ledger (when there is one) that this call started NAME; ARG says how to stop it.
+started() {
+  if [ -n "${PARLEY_SERVICES_LEDGER:-}" ]; then echo "$1 $2" >> "$PARLEY_SERVICES_LEDGER"; fi
+}
 
 PGHOST_=${PARLEY_PG_HOST:-127.0.0.1}
 PGPORT_=${PARLEY_PG_PORT:-5432}
@@ -13,17 +21,21 @@ PGPORT_=${PARLEY_PG_PORT:-5432}
 pg_ready() { pg_isready -q -h "$PGHOST_" -p "$PGPORT_" 2>/dev/null; }
 
 ensure_postgres() {
+  local installed=0 version
   if ! command -v pg_isready >/dev/null 2>&1 || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
     log "PostgreSQL is not installed; installing it from Debian's packages"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2 && apt-get install -y -qq postgresql >&2
+    installed=1
   fi
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
   if ! pg_ready; then
-    local version
-    version=$(ls /etc/postgresql | sort -V | tail -n 1)
     log "starting PostgreSQL $version on $PGHOST_:$PGPORT_"
     pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2 || true
     for _ in $(seq 1 60); do pg_ready && break; sleep 0.5; done
+    started postgres "$version"
+  elif [ "$installed" = 1 ]; then
+    started postgres "$version" # the package's own scripts started it
   fi
   if ! pg_ready; then log "PostgreSQL did not become ready"; return 1; fi
   # Trust auth on loopback is how these machines are set up; fall back to the postgres OS user.
@@ -39,10 +51,12 @@ REDIS_PORT_=${PARLEY_REDIS_PORT:-6379}
 redis_ready() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT_" ping 2>/dev/null | grep -q PONG; }
 
 ensure_redis() {
+  local installed=0
   if ! command -v redis-server >/dev/null 2>&1; then
     log "Redis is not installed; installing it from Debian's packages"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2 && apt-get install -y -qq redis-server >&2
+    installed=1
   fi
   if ! redis_ready; then
     log "starting Redis on 127.0.0.1:$REDIS_PORT_"
@@ -50,6 +64,9 @@ ensure_redis() {
     redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT_" --save "" --appendonly no \
       --dir /var/lib/redis --logfile /var/log/redis/parley.log >&2 || true
     for _ in $(seq 1 40); do redis_ready && break; sleep 0.25; done
+    started redis "$REDIS_PORT_"
+  elif [ "$installed" = 1 ]; then
+    started redis "$REDIS_PORT_" # the package's own scripts started it
   fi
   if ! redis_ready; then log "Redis did not become ready"; return 1; fi
   echo "redis://127.0.0.1:$REDIS_PORT_"
@@ -117,6 +134,7 @@ PROPS
     -Dlog4j.configuration="file:$ROOT/scripts/kafka/log4j.properties" \
     -cp "$cp" kafka.Kafka "$KAFKA_DIR/server.properties" > "$KAFKA_DIR/logs/stdout.log" 2>&1 < /dev/null &
   echo $! > "$KAFKA_DIR/kafka.pid"
+  started kafka "$KAFKA_DIR/kafka.pid"
   for _ in $(seq 1 180); do
     if port_open "$KAFKA_PORT_" && grep -q "Kafka Server started" "$KAFKA_DIR/logs/server.log" 2>/dev/null; then
       echo "127.0.0.1:$KAFKA_PORT_"; return 0
@@ -163,6 +181,7 @@ PROPS
     -cp "$S3_DIR/lib/*" org.gaul.s3proxy.Main --properties "$S3_DIR/s3proxy.conf" \
     > "$S3_DIR/logs/stdout.log" 2>&1 < /dev/null &
   echo $! > "$S3_DIR/s3proxy.pid"
+  started s3 "$S3_DIR/s3proxy.pid"
   for _ in $(seq 1 120); do
     if s3_ready; then echo "http://127.0.0.1:$S3_PORT_"; return 0; fi
     if ! kill -0 "$(cat "$S3_DIR/s3proxy.pid")" 2>/dev/null; then
@@ -175,6 +194,31 @@ PROPS
 }
 
 
+# stop_redis PORT: shuts down the Redis on PORT (no save: this script starts it without persistence).
+stop_redis() {
+  redis-cli -h 127.0.0.1 -p "$1" shutdown nosave >/dev/null 2>&1 || true
+  for _ in $(seq 1 40); do redis-cli -h 127.0.0.1 -p "$1" ping >/dev/null 2>&1 || return 0; sleep 0.25; done
+  log "Redis on 127.0.0.1:$1 did not stop"
+}
+
+# stop_ledger FILE: stops the services a ledger lists (see the top of this file), newest first, then removes it.
+stop_ledger() {
+  [ -f "$1" ] || return 0
+  local name arg
+  while read -r name arg; do
+    [ -n "$name" ] || continue
+    log "stopping $name (started by this run)"
+    case "$name" in
+      postgres) pg_ctlcluster --skip-systemctl-redirect "$arg" main stop -m fast >&2 || true ;;
+      redis) stop_redis "$arg" ;;
+      kafka) stop_pidfile Kafka "$arg" ;;
+      s3) stop_pidfile S3Proxy "$arg" ;;
+      *) log "unknown service in the ledger: $name" ;;
+    esac
+  done < <(tac "$1")
+  rm -f "$1"
+}
+
 case "${1:-}" in
   postgres) ensure_postgres ;;
   redis) ensure_redis ;;
@@ -182,5 +226,6 @@ case "${1:-}" in
   kafka-stop) stop_pidfile Kafka "$KAFKA_DIR/kafka.pid" ;;
   s3) ensure_s3 ;;
   s3-stop) stop_pidfile S3Proxy "$S3_DIR/s3proxy.pid" ;;
-  *) echo "usage: $0 postgres|redis|kafka|kafka-stop|s3|s3-stop" >&2; exit 2 ;;
+  stop) stop_ledger "${2:?usage: $0 stop LEDGER}" ;;
+  *) echo "usage: $0 postgres|redis|kafka|kafka-stop|s3|s3-stop|stop LEDGER" >&2; exit 2 ;;
 esac

@@ -1,5 +1,8 @@
-// Starts the real services the suites need (via scripts/services.sh) and hands their URLs to the tests.
+// Starts the real services the suites need (via scripts/services.sh), hands their URLs to the tests, and stops afterwards the ones it started.
 import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
 
@@ -19,26 +22,42 @@ declare module 'vitest' {
   }
 }
 
-/** Starts one service; on failure, skips its suites with the reason, except under CI=true. */
-async function ensure(name: 'postgres' | 'redis' | 'kafka' | 's3', label: string): Promise<{ url: string | null; unavailable: string | null }> {
+/** Starts one service unless it is running; the script notes in `ledger` each one it started. */
+async function ensure(ledger: string, name: 'postgres' | 'redis' | 'kafka' | 's3', label: string): Promise<{ url: string | null; unavailable: string | null }> {
   try {
-    const { stdout } = await run('bash', ['scripts/services.sh', name], { timeout: 300_000 });
+    const { stdout } = await run('bash', ['scripts/services.sh', name], { timeout: 300_000, env: { ...process.env, PARLEY_SERVICES_LEDGER: ledger } });
     return { url: stdout.trim().split('\n').pop() ?? null, unavailable: null };
   } catch (err) {
-    const reason = `${label} could not be started: ${(err as Error).message.split('\n')[0]}`;
-    if (process.env.CI === 'true') throw new Error(`${reason} (CI=true: every tier must run)`);
-    console.warn(`\n[tests] ${reason}; ${label} suites are skipped.\n`);
-    return { url: null, unavailable: reason };
+    return { url: null, unavailable: `${label} could not be started: ${(err as Error).message.split('\n')[0]}` };
   }
 }
 
-export default async function setup(project: TestProject): Promise<void> {
+/** Stops exactly the services this run started (listed in the ledger), leaving running those it found running. */
+async function stopStarted(ledger: string): Promise<void> {
+  const names = (await readFile(ledger, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => l.split(' ')[0]);
+  if (names.length > 0) {
+    console.log(`\n[tests] stopping what this run started: ${names.join(', ')}`);
+    await run('bash', ['scripts/services.sh', 'stop', ledger], { timeout: 300_000 });
+  }
+  await rm(join(ledger, '..'), { recursive: true, force: true });
+}
+
+/** Vitest's global setup: the returned function is its teardown, run once every suite has finished. */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const ledger = join(await mkdtemp(join(tmpdir(), 'parley-services-')), 'started');
   const [pg, redis, kafka, s3] = await Promise.all([
-    ensure('postgres', 'PostgreSQL'),
-    ensure('redis', 'Redis'),
-    ensure('kafka', 'Kafka'),
-    ensure('s3', 'S3 (S3Proxy)'),
+    ensure(ledger, 'postgres', 'PostgreSQL'),
+    ensure(ledger, 'redis', 'Redis'),
+    ensure(ledger, 'kafka', 'Kafka'),
+    ensure(ledger, 's3', 'S3 (S3Proxy)'),
   ]);
+  // A tier that could not start skips its suites with the reason, except under CI=true.
+  const missing = [pg, redis, kafka, s3].flatMap((s) => (s.unavailable ? [s.unavailable] : []));
+  if (missing.length > 0 && process.env.CI === 'true') {
+    await stopStarted(ledger);
+    throw new Error(`${missing.join('; ')} (CI=true: every tier must run)`);
+  }
+  for (const reason of missing) console.warn(`\n[tests] ${reason}; its suites are skipped.\n`);
   project.provide('postgresAdminUrl', pg.url);
   project.provide('postgresUnavailable', pg.unavailable);
   project.provide('redisUrl', redis.url);
@@ -57,4 +76,5 @@ export default async function setup(project: TestProject): Promise<void> {
       : null,
   );
   project.provide('s3Unavailable', s3.unavailable);
+  return () => stopStarted(ledger);
 }
