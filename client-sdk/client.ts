@@ -1,4 +1,4 @@
-// The Parley client: accounts, an auto-reconnecting socket, an outbox of unacknowledged sends, and end-to-end encryption per device.
+// The Parley client: a façade over accounts, the socket (socket.ts), the outbox (outbox.ts), the inbox (inbox.ts) and end-to-end encryption per device.
 import { type Content, decodeContent, encodeContent } from './content.js';
 import { fromB64, sodiumReady, toB64 } from '../protocol/bytes.js';
 import { restDirectory } from './e2e.directory.js';
@@ -8,37 +8,23 @@ import type { DeviceRecord } from './e2e.store.js';
 import { memoryKeyStore } from './e2e.store.memory.js';
 import { EMPTY_REASON, emptyBody, INNER } from './e2e.wire.js';
 import type { ListedDevice } from '../protocol/trust.js';
-import type { ClientEvents, ClientOptions, ReceivedFile, SendFileOptions, SendFileResult, SendResult, SocketCtor, SocketLike } from './client.types.js';
+import type { ClientEvents, ClientOptions, ReceivedFile, SendFileOptions, SendFileResult, SendResult } from './client.types.js';
+import { type Clock, systemClock } from './clock.js';
 import { Emitter } from './emitter.js';
 import { ciphertextSize, downloadFile, encryptFile, type FileRef, fileRefOf, type Progress, uploadCiphertext } from './files.js';
 import { GroupDirectory, type GroupEvent, type GroupInfo, type GroupReceipts, type GroupRole, type GroupSummary, type MetaPayload, SenderKeyTracker } from './groups.js';
 import { encodeMetaKey, type GroupMetaKey, newGroupMetaKey, openGroupName, sealedNameKeyId, sealGroupName } from './e2e.group-meta.js';
 import { ParleyError, request } from './http.js';
-import { CLOSE, PROTOCOL, shouldReconnect, WS_PATH, type ClientFrame, type ErrorFrame, type ServerFrame } from '../protocol/frames.js';
+import type { ClientFrame, ErrorFrame, MsgFrame, ServerFrame } from '../protocol/frames.js';
+import { Inbox } from './inbox.js';
+import { Outbox, type OutboxEntry, type SendFrame, TEMPORARY } from './outbox.js';
+import { Gateways, ParleySocket, type TransportName } from './socket.js';
 import { TrustManager } from './trust.js';
 
-interface OutboxEntry {
-  id: string;
-  /** A user id, or a group id when `group` is set. */
-  to: string;
-  group: boolean;
-  plaintext: Uint8Array;
-  /** Set for a control message (session_reset, sender_key_request) to this one device of `to` (the others get an empty body). */
-  controlFor?: string;
-  /** Group sends: the devices this frame distributes our sender key to (they hold it once it is acknowledged). */
-  keyedDevices?: string[];
-  /** Group sends: the id of the sender key it was made with. */
-  keyId?: number;
-  frame?: Extract<ClientFrame, { type: 'send' | 'group.send' }>;
-  inFlight: boolean;
-  resolve: (r: SendResult) => void;
-  reject: (e: ParleyError) => void;
+/** A compile-time check that a switch handled every case: a new frame type that is not handled fails to compile. */
+function assertNever(x: never): never {
+  throw new ParleyError('invalid', `unhandled frame: ${JSON.stringify(x)}`);
 }
-
-const OPEN = 1;
-/** Error codes after which the same request may succeed later. (`internal` is a server bug: not retried.) */
-const TEMPORARY = new Set(['unavailable', 'rate_limited']);
-const dec = new TextDecoder();
 
 /**
  * A Parley client for one device.
@@ -58,21 +44,14 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private tokenExpiresAt = 0;
   private _userId: string | null = null;
   private device: DeviceRecord | null = null;
-  private socket: SocketLike | null = null;
   private isReady = false;
-  private closedByUser = false;
-  private attempt = 0;
-  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private connectWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
-  private readonly outbox = new Map<string, OutboxEntry>();
-  private readonly lastSeq = new Map<string, number>();
-  private readonly pendingAcks = new Map<string, number>();
-  private ackTimer: ReturnType<typeof setTimeout> | undefined;
-  private readonly pendingReads = new Map<string, number>();
-  private readonly receiptsSeen = new Map<string, number>();
+  private readonly clock: Clock;
+  private readonly gateways: Gateways;
+  private readonly socket: ParleySocket;
+  private readonly outbox: Outbox;
+  private readonly inbox: Inbox;
   private readonly userDevices = new Map<string, ListedDevice[]>();
-  private inbound: Promise<void> = Promise.resolve();
-  private pumping: Promise<void> = Promise.resolve();
   private maxPayloadBytes = Infinity;
   private readonly presenceWatch = new Set<string>();
   private readonly sessions: SessionManager;
@@ -87,11 +66,49 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private fileLimits: { maxBytes: number } | undefined;
   /** Ids known to be groups (from group messages and events), so sendFile knows how to share. */
   private readonly knownGroups = new Set<string>();
-  private readonly urls: string[];
-  private urlIndex = 0;
 
   constructor(private readonly options: ClientOptions) {
     super();
+    this.clock = options.clock ?? systemClock;
+    this.gateways = new Gateways(options.url);
+    this.socket = new ParleySocket({
+      gateways: this.gateways,
+      token: { get: () => this.freshToken(), refused: () => void (this.token = null) },
+      ...(options.transport ? { transport: options.transport } : {}),
+      ...(options.reconnect ? { reconnect: options.reconnect } : {}),
+      ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
+      clock: this.clock,
+      ...(options.random ? { random: options.random } : {}),
+    });
+    this.socket.on('frame', (raw) => this.onFrame(raw));
+    this.socket.on('transport', (t) => this.emit('transport', t));
+    this.socket.on('close', (ev) => this.onClose(ev));
+    this.socket.on('failed', (err) => {
+      this.rejectWaiters(err);
+      if (err.code !== 'closed') this.emit('error', err);
+    });
+    this.outbox = new Outbox({
+      encrypt: (entry) => this.encryptFor(entry),
+      send: (frame) => this.sendFrame(frame),
+      isReady: () => this.isReady,
+      maxPayloadBytes: () => this.maxPayloadBytes,
+      devicesChanged: (entry) => {
+        if (entry.group) this.groups.forget(entry.to);
+        this.userDevices.delete(entry.to);
+        this.userDevices.delete(this.userId);
+      },
+      acknowledged: (e) => {
+        if (e.group && e.keyedDevices && e.keyId !== undefined) this.senderKeys.delivered(e.to, e.keyId, e.keyedDevices);
+      },
+      ...(options.maxInFlight !== undefined ? { maxInFlight: options.maxInFlight } : {}),
+      clock: this.clock,
+    });
+    this.inbox = new Inbox({
+      handle: (f) => this.onMessage(f),
+      send: (frame) => this.sendFrame(frame),
+      failed: (err) => this.emit('error', err instanceof ParleyError ? err : new ParleyError('internal', String(err))),
+      clock: this.clock,
+    });
     this.sessions = new SessionManager({
       store: options.keyStore ?? memoryKeyStore(),
       directory: restDirectory(async (method, path, body) => this.call(method, path, { body, token: await this.freshToken() })),
@@ -120,8 +137,6 @@ export class ParleyClient extends Emitter<ClientEvents> {
       onDevicePending: (e) => this.emit('device_pending', e),
       onIdentityChanged: (e) => this.identityChanged(e),
     });
-    this.urls = typeof options.url === 'string' ? [options.url] : [...options.url];
-    if (this.urls.length === 0) throw new ParleyError('invalid', 'no server url');
   }
 
   /** The logged-in user's id. */
@@ -141,6 +156,14 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   get connected(): boolean {
     return this.isReady;
+  }
+
+  /**
+   * The transport of the current (or last) connection: 'websocket', 'socket.io:polling' or
+   * 'socket.io:websocket' (null before the first). Changes are emitted as 'transport'.
+   */
+  get transport(): TransportName | null {
+    return this.socket.transport;
   }
 
   /** Creates the account, then logs in this device. */
@@ -238,29 +261,18 @@ export class ParleyClient extends Emitter<ClientEvents> {
    * (bad credentials, this device replaced by another connection).
    */
   connect(): Promise<void> {
-    this.closedByUser = false;
     if (this.isReady) return Promise.resolve();
     const p = new Promise<void>((resolve, reject) => this.connectWaiters.push({ resolve, reject }));
-    if (!this.socket && !this.reconnectTimer) void this.openSocket();
+    this.socket.open();
     return p;
   }
 
   /** Closes the connection for good. Unacknowledged sends stay in the outbox for a later connect(). */
   async close(): Promise<void> {
-    this.closedByUser = true;
-    clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = undefined;
-    this.flushAcks();
-    const s = this.socket;
-    this.socket = null;
+    this.inbox.flushAcks();
     this.isReady = false;
-    if (s && s.readyState <= OPEN) {
-      await new Promise<void>((resolve) => {
-        s.onclose = () => resolve();
-        s.close(1000, 'client closed');
-        setTimeout(resolve, 1000);
-      });
-    }
+    this.outbox.disconnected();
+    await this.socket.close();
   }
 
   /** Encrypts `text` for each of the user's devices (and your other devices) and sends it; resolves on the server's ack. */
@@ -303,8 +315,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
         );
       } catch (err) {
         if (!(err instanceof ParleyError) || !TEMPORARY.has(err.code) || attempt >= 3) throw err;
-        if (err.status === undefined) this.urlIndex++; // unreachable: try the next gateway
-        await new Promise((r) => setTimeout(r, 500 * attempt));
+        if (err.status === undefined) this.gateways.next(); // unreachable: try the next gateway
+        await new Promise((r) => this.clock.setTimeout(() => r(undefined), 500 * attempt));
       }
     }
     report({ fileId: uploaded.id, name: options.name, loaded: encrypted.size, total: encrypted.size });
@@ -320,7 +332,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   /** Encrypts content for the recipient's (or group's) devices and sends it through the outbox. The one path every send takes. */
   private sendContent(to: string, group: boolean, content: Content): Promise<SendResult> {
     if (group) this.knownGroups.add(to);
-    return this.enqueueSend(to, group, encodeContent(content));
+    return this.outbox.enqueue(to, group, encodeContent(content));
   }
 
   /** Whether `id` is a group of ours (else it is taken for a user id). */
@@ -469,8 +481,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   /** Marks everything up to `seq` in the conversation read; the sender's devices get a 'read' receipt. */
   async markRead(conversationId: string, seq: number): Promise<void> {
-    this.pendingReads.set(conversationId, Math.max(seq, this.pendingReads.get(conversationId) ?? 0));
-    this.flushReads();
+    this.inbox.markRead(conversationId, seq);
   }
 
   /** Tells the other members you are (or stopped) typing. Ephemeral: dropped when offline. */
@@ -486,60 +497,10 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   /** A control message (inner kind CONTROL) to one device of `userId`, over the pairwise session. */
   private sendControl(userId: string, deviceId: string, payload: Uint8Array): void {
-    void this.enqueueSend(userId, false, payload, deviceId).catch((e: ParleyError) => this.emit('error', e));
+    void this.outbox.enqueue(userId, false, payload, deviceId).catch((e: ParleyError) => this.emit('error', e));
   }
 
-  private enqueueSend(to: string, group: boolean, plaintext: Uint8Array, controlFor?: string): Promise<SendResult> {
-    return new Promise<SendResult>((resolve, reject) => {
-      const id = crypto.randomUUID();
-      this.outbox.set(id, { id, to, group, plaintext, ...(controlFor ? { controlFor } : {}), inFlight: false, resolve, reject });
-      void this.pump();
-    });
-  }
-
-  /** Sends outbox entries in order while connected, up to the in-flight window; one pass at a time. */
-  private pump(): Promise<void> {
-    this.pumping = this.pumping.then(() => this.pumpOnce());
-    return this.pumping;
-  }
-
-  private async pumpOnce(): Promise<void> {
-    const max = this.options.maxInFlight ?? 64;
-    let inFlight = [...this.outbox.values()].filter((e) => e.inFlight).length;
-    for (const entry of this.outbox.values()) {
-      if (!this.isReady || inFlight >= max) return;
-      if (entry.inFlight) continue;
-      entry.inFlight = true;
-      inFlight++;
-      try {
-        entry.frame ??= await this.encryptFor(entry);
-      } catch (err) {
-        const e = err instanceof ParleyError ? err : new ParleyError('invalid', (err as Error).message);
-        if (TEMPORARY.has(e.code)) {
-          // The server is unreachable or busy: keep the send, try again later (or on reconnect).
-          entry.inFlight = false;
-          setTimeout(() => void this.pump(), 500);
-          return;
-        }
-        this.outbox.delete(entry.id);
-        entry.reject(e);
-        continue;
-      }
-      if (!this.isReady) {
-        entry.inFlight = false;
-        return;
-      }
-      if (JSON.stringify(entry.frame).length > this.maxPayloadBytes) {
-        // The server would close the socket (1009) and the resend would do it again.
-        this.outbox.delete(entry.id);
-        entry.reject(new ParleyError('too_large', 'message too large for this server'));
-        continue;
-      }
-      this.sendFrame(entry.frame);
-    }
-  }
-
-  private async encryptFor(entry: OutboxEntry): Promise<Extract<ClientFrame, { type: 'send' | 'group.send' }>> {
+  private async encryptFor(entry: OutboxEntry): Promise<SendFrame> {
     await this.mayEncrypt();
     if (entry.group) return this.encryptForGroup(entry);
     const [theirs, mine] = await Promise.all([this.devicesOf(entry.to), this.devicesOf(this.userId)]);
@@ -636,7 +597,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   }
 
   private baseUrl(): string {
-    return this.urls[this.urlIndex % this.urls.length]!;
+    return this.gateways.current();
   }
 
   /** A REST call to the current gateway; when it cannot be reached, the next ones are tried once each. */
@@ -645,75 +606,22 @@ export class ParleyClient extends Emitter<ClientEvents> {
       try {
         return await request<T>(this.baseUrl(), method, path, options);
       } catch (err) {
-        if (!(err instanceof ParleyError) || err.status !== undefined || tried >= this.urls.length) throw err;
-        this.urlIndex++;
+        if (!(err instanceof ParleyError) || err.status !== undefined || tried >= this.gateways.count) throw err;
+        this.gateways.next();
       }
     }
   }
 
   private async freshToken(): Promise<string> {
-    if (!this.token || this.tokenExpiresAt - Date.now() < 60_000) await this.login();
+    if (!this.token || this.tokenExpiresAt - this.clock.now() < 60_000) await this.login();
     return this.token!;
   }
 
-  private async openSocket(): Promise<void> {
-    let token: string;
-    try {
-      token = await this.freshToken();
-    } catch (err) {
-      return this.failOrRetry(err);
-    }
-    if (this.closedByUser) return;
-    const Ctor = this.options.WebSocket ?? (globalThis as { WebSocket?: SocketCtor }).WebSocket ?? ((await import('ws')).default as unknown as SocketCtor);
-    const url = new URL(WS_PATH, this.baseUrl());
-    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-    const socket = new Ctor(url.toString(), [PROTOCOL, `bearer.${token}`]);
-    this.socket = socket;
-    let failure = '';
-    socket.onerror = (ev) => {
-      failure = ev.message ?? String(ev.error ?? '');
-    };
-    socket.onmessage = (ev) => {
-      if (this.socket !== socket) return;
-      this.onFrame(typeof ev.data === 'string' ? ev.data : dec.decode(ev.data as Uint8Array));
-    };
-    socket.onclose = (ev) => {
-      if (this.socket !== socket) return;
-      this.socket = null;
-      const wasReady = this.isReady;
-      this.isReady = false;
-      for (const e of this.outbox.values()) e.inFlight = false;
-      if (/\b401\b/.test(failure)) this.token = null; // log in again before the next attempt
-      // The gateway is gone or refused us: try the next one (a no-op with a single URL).
-      if (!wasReady || ev.code === 1006 || ev.code === CLOSE.GOING_AWAY) this.urlIndex++;
-      const willReconnect = !this.closedByUser && (shouldReconnect(ev.code) || ev.code === CLOSE.UNAUTHORIZED);
-      if (wasReady) this.emit('disconnected', { code: ev.code, reason: ev.reason, willReconnect });
-      if (ev.code === CLOSE.UNAUTHORIZED) this.token = null;
-      if (willReconnect) this.scheduleReconnect();
-      else if (!this.closedByUser) this.rejectWaiters(new ParleyError('closed', `connection closed: ${ev.reason || ev.code}`));
-    };
-  }
-
-  private failOrRetry(err: unknown): void {
-    const e = err instanceof ParleyError ? err : new ParleyError('unavailable', String(err));
-    if (e.code === 'unauthorized' || e.code === 'invalid' || e.code === 'not_found') {
-      this.rejectWaiters(e);
-      this.emit('error', e);
-      return;
-    }
-    this.scheduleReconnect();
-  }
-
-  private scheduleReconnect(): void {
-    if (this.closedByUser || this.reconnectTimer) return;
-    const initial = this.options.reconnect?.initialDelayMs ?? 250;
-    const max = this.options.reconnect?.maxDelayMs ?? 10_000;
-    const base = Math.min(max, initial * 2 ** this.attempt++);
-    const delay = base / 2 + Math.random() * (base / 2); // "equal jitter"
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = undefined;
-      void this.openSocket();
-    }, delay);
+  /** The connection closed: sends go out again after the next `ready`; the app hears of it if it had been connected. */
+  private onClose(ev: { code: number; reason: string; wasReady: boolean; willReconnect: boolean }): void {
+    this.isReady = false;
+    this.outbox.disconnected();
+    if (ev.wasReady) this.emit('disconnected', { code: ev.code, reason: ev.reason, willReconnect: ev.willReconnect });
   }
 
   private rejectWaiters(err: unknown): void {
@@ -721,9 +629,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   }
 
   private sendFrame(frame: ClientFrame): boolean {
-    if (!this.socket || this.socket.readyState !== OPEN) return false;
-    this.socket.send(JSON.stringify(frame));
-    return true;
+    return this.socket.send(JSON.stringify(frame));
   }
 
   private onFrame(raw: string): void {
@@ -737,43 +643,32 @@ export class ParleyClient extends Emitter<ClientEvents> {
     switch (f.type) {
       case 'ready':
         this.isReady = true;
-        this.attempt = 0;
+        this.socket.markReady();
         this.maxPayloadBytes = f.maxPayloadBytes;
         if (this.presenceWatch.size > 0) this.sendFrame({ type: 'presence.subscribe', users: [...this.presenceWatch] });
         this.emit('connected', { deviceId: f.deviceId });
         for (const w of this.connectWaiters.splice(0)) w.resolve();
-        this.flushReads();
-        void this.pump();
+        this.inbox.flushReads();
+        this.inbox.flushAcks();
+        void this.outbox.pump();
         return;
-      case 'sent': {
-        const e = this.outbox.get(f.id);
-        if (e) {
-          this.outbox.delete(f.id);
-          if (e.group && e.keyedDevices && e.keyId !== undefined) this.senderKeys.delivered(e.to, e.keyId, e.keyedDevices);
-          e.resolve({ id: f.id, conversationId: f.conversationId, seq: f.seq });
-          void this.pump();
-        }
+      case 'sent':
+        this.outbox.onSent(f);
         return;
-      }
       case 'msg':
-        this.inbound = this.inbound.then(() => this.onMessage(f));
+        this.inbox.onMessage(f);
         return;
       case 'group_receipt': {
-        const k = `${f.conversationId}|group`;
-        const packed = f.delivered * 2 ** 26 + f.read; // ordered by delivered, then read
-        if (packed <= (this.receiptsSeen.get(k) ?? 0)) return;
-        this.receiptsSeen.set(k, packed);
-        this.emit('group_receipt', { groupId: f.conversationId, delivered: f.delivered, read: f.read });
+        const r = this.inbox.groupReceipt(f);
+        if (r) this.emit('group_receipt', r);
         return;
       }
       case 'caught_up':
-        this.inbound = this.inbound.then(() => this.emit('caught_up', {}));
+        this.inbox.after(() => this.emit('caught_up', {}));
         return;
       case 'receipt': {
-        const k = `${f.conversationId}|${f.by}|${f.kind}`;
-        if ((this.receiptsSeen.get(k) ?? 0) >= f.seq) return;
-        this.receiptsSeen.set(k, f.seq);
-        this.emit('receipt', { kind: f.kind, conversationId: f.conversationId, seq: f.seq, by: f.by });
+        const r = this.inbox.receipt(f);
+        if (r) this.emit('receipt', r);
         return;
       }
       case 'typing':
@@ -792,44 +687,38 @@ export class ParleyClient extends Emitter<ClientEvents> {
         return;
       case 'pong':
         return;
+      default:
+        assertNever(f);
     }
   }
 
-  private async onMessage(f: Extract<ServerFrame, { type: 'msg' }>): Promise<void> {
+  /** A message not seen before (the inbox dedupes and orders): a group change, or content for the app. */
+  private async onMessage(f: MsgFrame): Promise<void> {
     await this.readyTrust().catch(() => {}); // (failures surface as the decryption's own)
-    if ((this.lastSeq.get(f.conversationId) ?? 0) < f.seq) {
-      this.lastSeq.set(f.conversationId, f.seq);
-      if (f.system) await this.onGroupEvent({ ...f.system, groupId: f.conversationId, seq: f.seq, by: f.from, sentAt: f.sentAt }, f.key);
-      else {
-        try {
-          const content = await this.openContent(f);
-          if (content) {
-            this.emit('message', {
-              id: f.id,
-              from: f.from,
-              fromDevice: f.fromDevice!,
-              conversationId: f.conversationId,
-              ...(f.groupId ? { groupId: f.groupId } : {}),
-              seq: f.seq,
-              text: content.text,
-              sentAt: f.sentAt,
-              ...(content.file ? { file: this.receivedFile(content.file) } : {}),
-            });
-          }
-        } catch (err) {
-          // `details.reason` is the e2e code (no_session, auth_failed, unknown_sender_key, …); a session_reset or sender key request follows.
-          const reason = err instanceof ParleyError ? err.code : 'malformed';
-          this.emit('error', new ParleyError('undecryptable', `message ${f.conversationId}#${f.seq} could not be decrypted: ${(err as Error).message}`, undefined, { reason }));
-        }
-      }
+    if (f.system) return this.onGroupEvent({ ...f.system, groupId: f.conversationId, seq: f.seq, by: f.from, sentAt: f.sentAt }, f.key);
+    try {
+      const content = await this.openContent(f);
+      if (!content) return;
+      this.emit('message', {
+        id: f.id,
+        from: f.from,
+        fromDevice: f.fromDevice!,
+        conversationId: f.conversationId,
+        ...(f.groupId ? { groupId: f.groupId } : {}),
+        seq: f.seq,
+        text: content.text,
+        sentAt: f.sentAt,
+        ...(content.file ? { file: this.receivedFile(content.file) } : {}),
+      });
+    } catch (err) {
+      // `details.reason` is the e2e code (no_session, auth_failed, unknown_sender_key, …); a session_reset or sender key request follows.
+      const reason = err instanceof ParleyError ? err.code : 'malformed';
+      this.emit('error', new ParleyError('undecryptable', `message ${f.conversationId}#${f.seq} could not be decrypted: ${(err as Error).message}`, undefined, { reason }));
     }
-    // Acknowledge duplicates too: the server resent them because it had no ack yet.
-    this.pendingAcks.set(f.conversationId, Math.max(f.seq, this.pendingAcks.get(f.conversationId) ?? 0));
-    this.ackTimer ??= setTimeout(() => this.flushAcks(), 10);
   }
 
   /** A message's content for the app, or null when it carried something the SDK handles itself (session_reset, sender keys, a replay). */
-  private async openContent(f: Extract<ServerFrame, { type: 'msg' }>): Promise<Content | null> {
+  private async openContent(f: MsgFrame): Promise<Content | null> {
     const from = f.fromDevice!;
     if (f.groupId) {
       // Our copy of the sender's key distribution travels with the message, over our pairwise
@@ -866,8 +755,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private requestSenderKey(groupId: string, userId: string, deviceId: string): void {
     const k = `${groupId}|${deviceId}`;
     const last = this.keyRequests.get(k);
-    if (last !== undefined && Date.now() - last < 60_000) return;
-    this.keyRequests.set(k, Date.now());
+    if (last !== undefined && this.clock.now() - last < 60_000) return;
+    this.keyRequests.set(k, this.clock.now());
     this.sendControl(userId, deviceId, senderKeyRequest(groupId));
   }
 
@@ -910,50 +799,12 @@ export class ParleyClient extends Emitter<ClientEvents> {
     if (current && current.createdAt * 1000 < e.sentAt) await this.rotateGroupName(e.groupId);
   }
 
-  private flushAcks(): void {
-    clearTimeout(this.ackTimer);
-    this.ackTimer = undefined;
-    for (const [conversationId, seq] of this.pendingAcks) {
-      if (this.sendFrame({ type: 'ack', conversationId, seq })) this.pendingAcks.delete(conversationId);
-    }
-  }
-
-  private flushReads(): void {
-    if (!this.isReady) return;
-    for (const [conversationId, seq] of this.pendingReads) {
-      if (this.sendFrame({ type: 'read', conversationId, seq })) this.pendingReads.delete(conversationId);
-    }
-  }
-
   private onError(f: ErrorFrame): void {
-    const entry = f.ref ? this.outbox.get(f.ref) : undefined;
-    const err = new ParleyError(f.code, f.message, undefined, f.details);
-    if (!entry) {
-      this.emit('error', err);
-      return;
-    }
-    if (f.code === 'devices_changed') {
-      // Someone added or removed a device (or a group member): refetch and encrypt again.
-      if (entry.group) this.groups.forget(entry.to);
-      this.userDevices.delete(entry.to);
-      this.userDevices.delete(this.userId);
-      entry.frame = undefined;
-      entry.inFlight = false;
-      void this.pump();
-      return;
-    }
-    if (f.temporary && TEMPORARY.has(f.code)) {
-      entry.inFlight = false;
-      setTimeout(() => void this.pump(), f.retryAfterMs ?? 500);
-      return;
-    }
-    this.outbox.delete(entry.id);
-    entry.reject(err);
-    void this.pump();
+    if (!this.outbox.onError(f)) this.emit('error', new ParleyError(f.code, f.message, undefined, f.details));
   }
 }
 
-export type { ClientEvents, ClientOptions, Message, Receipt, ReceivedFile, SendFileOptions, SendFileResult, SendResult } from './client.types.js';
+export type { ClientEvents, ClientOptions, Message, Receipt, ReceivedFile, SendFileOptions, SendFileResult, SendResult, TransportChoice, TransportName } from './client.types.js';
 
 export function createClient(options: ClientOptions): ParleyClient {
   return new ParleyClient(options);

@@ -6,6 +6,10 @@ import type { GroupEvent, GroupReceipt } from './groups.js';
 import type { ParleyError } from './http.js';
 import type { ReceiptKind } from '../protocol/frames.js';
 import type { DeviceEvent } from './trust.js';
+import type { Clock } from './clock.js';
+import type { SocketCtor, TransportChoice, TransportName } from './socket.js';
+
+export type { SocketCtor, SocketLike, TransportChoice, TransportName } from './socket.js';
 
 export interface Message {
   id: string;
@@ -70,6 +74,8 @@ export interface ClientEvents extends Record<string, unknown> {
   presence: { userId: string; online: boolean; lastSeen: number | null };
   connected: { deviceId: string };
   disconnected: { code: number; reason: string; willReconnect: boolean };
+  /** The connection's transport changed: a (re)connect on another one, or Socket.IO's upgrade from long-polling to WebSocket. */
+  transport: TransportName;
   caught_up: Record<string, never>;
   /** A group changed (created, renamed, members added/removed/left, roles, deleted), in the group's seq order. */
   group: GroupEvent;
@@ -98,18 +104,6 @@ export interface ClientEvents extends Record<string, unknown> {
   session_reset: SessionReset;
 }
 
-/** The part of the WebSocket API the client uses (browser WebSocket and the `ws` package both have it). */
-export interface SocketLike {
-  readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  onopen: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
-  onerror: ((ev: { message?: string; error?: unknown }) => void) | null;
-}
-export type SocketCtor = new (url: string, protocols: string[]) => SocketLike;
-
 export interface ClientOptions {
   /**
    * The server's base URL, e.g. http://localhost:8080, or several gateways of one cluster:
@@ -131,5 +125,21 @@ export interface ClientOptions {
   maxInFlight?: number;
   /** A WebSocket constructor; defaults to the global one, or the `ws` package in Node. */
   WebSocket?: SocketCtor;
+  /**
+   * How to reach the gateway. Default `'auto'`: WebSocket first (the token in the
+   * `bearer.<token>` subprotocol); when the upgrade fails in a way that is not a refusal by
+   * our server (a proxy answers it with an HTTP error or drops it; a browser, which hides the
+   * reason, falls back on any failure before the socket opened), the client tries Socket.IO
+   * on the same gateway at once: long-polling first, upgrading to WebSocket where the path
+   * allows. Once Socket.IO worked it stays on it. A 401 (token refused) logs in again and
+   * does not fall back; 429 and 503 retry WebSocket after the backoff. `'websocket'` and
+   * `'socketio'` use that transport only. `client.transport` tells which one is in use.
+   * Long-polling through a load balancer needs sticky sessions (docs/protocol.md).
+   */
+  transport?: TransportChoice;
+  /** Time for backoff, batching and retries (tests inject a fake). Default: the system clock. */
+  clock?: Clock;
+  /** Random numbers in [0, 1) for the backoff's jitter (tests inject a fixed one). Default Math.random. */
+  random?: () => number;
 }
 
