@@ -1,19 +1,19 @@
 // The Parley client: a façade over accounts, the socket (socket.ts), the outbox (outbox.ts), the inbox (inbox.ts) and end-to-end encryption per device.
-import { type Content, decodeContent, encodeContent } from './content.js';
-import { fromB64, sodiumReady, toB64 } from '../protocol/bytes.js';
+import { type Content, encodeContent } from './content.js';
+import { sodiumReady, toB64 } from '../protocol/bytes.js';
 import { restDirectory } from './e2e.directory.js';
 import { signLoginProof } from '../protocol/login-proof.js';
-import { SESSION_RESET_PAYLOAD, senderKeyRequest, SessionManager } from './e2e.session-manager.js';
+import { SESSION_RESET_PAYLOAD, SessionManager } from './e2e.session-manager.js';
 import type { DeviceRecord } from './e2e.store.js';
 import { memoryKeyStore } from './e2e.store.memory.js';
-import { EMPTY_REASON, emptyBody, INNER } from './e2e.wire.js';
 import type { ListedDevice } from '../protocol/trust.js';
 import type { ClientEvents, ClientOptions, ReceivedFile, SendFileOptions, SendFileResult, SendResult } from './client.types.js';
 import { type Clock, systemClock } from './clock.js';
 import { Emitter } from './emitter.js';
+import { Envelopes } from './envelopes.js';
 import { ciphertextSize, downloadFile, encryptFile, type FileRef, fileRefOf, type Progress, uploadCiphertext } from './files.js';
-import { GroupDirectory, type GroupEvent, type GroupInfo, type GroupReceipts, type GroupRole, type GroupSummary, type MetaPayload, SenderKeyTracker } from './groups.js';
-import { encodeMetaKey, type GroupMetaKey, newGroupMetaKey, openGroupName, sealedNameKeyId, sealGroupName } from './e2e.group-meta.js';
+import { GroupDirectory, type GroupEvent, type GroupInfo, type GroupReceipts, type GroupRole, type GroupSummary, SenderKeyTracker } from './groups.js';
+import { GroupNames } from './groups.names.js';
 import { ParleyError, request } from './http.js';
 import type { ClientFrame, ErrorFrame, MsgFrame, ServerFrame } from '../protocol/frames.js';
 import { Inbox } from './inbox.js';
@@ -61,8 +61,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private approved = false;
   private readonly identityReported = new Set<string>();
   private readonly groups = new GroupDirectory(async (method, path, body) => this.call(method, path, { body, token: await this.freshToken() }));
-  private readonly senderKeys = new SenderKeyTracker();
-  private readonly keyRequests = new Map<string, number>();
+  private readonly names: GroupNames;
+  private readonly envelopes: Envelopes;
   private fileLimits: { maxBytes: number } | undefined;
   /** Ids known to be groups (from group messages and events), so sendFile knows how to share. */
   private readonly knownGroups = new Set<string>();
@@ -97,9 +97,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
         this.userDevices.delete(entry.to);
         this.userDevices.delete(this.userId);
       },
-      acknowledged: (e) => {
-        if (e.group && e.keyedDevices && e.keyId !== undefined) this.senderKeys.delivered(e.to, e.keyId, e.keyedDevices);
-      },
+      acknowledged: (e) => this.envelopes.acknowledged(e),
       ...(options.maxInFlight !== undefined ? { maxInFlight: options.maxInFlight } : {}),
       clock: this.clock,
     });
@@ -136,6 +134,17 @@ export class ParleyClient extends Emitter<ClientEvents> {
       onDeviceUntrusted: (e) => this.emit('device_untrusted', e),
       onDevicePending: (e) => this.emit('device_pending', e),
       onIdentityChanged: (e) => this.identityChanged(e),
+    });
+    this.names = new GroupNames({ groups: this.groups, sessions: this.sessions, trust: this.trust, devicesOf: (u) => this.devicesOf(u), me: () => this.userId });
+    this.envelopes = new Envelopes({
+      sessions: this.sessions,
+      trust: this.trust,
+      groups: this.groups,
+      senderKeys: new SenderKeyTracker(),
+      devicesOf: (u) => this.devicesOf(u),
+      me: () => ({ userId: this.userId, deviceId: this.device!.deviceId! }),
+      sendControl: (userId, deviceId, payload) => this.sendControl(userId, deviceId, payload),
+      clock: this.clock,
     });
   }
 
@@ -376,12 +385,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
    */
   async createGroup(options: { name: string; members: string[] }): Promise<{ id: string }> {
     await this.mayEncrypt();
-    const id = crypto.randomUUID();
-    const key = newGroupMetaKey();
-    const keys = await this.metaPayloads(id, key, [this.userId, ...options.members]);
-    const g = await this.groups.create(sealGroupName(id, key, options.name), options.members, { id, keys });
-    await this.sessions.addGroupMetaKey(id, key); // kept once the members have it: a key nobody got must never seal a name
-    return { id: g.id };
+    return this.names.create(options.name, options.members);
   }
 
   /** The groups you are a member of (names opened on this device; '' where its key has not arrived). */
@@ -396,10 +400,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
   }
 
   /** Adds a member (admins only); they receive what is sent from now on, and the group's key with the `member_added` message. */
-  async addMember(groupId: string, userId: string): Promise<void> {
-    const key = await this.sessions.groupMetaKey(groupId);
-    const keys = key ? await this.metaPayloads(groupId, key, [userId]) : undefined;
-    return this.groups.addMembers(groupId, [userId], keys);
+  addMember(groupId: string, userId: string): Promise<void> {
+    return this.names.add(groupId, userId);
   }
 
   /**
@@ -409,7 +411,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
    */
   async removeMember(groupId: string, userId: string): Promise<void> {
     await this.groups.removeMember(groupId, userId);
-    await this.rotateGroupName(groupId);
+    await this.names.rotate(groupId);
   }
 
   leaveGroup(groupId: string): Promise<void> {
@@ -417,51 +419,13 @@ export class ParleyClient extends Emitter<ClientEvents> {
   }
 
   /** Renames the group (admins): the name is sealed under the group's key (a new one, given to every member device, if this device has none). */
-  async renameGroup(groupId: string, name: string): Promise<void> {
-    const held = await this.sessions.groupMetaKey(groupId);
-    const key = held ?? newGroupMetaKey();
-    const keys = held ? undefined : await this.metaPayloads(groupId, key, (await this.groups.get(groupId)).members.map((m) => m.userId));
-    await this.groups.rename(groupId, sealGroupName(groupId, key, name), keys);
-    if (!held) await this.sessions.addGroupMetaKey(groupId, key); // only once the members have it
+  renameGroup(groupId: string, name: string): Promise<void> {
+    return this.names.rename(groupId, name);
   }
 
-  /** A group name as the server holds it, opened with the group's key when it is sealed ('' until the key arrives). */
-  private async openName(groupId: string, name: string): Promise<string> {
-    const keyId = sealedNameKeyId(name);
-    if (keyId === null) return name; // set in plaintext by another client
-    const key = await this.sessions.groupMetaKeyById(groupId, keyId);
-    if (!key) return '';
-    try {
-      return openGroupName(groupId, key, name);
-    } catch {
-      return '';
-    }
-  }
-
-  /** The group's metadata key, encrypted over the pairwise sessions for the trusted devices of `userIds` (and our other devices). */
-  private async metaPayloads(groupId: string, key: GroupMetaKey, userIds: readonly string[]): Promise<MetaPayload[]> {
-    const recipients = [];
-    for (const u of new Set(userIds)) {
-      const t = await this.trust.devices(u, await this.devicesOf(u));
-      if (!t.blocked) recipients.push({ userId: u, devices: t.trusted });
-    }
-    return this.sessions.encryptForDevices(recipients, INNER.GROUP_META, encodeMetaKey(groupId, key));
-  }
-
-  /**
-   * After someone left or was removed: a new name key for the remaining members, the name
-   * sealed again under it (a `renamed` message that carries the key). Done by the remover, and
-   * by the owner when a member leaves; skipped when this device cannot open the current name.
-   */
-  private async rotateGroupName(groupId: string): Promise<void> {
-    const g = await this.groups.get(groupId);
-    const keyId = sealedNameKeyId(g.name);
-    const old = keyId === null ? null : await this.sessions.groupMetaKeyById(groupId, keyId);
-    if (!old) return;
-    const key = newGroupMetaKey();
-    const keys = await this.metaPayloads(groupId, key, g.members.map((m) => m.userId));
-    await this.groups.rename(groupId, sealGroupName(groupId, key, openGroupName(groupId, old, g.name)), keys);
-    await this.sessions.addGroupMetaKey(groupId, key);
+  /** A group name as the server holds it, opened on this device ('' until its key arrives). */
+  private openName(groupId: string, name: string): Promise<string> {
+    return this.names.open(groupId, name);
   }
 
   /** Admins toggle admin/member; the owner passes ownership on with 'owner'. */
@@ -500,26 +464,10 @@ export class ParleyClient extends Emitter<ClientEvents> {
     void this.outbox.enqueue(userId, false, payload, deviceId).catch((e: ParleyError) => this.emit('error', e));
   }
 
+  /** The frame for an outbox entry, once this device may encrypt. */
   private async encryptFor(entry: OutboxEntry): Promise<SendFrame> {
     await this.mayEncrypt();
-    if (entry.group) return this.encryptForGroup(entry);
-    const [theirs, mine] = await Promise.all([this.devicesOf(entry.to), this.devicesOf(this.userId)]);
-    const [t, m] = [await this.trust.devices(entry.to, theirs), await this.trust.devices(this.userId, mine)];
-    if (t.blocked) throw new ParleyError('identity_unverified', "this verified contact's identity changed: accept it (acceptIdentity) before sending");
-    const payloads = await this.sessions.encryptForDevices(
-      [
-        { userId: entry.to, devices: t.trusted },
-        { userId: this.userId, devices: m.trusted },
-      ],
-      entry.controlFor ? INNER.CONTROL : INNER.CONTENT,
-      entry.plaintext,
-      entry.controlFor,
-    );
-    // The server wants a body per listed device: devices nobody we trust vouched for get an empty one.
-    for (const d of [...t.untrusted, ...m.untrusted]) {
-      if (d.id !== this.device!.deviceId) payloads.push({ device: d.id, body: toB64(emptyBody(EMPTY_REASON.UNTRUSTED)) });
-    }
-    return { type: 'send', id: entry.id, to: entry.to, payloads };
+    return this.envelopes.seal(entry);
   }
 
   /** Sending needs this device's trust set up, and its approval by its user. */
@@ -546,44 +494,6 @@ export class ParleyClient extends Emitter<ClientEvents> {
       throw err;
     });
     return this.trustReady;
-  }
-
-  /**
-   * A group message: the content encrypted once with our sender key for the group (signed),
-   * plus our sender key distribution, over the pairwise sessions, for each member device that
-   * does not hold it yet. `devicesHash` lets the server refuse it if the member devices
-   * changed since we listed them.
-   */
-  private async encryptForGroup(entry: OutboxEntry): Promise<Extract<ClientFrame, { type: 'group.send' }>> {
-    const groupId = entry.to;
-    const g = await this.groups.memberDevices(groupId);
-    const me = this.device!.deviceId!;
-    // Only devices their users vouch for (as we trust them) get our key; blocked contacts get nothing.
-    const members = await Promise.all(
-      g.members.map(async (m) => {
-        const t = await this.trust.devices(m.userId, m.devices);
-        return { userId: m.userId, devices: t.blocked ? [] : t.trusted.filter((d) => d.id !== me) };
-      }),
-    );
-    const current = new Set(members.flatMap((m) => m.devices.map((d) => d.id)));
-    // A device that holds our key and is no longer a trusted member device (removed, left, or
-    // its user left): a new key, whose distribution tells everyone to forget that device's.
-    const departed = this.senderKeys.holding(groupId).filter((d) => !current.has(d));
-    if (departed.length > 0) {
-      await this.sessions.rotateSenderKey(groupId, departed);
-      this.senderKeys.forget(groupId);
-    }
-    const keyId = await this.sessions.ownSenderKeyId(groupId);
-    const need = new Set(this.senderKeys.missing(groupId, keyId, [...current]));
-    let payloads: { device: string; body: string }[] = [];
-    if (need.size > 0) {
-      const recipients = members.map((m) => ({ userId: m.userId, devices: m.devices.filter((d) => need.has(d.id)) })).filter((r) => r.devices.length > 0);
-      payloads = await this.sessions.encryptForDevices(recipients, INNER.SENDER_KEY, await this.sessions.senderKeyDistribution(groupId));
-    }
-    const body = toB64(await this.sessions.groupEncrypt(groupId, entry.plaintext));
-    entry.keyedDevices = [...need];
-    entry.keyId = keyId;
-    return { type: 'group.send', id: entry.id, group: groupId, body, ...(payloads.length > 0 ? { payloads } : {}), devicesHash: g.devicesHash };
   }
 
   private async devicesOf(userId: string): Promise<ListedDevice[]> {
@@ -697,7 +607,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     await this.readyTrust().catch(() => {}); // (failures surface as the decryption's own)
     if (f.system) return this.onGroupEvent({ ...f.system, groupId: f.conversationId, seq: f.seq, by: f.from, sentAt: f.sentAt }, f.key);
     try {
-      const content = await this.openContent(f);
+      const content = await this.envelopes.open(f);
       if (!content) return;
       this.emit('message', {
         id: f.id,
@@ -717,49 +627,6 @@ export class ParleyClient extends Emitter<ClientEvents> {
     }
   }
 
-  /** A message's content for the app, or null when it carried something the SDK handles itself (session_reset, sender keys, a replay). */
-  private async openContent(f: MsgFrame): Promise<Content | null> {
-    const from = f.fromDevice!;
-    if (f.groupId) {
-      // Our copy of the sender's key distribution travels with the message, over our pairwise
-      // session; it must be for this group.
-      if (f.key) await this.onSenderKey(await this.sessions.decrypt(f.from, from, f.key, f.groupId));
-      try {
-        // The sender is who our session with that device belongs to, never the server's label.
-        return decodeContent(await this.sessions.groupDecrypt(f.groupId, from, fromB64(f.body), f.from));
-      } catch (err) {
-        if (err instanceof ParleyError && err.code === 'unknown_sender_key') this.requestSenderKey(f.groupId, f.from, from);
-        throw err;
-      }
-    }
-    const r = await this.sessions.decrypt(f.from, from, f.body);
-    if (r.kind === 'sender_key_request') this.senderKeys.forget(r.groupId, from); // our next group message carries it again
-    await this.onSenderKey(r);
-    return r.kind === 'content' ? decodeContent(r.payload) : null;
-  }
-
-  /**
-   * A member's new sender key named devices that left the group (the server may not have told
-   * us): their keys are forgotten already; ours is replaced if one of them held it.
-   */
-  private async onSenderKey(r: Awaited<ReturnType<SessionManager['decrypt']>>): Promise<void> {
-    if (r.kind !== 'sender_key' || r.excluded.length === 0) return;
-    const held = this.senderKeys.holding(r.groupId);
-    if (!r.excluded.some((d) => held.includes(d))) return;
-    await this.sessions.rotateSenderKey(r.groupId, r.excluded);
-    this.senderKeys.forget(r.groupId);
-    this.groups.forget(r.groupId);
-  }
-
-  /** Asks a member's device for its sender key (at most once a minute per device and group). */
-  private requestSenderKey(groupId: string, userId: string, deviceId: string): void {
-    const k = `${groupId}|${deviceId}`;
-    const last = this.keyRequests.get(k);
-    if (last !== undefined && this.clock.now() - last < 60_000) return;
-    this.keyRequests.set(k, this.clock.now());
-    this.sendControl(userId, deviceId, senderKeyRequest(groupId));
-  }
-
   /**
    * A group change, in the group's order. When someone else left or was removed, our sender
    * key for the group is replaced, so that what we send from now on is unreadable to them; the
@@ -774,29 +641,12 @@ export class ParleyClient extends Emitter<ClientEvents> {
     }
     const { device: _device, ...event } = e;
     if (event.name !== undefined) event.name = await this.openName(e.groupId, event.name);
-    if (e.kind === 'member_left' && !(e.users ?? []).includes(this.userId)) await this.ownerRotates(e).catch(() => {});
+    if (e.kind === 'member_left' && !(e.users ?? []).includes(this.userId)) await this.names.memberLeft(e).catch(() => {});
     const departed = e.kind === 'member_removed' || e.kind === 'member_left';
     if (departed && !(e.users ?? []).includes(this.userId)) {
-      // Their keys are forgotten (their later messages are refused), and ours replaced, naming
-      // their devices so that members the server did not tell forget them too.
-      try {
-        const devices = await this.sessions.senderKeyDevicesOf(e.groupId, e.users ?? []);
-        await this.sessions.rotateSenderKey(e.groupId, devices);
-      } catch (err) {
-        this.emit('error', new ParleyError('internal', `sender key rotation failed: ${String(err)}`));
-      }
-      this.senderKeys.forget(e.groupId);
+      await this.envelopes.departed(e.groupId, e.users ?? []).catch((err: unknown) => this.emit('error', new ParleyError('internal', `sender key rotation failed: ${String(err)}`)));
     }
     this.emit('group', event);
-  }
-
-  /** When a member left, the owner's device replaces the name key, once: unless the name was sealed again since. */
-  private async ownerRotates(e: GroupEvent): Promise<void> {
-    const g = await this.groups.get(e.groupId);
-    if (g.ownerId !== this.userId) return;
-    const keyId = sealedNameKeyId(g.name);
-    const current = keyId === null ? null : await this.sessions.groupMetaKeyById(e.groupId, keyId);
-    if (current && current.createdAt * 1000 < e.sentAt) await this.rotateGroupName(e.groupId);
   }
 
   private onError(f: ErrorFrame): void {
