@@ -144,7 +144,9 @@ type Io = typeof import('socket.io-client').io;
  * Opens a Socket.IO session at SOCKETIO_PATH with the token in the handshake's `auth`
  * (long-polling first, then WebSocket when the path allows). Socket.IO's own reconnection is
  * off: the ParleySocket decides, as for WebSocket. A disconnect without the server's `close`
- * event first is abnormal (1006).
+ * event first is abnormal (1006). Frames over the server's limit never leave the outbox
+ * (`too_large`); a packet past Socket.IO's `maxHttpBufferSize` would end the session with no
+ * `close` event, so it would look like 1006 here.
  */
 export function openSocketIo(io: Io, base: string, token: string, on: WireHandlers): Wire {
   const socket: IoSocket = io(new URL(base).origin, { path: SOCKETIO_PATH, auth: { token }, reconnection: false, forceNew: true });
@@ -163,7 +165,6 @@ export function openSocketIo(io: Io, base: string, token: string, on: WireHandle
     on.open(name());
   });
   socket.on('connect_error', (err: Error & { data?: RefusalData }) => {
-    socket.disconnect();
     const code = err.data?.code;
     const failure: Failure =
       code === 'unauthorized'
@@ -174,6 +175,7 @@ export function openSocketIo(io: Io, base: string, token: string, on: WireHandle
             ? { kind: 'refused', ...(err.data?.retryAfterMs !== undefined ? { retryAfterMs: err.data.retryAfterMs } : {}) }
             : { kind: 'unreachable' };
     end({ code: 1006, reason: err.message, opened: false, failure });
+    socket.disconnect(); // no retry by Socket.IO itself: the ParleySocket decides
   });
   socket.on(SOCKETIO_EVENT, (text: unknown) => {
     if (typeof text === 'string') on.frame(text);
