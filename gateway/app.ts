@@ -1,10 +1,10 @@
-// The HTTP server: REST routes, health, metrics, the OpenAPI document, and the WebSocket upgrade at /v1/ws.
+// The HTTP server: REST routes, health, metrics, the OpenAPI document, CORS, the WebSocket upgrade at /v1/ws and Socket.IO.
 import type { IncomingMessage } from 'node:http';
 import { type Duplex, PassThrough, pipeline, type Readable } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { WebSocketServer } from 'ws';
 import { sodiumReady } from '../protocol/bytes.js';
-import { CLOSE, PROTOCOL, WS_PATH } from '../protocol/frames.js';
+import { CLOSE, PROTOCOL, SOCKETIO_PATH, WS_PATH } from '../protocol/frames.js';
 import type { FileService } from '../files/files.js';
 import { fileRoutes } from './files.routes.js';
 import type { MessageStore } from '../messaging/message-store.js';
@@ -20,12 +20,16 @@ import type { Sql } from '../platform/sql.js';
 import type { TokenClaims, Tokens } from '../platform/tokens.js';
 import type { Accounts } from '../accounts/accounts.js';
 import { accountRoutes } from './accounts.routes.js';
-import { Connection } from './connection.js';
+import { DeviceSession } from './device-session.js';
 import type { Delivery } from '../routing/delivery.js';
 import { KeyDirectory } from '../accounts/keys.js';
 import { keyRoutes } from './keys.routes.js';
+import { FORBIDDEN_ORIGIN_MESSAGE, OriginPolicy, registerCors } from './origins.js';
 import { KeyedLimiter, UserBudgets } from './rate-limit.js';
 import { Routes } from './routes.js';
+import type { SessionSocket } from './transport.js';
+import { attachSocketIo } from './transport.socketio.js';
+import { WsSocket } from './transport.ws.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -51,7 +55,7 @@ export interface GatewayDeps {
 
 export interface Gateway {
   http: FastifyInstance;
-  /** Closes every socket with 1001 (clients reconnect elsewhere) and stops the HTTP server. */
+  /** Closes every session with 1001 (clients reconnect elsewhere), on both transports, and stops the HTTP server. */
   close(): Promise<void>;
 }
 
@@ -117,6 +121,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
       error: { code: e.code, message: e.code === 'internal' ? 'internal error' : e.message, ...(e.details ? { details: e.details } : {}) },
     });
   });
+  const origins = new OriginPolicy(config.CORS_ORIGINS);
+  registerCors(http, origins, metrics);
   http.setNotFoundHandler((_req, reply) => {
     reply.code(404).send({ error: { code: 'not_found', message: 'no such route' } });
   });
@@ -164,6 +170,53 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   const spec = routes.openapi({ title: 'Parley REST API', version: '1' });
   http.get('/openapi.json', async () => spec);
 
+  const sessions = new Set<DeviceSession>();
+  const budgets = new UserBudgets(config.WS_USER_RATE_PER_SECOND, config.WS_USER_RATE_BURST, deps.clock);
+  // Connections per user: each one costs a token check, a device lookup, a route and a sync,
+  // so a client that reconnects in a loop (e.g. after every flood close) is slowed down here.
+  const connectLimiter = new KeyedLimiter(config.WS_CONNECT_RATE_PER_MINUTE / 60, config.WS_CONNECT_RATE_PER_MINUTE, deps.clock);
+
+  /**
+   * The checks before either transport accepts a connection: the token, the per-user connect
+   * limit and that the device still exists. Throws `unauthorized`, `rate_limited` (with
+   * `retryAfterMs` in its details) or whatever the backends threw.
+   */
+  const admit = async (token: string | undefined): Promise<TokenClaims> => {
+    const claims = await deps.tokens.verify(token);
+    const wait = connectLimiter.take(claims.userId);
+    if (wait > 0) throw new AppError('rate_limited', 'too many connections; wait', { details: { retryAfterMs: wait } });
+    if (!(await deps.accounts.deviceBelongs(claims.userId, claims.deviceId))) {
+      throw new AppError('unauthorized', 'device no longer exists');
+    }
+    return claims;
+  };
+
+  /** Starts a device session on an admitted socket of either transport. */
+  const openSession = (socket: SessionSocket, claims: TokenClaims): void => {
+    const session = new DeviceSession(socket, claims.userId, claims.deviceId, claims.exp * 1000, {
+      store: deps.store,
+      messages: deps.messages,
+      delivery: deps.delivery,
+      metrics,
+      log,
+      clock: deps.clock,
+      budgets,
+      limits: {
+        ratePerSecond: config.WS_RATE_PER_SECOND,
+        burst: config.WS_RATE_BURST,
+        maxPayloadBytes: config.WS_MAX_PAYLOAD_BYTES,
+        heartbeatMs: config.HEARTBEAT_INTERVAL_MS,
+        maxPresenceWatch: config.PRESENCE_WATCH_MAX,
+      },
+      onClosed: () => sessions.delete(session),
+    });
+    sessions.add(session);
+    session.open().catch((err) => {
+      log.error({ err }, 'opening session failed');
+      session.close(CLOSE.INTERNAL, 'internal error');
+    });
+  };
+
   // WebSocket: authenticate before the upgrade completes; answer 401 without upgrading otherwise.
   const wss = new WebSocketServer({
     noServer: true,
@@ -171,13 +224,13 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     perMessageDeflate: false,
     handleProtocols: (protocols) => (protocols.has(PROTOCOL) ? PROTOCOL : false),
   });
-  const sockets = new Set<Connection>();
-  const budgets = new UserBudgets(config.WS_USER_RATE_PER_SECOND, config.WS_USER_RATE_BURST, deps.clock);
-
-  // Connections per user: each one costs a token check, a device lookup, a route and a sync,
-  // so a client that reconnects in a loop (e.g. after every flood close) is slowed down here.
-  const connectLimiter = new KeyedLimiter(config.WS_CONNECT_RATE_PER_MINUTE / 60, config.WS_CONNECT_RATE_PER_MINUTE, deps.clock);
-  const STATUS_TEXT: Record<number, string> = { 401: 'Unauthorized', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' };
+  const STATUS_TEXT: Record<number, string> = {
+    401: 'Unauthorized',
+    403: 'Forbidden',
+    404: 'Not Found',
+    429: 'Too Many Requests',
+    503: 'Service Unavailable',
+  };
   const refuse = (socket: Duplex, status: number, code: string, message: string, details?: { retryAfterMs: number }) => {
     const body = JSON.stringify({ error: { code, message, ...(details ? { details } : {}) } });
     socket.end(
@@ -188,52 +241,30 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   };
 
   http.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = (req.url ?? '').split('?')[0]!;
+    // Socket.IO's upgrades are engine.io's to answer (it listens for them itself).
+    if (path.startsWith(`${SOCKETIO_PATH}/`)) return;
     socket.on('error', () => socket.destroy());
-    const path = (req.url ?? '').split('?')[0];
     if (path !== WS_PATH) return refuse(socket, 404, 'not_found', 'no such path');
+    if (!origins.allows(req)) {
+      metrics.errors.inc({ code: 'forbidden', transport: 'ws' });
+      return refuse(socket, 403, 'forbidden', FORBIDDEN_ORIGIN_MESSAGE);
+    }
     void (async () => {
       let claims: TokenClaims;
       try {
-        claims = await deps.tokens.verify(bearerToken(req));
-        const wait = connectLimiter.take(claims.userId);
-        if (wait > 0) {
-          metrics.errors.inc({ code: 'rate_limited', transport: 'ws' });
-          return refuse(socket, 429, 'rate_limited', 'too many connections; wait', { retryAfterMs: wait });
-        }
-        if (!(await deps.accounts.deviceBelongs(claims.userId, claims.deviceId))) {
-          throw new AppError('unauthorized', 'device no longer exists');
-        }
+        claims = await admit(bearerToken(req));
       } catch (err) {
         const e = toAppError(err);
         metrics.errors.inc({ code: e.code, transport: 'ws' });
         if (e.code === 'unauthorized') return refuse(socket, 401, 'unauthorized', e.message);
+        if (e.code === 'rate_limited') return refuse(socket, 429, 'rate_limited', e.message, e.details as { retryAfterMs: number });
         log.error({ err }, 'upgrade failed');
         return refuse(socket, 503, 'unavailable', 'try again later');
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
         try {
-          const conn = new Connection(ws, claims.userId, claims.deviceId, claims.exp * 1000, {
-            store: deps.store,
-            messages: deps.messages,
-            delivery: deps.delivery,
-            metrics,
-            log,
-            clock: deps.clock,
-            budgets,
-            limits: {
-              ratePerSecond: config.WS_RATE_PER_SECOND,
-              burst: config.WS_RATE_BURST,
-              maxPayloadBytes: config.WS_MAX_PAYLOAD_BYTES,
-              heartbeatMs: config.HEARTBEAT_INTERVAL_MS,
-              maxPresenceWatch: config.PRESENCE_WATCH_MAX,
-            },
-          });
-          sockets.add(conn);
-          ws.on('close', () => sockets.delete(conn));
-          conn.open().catch((err) => {
-            log.error({ err }, 'opening session failed');
-            conn.close(CLOSE.INTERNAL, 'internal error');
-          });
+          openSession(new WsSocket(ws, log), claims);
         } catch (err) {
           metrics.handlerCrashes.inc({ where: 'upgrade' });
           log.error({ err }, 'starting a session failed');
@@ -247,14 +278,25 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     });
   });
 
+  const socketIo = attachSocketIo(http.server, {
+    maxPayloadBytes: config.WS_MAX_PAYLOAD_BYTES,
+    heartbeatMs: config.HEARTBEAT_INTERVAL_MS,
+    origins,
+    admit,
+    open: openSession,
+    metrics,
+    log,
+  });
+
   return {
     http,
     close: async () => {
-      for (const c of sockets) c.close(CLOSE.GOING_AWAY, 'server shutting down');
+      for (const s of sessions) s.close(CLOSE.GOING_AWAY, 'server shutting down');
       wss.close();
       // Node's server.close() waits for every connection, even one that never sent a request
       // (an HTTP client's spare connection): give requests in flight a moment, then cut the rest.
       const rest = setTimeout(() => http.server.closeAllConnections(), 2_000);
+      await socketIo.close();
       await http.close();
       clearTimeout(rest);
     },

@@ -1,6 +1,7 @@
-// Zod schemas for inbound frames: every client frame is parsed here before anything acts on it.
+// Frames on the wire: zod schemas for inbound frames (every client frame is parsed here before anything acts on it), costs, and outbound serialization.
 import { z } from 'zod';
-import type { ClientFrame } from '../protocol/frames.js';
+import type { ClientFrame, MsgFrame, ServerFrame } from '../protocol/frames.js';
+import type { StoredMessage } from '../messaging/message-store.js';
 import { AppError } from '../platform/errors.js';
 
 const uuid = z.uuid();
@@ -94,12 +95,13 @@ export function frameRef(raw: unknown): string | undefined {
 }
 
 /**
- * The JSON value of one WebSocket message, with its depth bounded before it is parsed. Total:
- * whatever the bytes are, it returns (never throws).
+ * The JSON value of one inbound message (a WebSocket message, or a Socket.IO `frame` event's
+ * text), with its depth bounded before it is parsed. Total: whatever the input is, it returns
+ * (never throws).
  */
-export function parseFrameJson(data: Buffer, isBinary: boolean): { ok: true; raw: unknown } | { ok: false; error: AppError } {
+export function parseFrameJson(data: string | Buffer, isBinary: boolean): { ok: true; raw: unknown } | { ok: false; error: AppError } {
   if (isBinary) return { ok: false, error: new AppError('invalid', 'binary frames are not supported; send JSON text') };
-  const text = data.toString('utf8');
+  const text = typeof data === 'string' ? data : data.toString('utf8');
   if (jsonDepth(text, MAX_FRAME_DEPTH) > MAX_FRAME_DEPTH) {
     return { ok: false, error: new AppError('invalid', `frame nested deeper than ${MAX_FRAME_DEPTH} levels`) };
   }
@@ -139,7 +141,7 @@ export function validateFrame(raw: unknown): Decoded {
  * Turns one WebSocket message into a validated frame (parseFrameJson, then validateFrame).
  * @example decodeFrame(Buffer.from('{"type":"ping"}'), false) // { ok: true, frame: { type: 'ping' } }
  */
-export function decodeFrame(data: Buffer, isBinary: boolean): Decoded {
+export function decodeFrame(data: string | Buffer, isBinary: boolean): Decoded {
   const json = parseFrameJson(data, isBinary);
   return json.ok ? validateFrame(json.raw) : json;
 }
@@ -173,4 +175,48 @@ export const INVALID_FRAME_COST = 5;
 /** The end of every switch over frame types: a frame type left unhandled fails to compile. */
 export function assertNever(x: never): never {
   throw new Error(`unhandled frame ${JSON.stringify(x)}`);
+}
+
+const serialized = new WeakMap<object, string>();
+/**
+ * JSON of a frame, computed once per frame object: a group message fanned out to thousands of
+ * devices on this gateway is one shared object (when it carries no per-device key).
+ */
+export function serializeFrame(frame: ServerFrame): string {
+  if (frame.type !== 'msg') return JSON.stringify(frame);
+  let json = serialized.get(frame);
+  if (json === undefined) serialized.set(frame, (json = JSON.stringify(frame)));
+  return json;
+}
+
+/** Rate tokens a frame's size costs before it is parsed: one per started 16 KiB beyond the first. */
+export function sizeTokens(bytes: number): number {
+  return bytes <= 16_384 ? 0 : Math.ceil(bytes / 16_384) - 1;
+}
+
+/**
+ * The client id of a send, read from the first bytes of a frame without parsing it, so a
+ * refusal of a big frame can still name the send it refuses (clients write `type` and `id`
+ * first). Undefined when it is not there.
+ */
+export function sniffSendId(data: string | Buffer): string | undefined {
+  const head = typeof data === 'string' ? data.slice(0, 160) : data.subarray(0, 160).toString('latin1');
+  return /^\{\s*"type"\s*:\s*"(?:group\.)?send"\s*,\s*"id"\s*:\s*"([A-Za-z0-9_-]{1,64})"/.exec(head)?.[1];
+}
+
+/** The frame a device receives for a stored message. */
+export function storedToFrame(m: StoredMessage): MsgFrame {
+  return {
+    type: 'msg',
+    id: m.id,
+    conversationId: m.conversationId,
+    seq: m.seq,
+    from: m.from,
+    fromDevice: m.fromDevice,
+    sentAt: m.sentAt,
+    body: m.body ?? '',
+    ...(m.group ? { groupId: m.conversationId } : {}),
+    ...(m.key === null ? {} : { key: m.key }),
+    ...(m.system === null ? {} : { system: m.system }),
+  };
 }

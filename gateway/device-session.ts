@@ -1,17 +1,30 @@
-// One device's WebSocket session: parses and answers frames, syncs on connect, and writes messages in seq order.
-import type { WebSocket } from 'ws';
+// One device's session on any transport: parses and answers frames, syncs on connect, and writes messages in seq order.
 import { CLOSE, type MsgFrame, type ServerFrame } from '../protocol/frames.js';
-import type { DeviceConversation, MessageStore, StoredMessage } from '../messaging/message-store.js';
+import type { DeviceConversation, MessageStore } from '../messaging/message-store.js';
 import type { MessagesManager } from '../messaging/messages.js';
 import type { Clock } from '../platform/clock.js';
 import { AppError, toAppError } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { Delivery, LocalDevice } from '../routing/delivery.js';
-import { assertNever, frameCost, frameRef, INVALID_FRAME_COST, parseFrameJson, type ParsedFrame, validateFrame } from './frames.js';
+import {
+  assertNever,
+  frameCost,
+  frameRef,
+  INVALID_FRAME_COST,
+  parseFrameJson,
+  type ParsedFrame,
+  serializeFrame,
+  sizeTokens,
+  sniffSendId,
+  storedToFrame,
+  validateFrame,
+} from './frames.js';
 import { FrameBudget, type FrameLimits, type UserBudgets } from './rate-limit.js';
+import type { SessionSocket } from './transport.js';
 
-export interface ConnectionDeps {
+/** What a device session needs: the message path, observability, and this gateway's budgets and limits. */
+export interface DeviceSessionDeps {
   store: MessageStore;
   messages: MessagesManager;
   delivery: Delivery;
@@ -21,6 +34,8 @@ export interface ConnectionDeps {
   /** The per-user frame buckets of this gateway. */
   budgets: UserBudgets;
   limits: FrameLimits & { maxPayloadBytes: number; heartbeatMs: number; maxPresenceWatch: number };
+  /** Called once when the socket has closed (the gateway forgets the session). */
+  onClosed?: () => void;
 }
 
 /** A sync page: at most this many rows, and rows until this many bytes of ciphertext (always one). */
@@ -31,7 +46,7 @@ const SYNC_HIGH_WATER = 1 << 20;
 const SLOW_CONSUMER_BYTES = 16 << 20;
 /** Deliveries waiting behind a sync or gap fill; a device this far behind is closed as a slow consumer (it resyncs). */
 const MAX_QUEUED = 20_000;
-/** The longest a refused connection's reads are paused at once (see pauseReading). */
+/** The longest a refused session's reads are paused at once (see pauseReading). */
 const MAX_READ_PAUSE_MS = 1_000;
 /** After a flood, slow-consumer or internal close, the socket is dropped this soon whatever the peer does. */
 const HARD_CLOSE_GRACE_MS = 1_000;
@@ -48,8 +63,10 @@ const MEMBERS_PER_TOKEN = 32;
  *
  * Cursors: an `ack` of seq s moves the delivered cursor to s, or to `covered` when nothing with
  * a body lies between s and `covered`, so own messages do not hold the cursor back.
+ *
+ * The session knows nothing of its transport: it talks to a SessionSocket (gateway/transport.ts).
  */
-export class Connection implements LocalDevice {
+export class DeviceSession implements LocalDevice {
   private readonly covered = new Map<string, number>();
   private readonly lastBody = new Map<string, number>();
   private readonly acked = new Map<string, number>();
@@ -63,23 +80,24 @@ export class Connection implements LocalDevice {
   private readPause: NodeJS.Timeout | undefined;
   /** Reads were paused since the last heartbeat, so a missing pong proves nothing. */
   private pausedThisBeat = false;
-  private corked = false;
   private connectionId = '';
   private alive = true;
   private readonly pinger: NodeJS.Timeout;
 
   constructor(
-    private readonly ws: WebSocket,
+    private readonly socket: SessionSocket,
     readonly userId: string,
     readonly deviceId: string,
     private readonly tokenExpiresAt: number,
-    private readonly deps: ConnectionDeps,
+    private readonly deps: DeviceSessionDeps,
   ) {
     this.budget = new FrameBudget(deps.limits, deps.budgets.acquire(userId), deps.clock);
-    ws.on('message', (data, isBinary) => this.guard('frame', () => this.onMessage(data as Buffer, isBinary)));
-    ws.on('close', () => void this.onClose());
-    ws.on('error', (err) => deps.log.debug({ err }, 'socket error'));
-    ws.on('pong', () => (this.alive = true));
+    socket.listen({
+      message: (data, isBinary) => this.guard('frame', () => this.onMessage(data, isBinary)),
+      invalid: (reason) => this.guard('frame', () => this.onInvalid(reason)),
+      pong: () => (this.alive = true),
+      close: () => void this.onClose(),
+    });
     this.pinger = setInterval(() => this.guard('heartbeat', () => this.heartbeat()), deps.limits.heartbeatMs);
     this.pinger.unref();
   }
@@ -118,30 +136,12 @@ export class Connection implements LocalDevice {
   }
 
   send(frame: ServerFrame): void {
-    if (this.closed || this.ws.readyState !== this.ws.OPEN) return;
-    if (this.ws.bufferedAmount > SLOW_CONSUMER_BYTES) {
+    if (this.closed || !this.socket.open) return;
+    if (this.socket.bufferedAmount > SLOW_CONSUMER_BYTES) {
       this.close(CLOSE.SLOW_CONSUMER, 'slow consumer');
       return;
     }
-    this.cork();
-    this.ws.send(serialize(frame));
-  }
-
-  /**
-   * Frames written to this socket in one tick leave in one write: the underlying socket is
-   * corked until the next tick (ws has no public API for it; it corks the same way itself).
-   * Each write is a system call, and under load a device gets several frames per tick.
-   */
-  private cork(): void {
-    if (this.corked) return;
-    const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-    if (!socket) return;
-    this.corked = true;
-    socket.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      socket.uncork();
-    });
+    this.socket.send(serializeFrame(frame));
   }
 
   replaced(): void {
@@ -151,12 +151,12 @@ export class Connection implements LocalDevice {
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.ws.close(code, reason);
+    this.socket.close(code, reason);
     if (code === CLOSE.FLOOD || code === CLOSE.SLOW_CONSUMER || code === CLOSE.INTERNAL) {
       // Read nothing more from this peer, and do not wait for its close frame (a flooder
       // would keep us parsing until the library's 30 s close timeout).
-      (this.ws as unknown as { _socket?: { pause(): void } })._socket?.pause();
-      setTimeout(() => this.ws.terminate(), HARD_CLOSE_GRACE_MS).unref();
+      this.socket.pauseReading();
+      setTimeout(() => this.socket.terminate(), HARD_CLOSE_GRACE_MS).unref();
     }
   }
 
@@ -237,7 +237,7 @@ export class Connection implements LocalDevice {
         }
         await this.roomToWrite();
         if (this.closed) return;
-        this.write(toFrame(m));
+        this.write(storedToFrame(m));
       }
       if (rows.length === 0 || this.closed) break;
     }
@@ -252,20 +252,8 @@ export class Connection implements LocalDevice {
 
   /** Resolves once less than SYNC_HIGH_WATER is buffered for the socket (or it closed). */
   private async roomToWrite(): Promise<void> {
-    while (!this.closed && this.ws.bufferedAmount > SYNC_HIGH_WATER) {
-      const socket = (this.ws as unknown as { _socket?: NodeJS.EventEmitter })._socket;
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          socket?.off('drain', done);
-          socket?.off('close', done);
-          resolve();
-        };
-        const timer = setTimeout(done, 100); // a safety net: re-check even if no drain event comes
-        socket?.once('drain', done);
-        socket?.once('close', done);
-      });
-    }
+    // At most 100 ms per wait: a safety net that re-checks even if no drain event comes.
+    while (!this.closed && this.socket.bufferedAmount > SYNC_HIGH_WATER) await this.socket.drained(100);
   }
 
   private write(frame: MsgFrame): void {
@@ -277,7 +265,7 @@ export class Connection implements LocalDevice {
 
   /**
    * Runs a socket event handler so that nothing it throws can escape: an unexpected throw is
-   * logged with its stack, counted, and closes only this connection (1011).
+   * logged with its stack, counted, and closes only this session (1011).
    */
   private guard(where: string, fn: () => void): void {
     try {
@@ -293,11 +281,11 @@ export class Connection implements LocalDevice {
     this.close(CLOSE.INTERNAL, 'internal error');
   }
 
-  private onMessage(data: Buffer, isBinary: boolean): void {
+  private onMessage(data: string | Buffer, isBinary: boolean): void {
     if (this.closed) return;
     // A big frame pays for its size before anything parses it: refused, it is never parsed.
-    const sizeCost = sizeTokens(data.length);
-    if (sizeCost > 0 && !this.limit(sizeCost, sniffId(data))) return;
+    const sizeCost = sizeTokens(typeof data === 'string' ? Buffer.byteLength(data) : data.length);
+    if (sizeCost > 0 && !this.limit(sizeCost, sniffSendId(data))) return;
     const json = parseFrameJson(data, isBinary);
     if (!json.ok) {
       if (this.limit(INVALID_FRAME_COST)) this.reply(json.error, undefined);
@@ -324,12 +312,18 @@ export class Connection implements LocalDevice {
       .finally(() => this.deps.metrics.frameSeconds.observe({ type: frame.type }, (performance.now() - started) / 1000));
   }
 
+  /** Something that is not a frame at all: answered and charged like malformed JSON. */
+  private onInvalid(reason: string): void {
+    if (this.closed) return;
+    if (this.limit(INVALID_FRAME_COST)) this.reply(new AppError('invalid', reason), undefined);
+  }
+
   /** Takes `cost` from the budget; on refusal answers `rate_limited`, and closes with FLOOD once refusals run out. */
   private limit(cost: number, ref?: string): boolean {
     const d = this.budget.take(cost);
     if (d.kind === 'ok') return true;
     if (d.kind === 'flood') {
-      this.deps.metrics.errors.inc({ code: 'flood', transport: 'ws' });
+      this.deps.metrics.errors.inc({ code: 'flood', transport: this.socket.transport });
       this.close(CLOSE.FLOOD, 'too many frames');
       return false;
     }
@@ -347,13 +341,11 @@ export class Connection implements LocalDevice {
    */
   private pauseReading(ms: number): void {
     if (this.readPause || this.closed) return;
-    const socket = (this.ws as unknown as { _socket?: { pause(): void; resume(): void } })._socket;
-    if (!socket) return;
-    socket.pause();
+    this.socket.pauseReading();
     this.pausedThisBeat = true;
     this.readPause = setTimeout(() => {
       this.readPause = undefined;
-      if (!this.closed) socket.resume();
+      if (!this.closed) this.socket.resumeReading();
     }, Math.min(ms, MAX_READ_PAUSE_MS));
     this.readPause.unref();
   }
@@ -442,7 +434,7 @@ export class Connection implements LocalDevice {
 
   private reply(err: unknown, ref: string | undefined, retryAfterMs?: number): void {
     const e = toAppError(err);
-    this.deps.metrics.errors.inc({ code: e.code, transport: 'ws' });
+    this.deps.metrics.errors.inc({ code: e.code, transport: this.socket.transport });
     if (e.code === 'internal' || e.code === 'unavailable') this.deps.log.error({ err, deviceId: this.deviceId }, 'frame failed');
     this.send({
       type: 'error',
@@ -461,21 +453,24 @@ export class Connection implements LocalDevice {
       this.close(CLOSE.UNAUTHORIZED, 'token expired');
       return;
     }
+    // Transports without `ping` run their own heartbeats and close dead peers themselves.
+    if (!this.socket.ping) return;
     // While reads were paused (backpressure) the peer's pong may be waiting unread: not a dead peer.
     const paused = this.pausedThisBeat || this.readPause !== undefined;
     this.pausedThisBeat = false;
     if (!this.alive && !paused) {
       // Say why if the peer can still hear it, then drop the socket regardless.
       this.close(CLOSE.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
-      setTimeout(() => this.ws.terminate(), 1000).unref();
+      setTimeout(() => this.socket.terminate(), 1000).unref();
       return;
     }
     this.alive = false;
-    this.ws.ping();
+    this.socket.ping();
   }
 
   private async onClose(): Promise<void> {
     this.closed = true;
+    this.deps.onClosed?.();
     clearInterval(this.pinger);
     clearTimeout(this.readPause);
     this.deps.budgets.release(this.userId);
@@ -488,47 +483,4 @@ export class Connection implements LocalDevice {
       });
     }
   }
-}
-
-/**
- * JSON of a frame, computed once per frame object: a group message fanned out to thousands of
- * devices on this gateway is one shared object (when it carries no per-device key).
- */
-const serialized = new WeakMap<object, string>();
-function serialize(frame: ServerFrame): string {
-  if (frame.type !== 'msg') return JSON.stringify(frame);
-  let json = serialized.get(frame);
-  if (json === undefined) serialized.set(frame, (json = JSON.stringify(frame)));
-  return json;
-}
-
-/** Rate tokens a frame's size costs before it is parsed: one per started 16 KiB beyond the first. */
-function sizeTokens(bytes: number): number {
-  return bytes <= 16_384 ? 0 : Math.ceil(bytes / 16_384) - 1;
-}
-
-/**
- * The client id of a send, read from the first bytes of a frame without parsing it, so a
- * refusal of a big frame can still name the send it refuses (clients write `type` and `id`
- * first). Undefined when it is not there.
- */
-function sniffId(data: Buffer): string | undefined {
-  return /^\{\s*"type"\s*:\s*"(?:group\.)?send"\s*,\s*"id"\s*:\s*"([A-Za-z0-9_-]{1,64})"/.exec(data.subarray(0, 160).toString('latin1'))?.[1];
-}
-
-/** The frame a device receives for a stored message. */
-function toFrame(m: StoredMessage): MsgFrame {
-  return {
-    type: 'msg',
-    id: m.id,
-    conversationId: m.conversationId,
-    seq: m.seq,
-    from: m.from,
-    fromDevice: m.fromDevice,
-    sentAt: m.sentAt,
-    body: m.body ?? '',
-    ...(m.group ? { groupId: m.conversationId } : {}),
-    ...(m.key === null ? {} : { key: m.key }),
-    ...(m.system === null ? {} : { system: m.system }),
-  };
 }
