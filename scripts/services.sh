@@ -10,6 +10,16 @@ set -euo pipefail
 
 log() { echo "[services] $*" >&2; }
 
+# close_fds: closes every descriptor above 2 in this (sub)shell. A service outlives us, so it must
+# not inherit what our caller holds open, such as the machine lock that `flock` passes down.
+close_fds() {
+  local fd
+  for fd in /proc/$BASHPID/fd/*; do
+    fd=${fd##*/}
+    if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+  done
+}
+
 # started NAME ARG: notes in the ledger (when there is one) that this call started NAME; ARG says how to stop it.
 started() {
   if [ -n "${PARLEY_SERVICES_LEDGER:-}" ]; then echo "$1 $2" >> "$PARLEY_SERVICES_LEDGER"; fi
@@ -31,7 +41,7 @@ ensure_postgres() {
   version=$(ls /etc/postgresql | sort -V | tail -n 1)
   if ! pg_ready; then
     log "starting PostgreSQL $version on $PGHOST_:$PGPORT_"
-    pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2 || true
+    (close_fds; exec pg_ctlcluster --skip-systemctl-redirect "$version" main start) >&2 || true
     for _ in $(seq 1 60); do pg_ready && break; sleep 0.5; done
     started postgres "$version"
   elif [ "$installed" = 1 ]; then
@@ -61,8 +71,8 @@ ensure_redis() {
   if ! redis_ready; then
     log "starting Redis on 127.0.0.1:$REDIS_PORT_"
     mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
-    redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT_" --save "" --appendonly no \
-      --dir /var/lib/redis --logfile /var/log/redis/parley.log >&2 || true
+    (close_fds; exec redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT_" --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/parley.log) >&2 || true
     for _ in $(seq 1 40); do redis_ready && break; sleep 0.25; done
     started redis "$REDIS_PORT_"
   elif [ "$installed" = 1 ]; then
@@ -130,9 +140,9 @@ PROPS
   fi
   log "starting Kafka on 127.0.0.1:$KAFKA_PORT_"
   : > "$KAFKA_DIR/logs/server.log"
-  setsid nohup java -Xms256m -Xmx512m -Dkafka.logs.dir="$KAFKA_DIR/logs" \
+  (close_fds; exec setsid nohup java -Xms256m -Xmx512m -Dkafka.logs.dir="$KAFKA_DIR/logs" \
     -Dlog4j.configuration="file:$ROOT/scripts/kafka/log4j.properties" \
-    -cp "$cp" kafka.Kafka "$KAFKA_DIR/server.properties" > "$KAFKA_DIR/logs/stdout.log" 2>&1 < /dev/null &
+    -cp "$cp" kafka.Kafka "$KAFKA_DIR/server.properties") > "$KAFKA_DIR/logs/stdout.log" 2>&1 < /dev/null &
   echo $! > "$KAFKA_DIR/kafka.pid"
   started kafka "$KAFKA_DIR/kafka.pid"
   for _ in $(seq 1 180); do
@@ -177,8 +187,8 @@ jclouds.provider=filesystem
 jclouds.filesystem.basedir=$S3_DIR/data
 PROPS
   log "starting S3Proxy on 127.0.0.1:$S3_PORT_"
-  setsid nohup java -Xms64m -Xmx512m -Dlogback.configurationFile="$ROOT/scripts/s3proxy/logback.xml" \
-    -cp "$S3_DIR/lib/*" org.gaul.s3proxy.Main --properties "$S3_DIR/s3proxy.conf" \
+  (close_fds; exec setsid nohup java -Xms64m -Xmx512m -Dlogback.configurationFile="$ROOT/scripts/s3proxy/logback.xml" \
+    -cp "$S3_DIR/lib/*" org.gaul.s3proxy.Main --properties "$S3_DIR/s3proxy.conf") \
     > "$S3_DIR/logs/stdout.log" 2>&1 < /dev/null &
   echo $! > "$S3_DIR/s3proxy.pid"
   started s3 "$S3_DIR/s3proxy.pid"
