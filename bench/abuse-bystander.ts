@@ -156,11 +156,13 @@ async function main(): Promise<void> {
   // first gateway and the recipient on the next (in a cluster every message crosses gateways).
   const [pair] = await parleyEndpoints(urls, { ...settings, pairs: 1 }, log);
   if (!pair) throw new Error('no bystander pair');
-  const ends = { A: new End('A', pair.senderUrl, pair.senderProtocols), B: new End('B', pair.recipientUrl, pair.recipientProtocols) };
+  const [s, r] = [pair.sender, pair.recipient];
+  if (s.kind !== 'ws' || r.kind !== 'ws') throw new Error('the bystander speaks plain WebSocket');
+  const ends = { A: new End('A', s.url, s.protocols), B: new End('B', r.url, r.protocols) };
   // B → A reuses that body (the server never decrypts) for A's only device, which is all B must
   // encrypt for: A has no other device and B has none besides the sending one.
   const aToB = JSON.parse(`${pair.frameHead}x${pair.frameTail}`) as { payloads: { body: string }[] };
-  const a = claims(pair.senderProtocols);
+  const a = claims(s.protocols);
   const tails = { a: pair.frameTail, b: '",' + JSON.stringify({ to: a.userId, payloads: [{ device: a.deviceId, body: aToB.payloads[0]!.body }] }).slice(1) };
   await Promise.all([ends.A.connect(), ends.B.connect()]);
   console.log(JSON.stringify({ bystanderReady: true, frameBytes: Buffer.byteLength(`{"type":"send","id":"q0a0${tails.a}`) }));

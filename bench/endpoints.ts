@@ -7,6 +7,7 @@ import { INNER, MESSAGE_PREFIX, packInner } from '../client-sdk/e2e.wire.js';
 import { x3dhInitiate } from '../client-sdk/e2e.x3dh.js';
 import { PROTOCOL, WS_PATH } from '../protocol/frames.js';
 import { devicesOf, mapLimit, registerDevice } from './accounts.js';
+import type { BenchTransport, EndAddress } from './pair-sockets.js';
 import type { PairEndpoints } from './pairs.js';
 import type { Settings } from './settings.js';
 
@@ -48,10 +49,8 @@ export async function rawEndpoints(url: string, settings: Settings): Promise<Pai
   return Array.from({ length: settings.pairs }, (_, i) => {
     const payloads = [{ device: randomUUID(), body: ratchetBody(text) }];
     return {
-      senderUrl: `${url}/?pair=${i}&role=sender`,
-      recipientUrl: `${url}/?pair=${i}&role=recipient`,
-      senderProtocols: [],
-      recipientProtocols: [],
+      sender: { kind: 'ws', url: `${url}/?pair=${i}&role=sender`, protocols: [] },
+      recipient: { kind: 'ws', url: `${url}/?pair=${i}&role=recipient`, protocols: [] },
       frameHead: FRAME_HEAD,
       frameTail: frameTail(randomUUID(), payloads),
       setupFrames: ['ready'],
@@ -63,9 +62,10 @@ export async function rawEndpoints(url: string, settings: Settings): Promise<Pai
 /**
  * Parley: registers 2 × pairs users (one device each) with the SDK, then, for each sender, fetches
  * the devices to encrypt for (the recipient's, and the sender's other devices: none) and makes
- * one Double Ratchet body per device once; every message of the pair reuses it.
+ * one Double Ratchet body per device once; every message of the pair reuses it. Both ends
+ * connect over `transport`: the WebSocket endpoint, or Socket.IO (upgrading, or polling only).
  */
-export async function parleyEndpoints(urls: string[], settings: Settings, log: (line: string) => void): Promise<PairEndpoints[]> {
+export async function parleyEndpoints(urls: string[], settings: Settings, log: (line: string) => void, transport: BenchTransport = 'ws'): Promise<PairEndpoints[]> {
   const url = urls[0]!;
   await ready();
   const prefix = `b${randomBytes(4).toString('hex')}`;
@@ -75,7 +75,10 @@ export async function parleyEndpoints(urls: string[], settings: Settings, log: (
   log(`registered ${devices.length} users via the SDK in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
   // With several gateways, a pair's sender and recipient sit on different ones (round robin).
-  const wsUrl = (i: number) => Object.assign(new URL(WS_PATH, urls[i % urls.length]), { protocol: 'ws:' }).toString();
+  const address = (i: number, token: string): EndAddress =>
+    transport === 'ws'
+      ? { kind: 'ws', url: Object.assign(new URL(WS_PATH, urls[i % urls.length]), { protocol: 'ws:' }).toString(), protocols: [PROTOCOL, `bearer.${token}`] }
+      : { kind: 'socketio', url: urls[i % urls.length]!, token, pollingOnly: transport === 'polling' };
   const text = plaintext(settings);
   return mapLimit(Array.from({ length: settings.pairs }, (_, i) => i), SETUP_CONCURRENCY, async (i) => {
     const sender = devices[2 * i]!;
@@ -85,10 +88,8 @@ export async function parleyEndpoints(urls: string[], settings: Settings, log: (
       .filter((d) => d.id !== sender.deviceId)
       .map((d) => ({ device: d.id, body: ratchetBody(text) }));
     return {
-      senderUrl: wsUrl(i),
-      recipientUrl: wsUrl(i + 1),
-      senderProtocols: [PROTOCOL, `bearer.${sender.token}`],
-      recipientProtocols: [PROTOCOL, `bearer.${recipient.token}`],
+      sender: address(i, sender.token),
+      recipient: address(i + 1, recipient.token),
       frameHead: FRAME_HEAD,
       frameTail: frameTail(recipient.userId, payloads),
       setupFrames: ['ready', 'caught_up'],

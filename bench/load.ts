@@ -6,7 +6,7 @@ import type { LoadRequest, LoadResult, ScenarioResult } from './results.js';
 import { Driver } from './scenarios.js';
 
 const { target, settings } = JSON.parse(process.argv[2] ?? '{}') as LoadRequest;
-const log = (line: string) => process.stderr.write(`[load → ${target.kind}] ${line}\n`);
+const log = (line: string) => process.stderr.write(`[load → ${target.kind} ${target.transport}] ${line}\n`);
 
 process.stdin.on('end', () => process.exit(1)).resume();
 
@@ -21,7 +21,7 @@ function describe(r: ScenarioResult): string {
 
 async function main(): Promise<LoadResult> {
   const started = performance.now();
-  const ends = target.kind === 'raw' ? await rawEndpoints(target.urls[0]!, settings) : await parleyEndpoints(target.urls, settings, log);
+  const ends = target.kind === 'raw' ? await rawEndpoints(target.urls[0]!, settings) : await parleyEndpoints(target.urls, settings, log, target.transport);
   const driver = new Driver(target.pids, target.kind === 'parley');
   const pairs = ends.map((e, i) => new Pair(i, e, driver));
   driver.use(pairs);
@@ -38,7 +38,7 @@ async function main(): Promise<LoadResult> {
   for (const sample of driver.errorSamples) log(`error frame: ${sample}`);
 
   for (const p of pairs) p.close();
-  return { target: target.kind, setupSeconds, frameBytes: Buffer.byteLength(ends[0]!.frameHead + 'p0m0' + ends[0]!.frameTail), scenarios: [max, rate] };
+  return { target: target.kind, transport: target.transport, setupSeconds, frameBytes: Buffer.byteLength(ends[0]!.frameHead + 'p0m0' + ends[0]!.frameTail), scenarios: [max, rate] };
 }
 
 main().then(

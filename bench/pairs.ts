@@ -1,12 +1,10 @@
-// One sender/recipient pair over two WebSockets: writes prebuilt `send` frames, reports deliveries, and acks the way the SDK does.
-import WebSocket, { type RawData } from 'ws';
+// One sender/recipient pair over two sockets (WebSocket or Socket.IO): writes prebuilt `send` frames, reports deliveries, and acks the way the SDK does.
+import { type EndAddress, type EndSocket, openEnd } from './pair-sockets.js';
 
 /** How to reach one pair's two ends, and what a `send` frame looks like around its client id. */
 export interface PairEndpoints {
-  senderUrl: string;
-  recipientUrl: string;
-  senderProtocols: string[];
-  recipientProtocols: string[];
+  sender: EndAddress;
+  recipient: EndAddress;
   /** The send frame is `frameHead + id + frameTail`. */
   frameHead: string;
   frameTail: string;
@@ -45,8 +43,8 @@ export class Pair {
   inFlight = 0;
   /** Resolves once both ends received their setup frames. */
   readonly ready: Promise<void>;
-  private readonly sender: WebSocket;
-  private readonly recipient: WebSocket;
+  private readonly sender: EndSocket;
+  private readonly recipient: EndSocket;
   private readonly pendingAcks = new Map<string, number>();
   private ackTimer: NodeJS.Timeout | undefined;
   private closing = false;
@@ -56,8 +54,8 @@ export class Pair {
     private readonly ends: PairEndpoints,
     private readonly events: PairEvents,
   ) {
-    this.recipient = new WebSocket(ends.recipientUrl, ends.recipientProtocols, { perMessageDeflate: false });
-    this.sender = new WebSocket(ends.senderUrl, ends.senderProtocols, { perMessageDeflate: false });
+    this.recipient = openEnd(ends.recipient);
+    this.sender = openEnd(ends.sender);
     this.ready = Promise.all([
       this.watch(this.recipient, 'recipient', (f, at) => this.onRecipientFrame(f, at)),
       this.watch(this.sender, 'sender', (f) => this.onSenderFrame(f)),
@@ -74,20 +72,19 @@ export class Pair {
   close(): void {
     this.closing = true;
     this.flushAcks();
-    this.sender.close(1000, 'bench done');
-    this.recipient.close(1000, 'bench done');
+    this.sender.close();
+    this.recipient.close();
   }
 
   /** Parses every frame on `ws` and resolves once its setup frames arrived; rejects if it fails first. */
-  private watch(ws: WebSocket, end: 'sender' | 'recipient', onFrame: (f: Frame, at: number) => void): Promise<void> {
+  private watch(socket: EndSocket, end: 'sender' | 'recipient', onFrame: (f: Frame, at: number) => void): Promise<void> {
     const waiting = new Set(this.ends.setupFrames);
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`pair ${this.index} ${end}: no ${[...waiting].join('/')} within ${SETUP_TIMEOUT_MS} ms`)), SETUP_TIMEOUT_MS);
-      ws.on('message', (data: RawData) => {
-        const at = performance.now();
+      socket.onText((text, at) => {
         let f: Frame;
         try {
-          f = JSON.parse((data as Buffer).toString('utf8')) as Frame;
+          f = JSON.parse(text) as Frame;
         } catch {
           this.events.failed(this, undefined, 'malformed', `pair ${this.index} ${end} received malformed JSON`);
           return;
@@ -98,14 +95,14 @@ export class Pair {
         }
         onFrame(f, at);
       });
-      ws.on('error', (err) => {
+      socket.onError((err) => {
         clearTimeout(timer);
         reject(new Error(`pair ${this.index} ${end}: ${err.message}`));
       });
-      ws.on('close', (code, reason) => {
+      socket.onClose((code, reason) => {
         clearTimeout(timer);
-        if (waiting.size > 0) reject(new Error(`pair ${this.index} ${end}: closed during setup (${code} ${reason.toString()})`));
-        else if (!this.closing) this.events.closed(this, end, code, reason.toString());
+        if (waiting.size > 0) reject(new Error(`pair ${this.index} ${end}: closed during setup (${code} ${reason})`));
+        else if (!this.closing) this.events.closed(this, end, code, reason);
       });
     });
   }
@@ -134,7 +131,7 @@ export class Pair {
   private flushAcks(): void {
     clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
-    if (this.recipient.readyState !== WebSocket.OPEN) return;
+    if (!this.recipient.open) return;
     for (const [conversationId, seq] of this.pendingAcks) this.recipient.send(JSON.stringify({ type: 'ack', conversationId, seq }));
     this.pendingAcks.clear();
   }

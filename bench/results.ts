@@ -1,10 +1,13 @@
 // What run.ts hands the load generator (argv) and what the generator prints back (one JSON line on stdout).
+import type { BenchTransport } from './pair-sockets.js';
 import type { Settings } from './settings.js';
 import type { LatencySummary } from './stats.js';
 
 /** The server under load: the raw relay (ws://…) or Parley (http://…), and its process id for CPU sampling. */
 export interface Target {
   kind: 'raw' | 'parley';
+  /** How the generator connects: the raw relay is always plain `ws`; Parley over its WebSocket endpoint or Socket.IO. */
+  transport: BenchTransport;
   /** Every gateway of the target (one for the raw relay); pairs spread their two ends over them. */
   urls: string[];
   /** The server processes, for CPU sampling (summed). */
@@ -36,10 +39,14 @@ export interface ScenarioResult {
   /** CPU used during the scenario, as a share of one core (1 = 100 %); null where not measurable. */
   serverCpu: number | null;
   loadCpu: number;
+  /** CPU time per delivered message, microseconds: the server processes (summed, from /proc) and the load generator. */
+  serverCpuUsPerMsg: number | null;
+  loadCpuUsPerMsg: number | null;
 }
 
 export interface LoadResult {
   target: Target['kind'];
+  transport: BenchTransport;
   /** Connecting (and, for Parley, registering and logging in) every pair. */
   setupSeconds: number;
   /** Size of one `send` frame on the wire. */

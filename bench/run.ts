@@ -10,9 +10,10 @@
 // Latency is send → deliver: from just before the sender writes the `send` frame to the arrival
 // of the recipient's `msg` frame, both clocks in the generator, keyed by client message id.
 // Parley users are registered and logged in through the SDK (createClient); the generator then
-// speaks the wire protocol with plain `ws`: one Double Ratchet body per pair, encrypted once and
+// speaks the wire protocol with plain `ws` (or a raw socket.io-client: the token in the handshake,
+// one `frame` event per frame's JSON text): one Double Ratchet body per pair, encrypted once and
 // reused, coalesced acks like the SDK's. Parley runs as `node --import tsx server.ts` with a
-// temporary DATA_DIR and per-connection limits raised so it is never rate limited.
+// temporary DATA_DIR and per-connection and per-user limits raised so it is never rate limited.
 //
 // Settings (environment; defaults in brackets):
 //   BENCH_PAIRS         sender/recipient pairs [50]
@@ -22,6 +23,10 @@
 //   BENCH_RATE          total messages per second in the rate scenario [2000]
 //   BENCH_RATE_SECONDS  duration of the rate scenario [5]
 //   BENCH_TEXT_CHARS    message text length before encryption [100]
+//   BENCH_TRANSPORTS    how the generator reaches Parley, each against a fresh server, beside the
+//                       same raw `ws` relay: ws (the WebSocket endpoint), socketio (a raw
+//                       socket.io-client: long-polling, then the upgrade to WebSocket), polling
+//                       (socket.io-client with long-polling only) [ws,socketio,polling]
 //   BENCH_SQL           Parley's SQL driver: pglite | postgres [pglite]; `npm run bench -- --postgres` too
 //   BENCH_PG_URL        admin URL for postgres; a fresh database is created and dropped
 //                       [postgres://postgres@127.0.0.1:5432/postgres]
@@ -69,7 +74,8 @@ import { benchConnections } from './connections.js';
 import { benchFanout } from './fanout.js';
 import { benchCrypto } from './crypto.js';
 import { benchFiles } from './files.js';
-import { configuration, machine, ratios, table } from './report.js';
+import { configuration, machine, ratios, table, targetLabel } from './report.js';
+import type { BenchTransport } from './pair-sockets.js';
 import type { LoadResult, Target } from './results.js';
 import { mergeMetrics, type ServerMetrics, serverMetrics } from './server-metrics.js';
 import { service } from './gateways.js';
@@ -103,12 +109,12 @@ async function benchRaw(settings: Settings): Promise<LoadResult> {
   const relay = new Child('raw-relay', 'bench/raw-relay.ts', [], { env: process.env });
   defer(() => relay.stop());
   const port = await relay.waitFor('port', (l) => jsonLine(l)?.port as number | undefined, 30_000);
-  const result = await runLoad({ kind: 'raw', urls: [`ws://127.0.0.1:${port}`], pids: [relay.pid] }, settings);
+  const result = await runLoad({ kind: 'raw', transport: 'ws', urls: [`ws://127.0.0.1:${port}`], pids: [relay.pid] }, settings);
   await relay.stop();
   return result;
 }
 
-async function benchParley(settings: Settings): Promise<{ result: LoadResult; metrics: ServerMetrics | null; problems: string[] }> {
+async function benchParley(settings: Settings, transport: BenchTransport): Promise<{ result: LoadResult; metrics: ServerMetrics | null; problems: string[] }> {
   const dataDir = await mkdtemp(join(tmpdir(), 'parley-bench-'));
   defer(() => rm(dataDir, { recursive: true, force: true }));
   const env: NodeJS.ProcessEnv = {
@@ -121,6 +127,8 @@ async function benchParley(settings: Settings): Promise<{ result: LoadResult; me
     AUTH_RATE_PER_MINUTE: UNLIMITED,
     WS_RATE_PER_SECOND: UNLIMITED,
     WS_RATE_BURST: UNLIMITED,
+    WS_USER_RATE_PER_SECOND: UNLIMITED,
+    WS_USER_RATE_BURST: UNLIMITED,
   };
   if (settings.sql === 'postgres') {
     const db = await createTestDatabase(settings.pgAdminUrl);
@@ -143,7 +151,7 @@ async function benchParley(settings: Settings): Promise<{ result: LoadResult; me
     servers.push(server);
     urls.push(`http://127.0.0.1:${port}`);
   }
-  const result = await runLoad({ kind: 'parley', urls, pids: servers.map((s) => s.pid) }, settings);
+  const result = await runLoad({ kind: 'parley', transport, urls, pids: servers.map((s) => s.pid) }, settings);
   const all = await Promise.all(urls.map((u) => serverMetrics(u).catch(() => null)));
   const metrics = all.every((m) => m !== null) ? mergeMetrics(all as ServerMetrics[]) : null;
   for (const s of servers) await s.stop();
@@ -168,27 +176,31 @@ async function main(): Promise<void> {
   console.log('');
 
   const raw = await benchRaw(settings);
-  const parley = await benchParley(settings);
+  const parleys = [];
+  for (const transport of settings.transports) parleys.push(await benchParley(settings, transport));
 
   console.log('');
-  console.log(table([raw, parley.result], settings));
+  console.log(table([raw, ...parleys.map((p) => p.result)], settings));
   console.log('');
-  for (const line of ratios(raw, parley.result)) console.log(line);
-  console.log(
-    `setup: raw ${raw.setupSeconds.toFixed(1)} s, parley ${parley.result.setupSeconds.toFixed(1)} s (registering ${2 * settings.pairs} users through the SDK); ` +
-      `send frame ${parley.result.frameBytes} bytes`,
-  );
-  const m = parley.metrics;
-  if (m) {
-    const errors = Object.entries(m.errors).map(([c, n]) => `${c}×${n}`).join(' ') || 'none';
+  for (const parley of parleys) for (const line of ratios(raw, parley.result)) console.log(line);
+  for (const parley of parleys) {
+    const name = targetLabel(parley.result);
     console.log(
-      `parley server: ${m.messagesSent.toLocaleString('en-US')} messages in ${m.commitBatches.toLocaleString('en-US')} group commits ` +
-        `(mean batch ${m.meanBatch.toFixed(1)}), mean send→commit ${m.meanCommitMs.toFixed(2)} ms, RSS ${Math.round(m.rssMiB)} MiB, errors: ${errors}`,
+      `setup: raw ${raw.setupSeconds.toFixed(1)} s, ${name} ${parley.result.setupSeconds.toFixed(1)} s (registering ${2 * settings.pairs} users through the SDK); ` +
+        `send frame ${parley.result.frameBytes} bytes`,
     );
-  }
-  if (parley.problems.length > 0) {
-    console.log(`parley logged ${parley.problems.length} warning/error line(s); the first:`);
-    for (const p of parley.problems.slice(0, 3)) console.log(`  ${p.slice(0, 300)}`);
+    const m = parley.metrics;
+    if (m) {
+      const errors = Object.entries(m.errors).map(([c, n]) => `${c}×${n}`).join(' ') || 'none';
+      console.log(
+        `${name} server: ${m.messagesSent.toLocaleString('en-US')} messages in ${m.commitBatches.toLocaleString('en-US')} group commits ` +
+          `(mean batch ${m.meanBatch.toFixed(1)}), mean send→commit ${m.meanCommitMs.toFixed(2)} ms, RSS ${Math.round(m.rssMiB)} MiB, errors: ${errors}`,
+      );
+    }
+    if (parley.problems.length > 0) {
+      console.log(`${name} logged ${parley.problems.length} warning/error line(s); the first:`);
+      for (const p of parley.problems.slice(0, 3)) console.log(`  ${p.slice(0, 300)}`);
+    }
   }
 }
 

@@ -175,6 +175,9 @@ export class Driver implements PairEvents {
     }
     if (this.acknowledges) await this.acceptsCaughtUp();
     const seconds = ((complete ? run.lastAt : t1) - run.startedAt) / 1000;
+    const loadCpuSeconds = (load.user + load.system) / 1e6;
+    const serverCpuSeconds = server0 !== null && server1 !== null ? server1 - server0 : null;
+    const perMessage = (cpuSeconds: number | null) => (cpuSeconds !== null && run.delivered > 0 ? (cpuSeconds * 1e6) / run.delivered : null);
     return {
       scenario,
       planned,
@@ -185,8 +188,10 @@ export class Driver implements PairEvents {
       latency: summarize(run.latencies),
       errors: run.errors,
       complete,
-      serverCpu: server0 !== null && server1 !== null && wall > 0 ? (server1 - server0) / wall : null,
-      loadCpu: wall > 0 ? (load.user + load.system) / 1e6 / wall : 0,
+      serverCpu: serverCpuSeconds !== null && wall > 0 ? serverCpuSeconds / wall : null,
+      loadCpu: wall > 0 ? loadCpuSeconds / wall : 0,
+      serverCpuUsPerMsg: perMessage(serverCpuSeconds),
+      loadCpuUsPerMsg: perMessage(loadCpuSeconds),
     };
   }
 

@@ -1,4 +1,5 @@
 // Bench settings: the BENCH_* environment variables and CLI flags (documented at the top of run.ts), validated once.
+import { BENCH_TRANSPORTS, type BenchTransport } from './pair-sockets.js';
 
 export interface Settings {
   /** Sender/recipient pairs (2 × pairs connections, 2 × pairs users on Parley). */
@@ -21,6 +22,8 @@ export interface Settings {
   pgAdminUrl: string;
   /** Parley gateway processes: 1, or several on PostgreSQL + Redis (`--cluster`). */
   gateways: number;
+  /** How the 1:1 scenarios reach Parley, each against a fresh server, in this order (BENCH_TRANSPORTS). */
+  transports: BenchTransport[];
   /** Which scenario: the 1:1 ones, or the one its flag names (SCENARIO_FLAGS). */
   scenario: 'messages' | 'connections' | 'fanout' | 'crypto' | 'files' | 'abuse';
   /** Idle connections to hold in the connections scenario. */
@@ -124,6 +127,7 @@ export function loadSettings(env: Record<string, string | undefined>, argv: read
     sql,
     pgAdminUrl,
     gateways: cluster ? int(env, 'BENCH_GATEWAYS', 3, 2, 16) : 1,
+    transports: list(env, 'BENCH_TRANSPORTS', BENCH_TRANSPORTS),
     scenario: Object.entries(SCENARIO_FLAGS).find(([flag]) => argv.includes(flag))?.[1] ?? 'messages',
     connections: int(env, 'BENCH_CONNECTIONS', 100_000, 1, 200_000),
     groupMembers: int(env, 'BENCH_GROUP_MEMBERS', 10_000, 1, 100_000),
