@@ -30,12 +30,15 @@ function assertNever(x: never): never {
  * A Parley client for one device.
  *
  * Delivery: messages arrive on 'message' once each, in seq order per conversation, across
- * reconnects; the client acknowledges them after the listeners ran. Sends wait in an outbox
- * and are resent with the same id after a reconnect until the server acknowledges them.
+ * reconnects; the client acknowledges them after the listeners ran (inbox.ts). Sends wait in
+ * an outbox and are resent with the same id after a reconnect until the server acknowledges
+ * them (outbox.ts). The connection is a WebSocket, or Socket.IO where WebSocket upgrades are
+ * blocked (socket.ts; `transport` says which, 'transport' events tell of changes).
  *
  * @example
  * const alice = createClient({ url: 'http://localhost:8080', username: 'alice', password: 'correct horse' });
  * await alice.register(); await alice.connect();
+ * console.log(alice.transport); // 'websocket', or 'socket.io:polling' behind a proxy that blocks upgrades
  * const bob = await alice.findUser('bob');
  * await alice.sendText(bob, 'hi');
  */
