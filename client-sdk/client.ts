@@ -7,17 +7,17 @@ import { SESSION_RESET_PAYLOAD, SessionManager } from './e2e.session-manager.js'
 import type { DeviceRecord } from './e2e.store.js';
 import { memoryKeyStore } from './e2e.store.memory.js';
 import type { ListedDevice } from '../protocol/trust.js';
-import type { ClientEvents, ClientOptions, ReceivedFile, SendFileOptions, SendFileResult, SendResult } from './client.types.js';
+import type { ClientEvents, ClientOptions, SendFileOptions, SendFileResult, SendResult } from './client.types.js';
 import { type Clock, systemClock } from './clock.js';
 import { Emitter } from './emitter.js';
 import { Envelopes } from './envelopes.js';
-import { ciphertextSize, downloadFile, encryptFile, type FileRef, fileRefOf, type Progress, uploadCiphertext } from './files.js';
+import { FileSharing } from './files.sharing.js';
 import { GroupDirectory, type GroupEvent, type GroupInfo, type GroupReceipts, type GroupRole, type GroupSummary, SenderKeyTracker } from './groups.js';
 import { GroupNames } from './groups.names.js';
 import { ParleyError, request } from './http.js';
 import type { ClientFrame, ErrorFrame, MsgFrame, ServerFrame } from '../protocol/frames.js';
 import { Inbox } from './inbox.js';
-import { Outbox, type OutboxEntry, type SendFrame, TEMPORARY } from './outbox.js';
+import { Outbox, type OutboxEntry, type SendFrame } from './outbox.js';
 import { Gateways, ParleySocket, type TransportName } from './socket.js';
 import { TrustManager } from './trust.js';
 
@@ -66,7 +66,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private readonly groups = new GroupDirectory(async (method, path, body) => this.call(method, path, { body, token: await this.freshToken() }));
   private readonly names: GroupNames;
   private readonly envelopes: Envelopes;
-  private fileLimits: { maxBytes: number } | undefined;
+  private readonly files: FileSharing;
   /** Ids known to be groups (from group messages and events), so sendFile knows how to share. */
   private readonly knownGroups = new Set<string>();
 
@@ -139,6 +139,17 @@ export class ParleyClient extends Emitter<ClientEvents> {
       onIdentityChanged: (e) => this.identityChanged(e),
     });
     this.names = new GroupNames({ groups: this.groups, sessions: this.sessions, trust: this.trust, devicesOf: (u) => this.devicesOf(u), me: () => this.userId });
+    this.files = new FileSharing({
+      call: async (method, path, body) => this.call(method, path, { body, token: await this.freshToken() }),
+      token: () => this.freshToken(),
+      baseUrl: () => this.baseUrl(),
+      nextGateway: () => this.gateways.next(),
+      isGroup: (id) => this.isGroup(id),
+      sendMessage: (to, group, file) => this.sendContent(to, group, { text: '', file }),
+      uploadProgress: (p) => this.emit('upload_progress', p),
+      downloadProgress: (p) => this.emit('download_progress', p),
+      clock: this.clock,
+    });
     this.envelopes = new Envelopes({
       sessions: this.sessions,
       trust: this.trust,
@@ -307,38 +318,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
    */
   async sendFile(to: string, data: Uint8Array | Blob, options: SendFileOptions): Promise<SendFileResult> {
     await sodiumReady();
-    // Refuse here what the server would refuse (413), before encrypting and sending it all.
-    this.fileLimits ??= await this.call<{ maxBytes: number }>('GET', '/v1/files/limits', { token: await this.freshToken() });
-    const size = ciphertextSize(data instanceof Uint8Array ? data.length : data.size);
-    if (size > this.fileLimits.maxBytes) {
-      throw new ParleyError('too_large', `file too large for this server: ${size} bytes encrypted, the limit is ${this.fileLimits.maxBytes}`);
-    }
-    const group = await this.isGroup(to);
-    const encrypted = await encryptFile(data);
-    const report = (p: Progress) => {
-      options.onProgress?.(p);
-      this.emit('upload_progress', p);
-    };
-    let uploaded: { id: string } | undefined;
-    for (let attempt = 1; !uploaded; attempt++) {
-      try {
-        uploaded = await uploadCiphertext(this.baseUrl(), await this.freshToken(), encrypted, (loaded) =>
-          report({ name: options.name, loaded, total: encrypted.size }),
-        );
-      } catch (err) {
-        if (!(err instanceof ParleyError) || !TEMPORARY.has(err.code) || attempt >= 3) throw err;
-        if (err.status === undefined) this.gateways.next(); // unreachable: try the next gateway
-        await new Promise((r) => this.clock.setTimeout(() => r(undefined), 500 * attempt));
-      }
-    }
-    report({ fileId: uploaded.id, name: options.name, loaded: encrypted.size, total: encrypted.size });
-    // Let the conversation's members download it before the message that names it is sent.
-    await this.call('POST', `/v1/files/${encodeURIComponent(uploaded.id)}/shares`, {
-      body: group ? { conversationId: to } : { userId: to },
-      token: await this.freshToken(),
-    });
-    const file = fileRefOf(encrypted, uploaded.id, { name: options.name, type: options.type ?? '' });
-    return { ...(await this.sendContent(to, group, { text: '', file })), fileId: uploaded.id };
+    return this.files.send(to, data, options);
   }
 
   /** Encrypts content for the recipient's (or group's) devices and sends it through the outbox. The one path every send takes. */
@@ -359,26 +339,6 @@ export class ParleyClient extends Emitter<ClientEvents> {
     );
     if (found) this.knownGroups.add(id);
     return found;
-  }
-
-  private receivedFile(ref: FileRef): ReceivedFile {
-    return {
-      id: ref.id,
-      name: ref.name,
-      type: ref.type,
-      size: ref.size,
-      download: (options = {}) =>
-        downloadFile(
-          () => this.baseUrl(),
-          () => this.freshToken(),
-          ref,
-          (loaded) => {
-            const p: Progress = { fileId: ref.id, name: ref.name, loaded, total: ciphertextSize(ref.size) };
-            options.onProgress?.(p);
-            this.emit('download_progress', p);
-          },
-        ),
-    };
   }
 
   /**
@@ -621,7 +581,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
         seq: f.seq,
         text: content.text,
         sentAt: f.sentAt,
-        ...(content.file ? { file: this.receivedFile(content.file) } : {}),
+        ...(content.file ? { file: this.files.received(content.file) } : {}),
       });
     } catch (err) {
       // `details.reason` is the e2e code (no_session, auth_failed, unknown_sender_key, …); a session_reset or sender key request follows.
