@@ -1,7 +1,8 @@
 // Unit tests of the socket: backoff with injected jitter, gateway failover, re-login on refusal, and the WebSocket → Socket.IO fallback.
 import { describe, expect, it } from 'vitest';
 import { ManualClock, settle } from './clock.test-support.js';
-import { backoffDelay, classifyUpgradeFailure, Gateways, ParleySocket, type TransportChoice, type Wire, type WireClose, type WireHandlers } from './socket.js';
+import { backoffDelay, Gateways, ParleySocket } from './socket.js';
+import { classifyUpgradeFailure, type TransportChoice, type Wire, type WireClose, type WireHandlers } from './socket.wires.js';
 
 interface Dialed {
   transport: 'websocket' | 'socketio';
