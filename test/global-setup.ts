@@ -1,5 +1,6 @@
 // Starts the real services the suites need (via scripts/services.sh), hands their URLs to the tests, and stops afterwards the ones it started.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,9 +43,41 @@ async function stopStarted(ledger: string): Promise<void> {
   await rm(join(ledger, '..'), { recursive: true, force: true });
 }
 
+/**
+ * Vitest does not run the global teardown when it is interrupted (Ctrl-C, SIGTERM): then the
+ * services this run started are stopped on the way out, synchronously.
+ */
+function stopOnInterrupt(ledger: string): () => void {
+  let stopped = false;
+  const stopNow = () => {
+    if (stopped) return;
+    stopped = true;
+    try {
+      execFileSync('bash', ['scripts/services.sh', 'stop', ledger], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 120_000 });
+      rmSync(join(ledger, '..'), { recursive: true, force: true });
+    } catch {
+      // Leaving; the ledger's services can still be stopped by hand (README, Tests).
+    }
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    stopNow();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('exit', stopNow);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return () => {
+    stopped = true;
+    process.off('exit', stopNow);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}
+
 /** Vitest's global setup: the returned function is its teardown, run once every suite has finished. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const ledger = join(await mkdtemp(join(tmpdir(), 'parley-services-')), 'started');
+  const disarm = stopOnInterrupt(ledger);
   const [pg, redis, kafka, s3] = await Promise.all([
     ensure(ledger, 'postgres', 'PostgreSQL'),
     ensure(ledger, 'redis', 'Redis'),
@@ -54,6 +87,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // A tier that could not start skips its suites with the reason, except under CI=true.
   const missing = [pg, redis, kafka, s3].flatMap((s) => (s.unavailable ? [s.unavailable] : []));
   if (missing.length > 0 && process.env.CI === 'true') {
+    disarm();
     await stopStarted(ledger);
     throw new Error(`${missing.join('; ')} (CI=true: every tier must run)`);
   }
@@ -76,5 +110,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
       : null,
   );
   project.provide('s3Unavailable', s3.unavailable);
-  return () => stopStarted(ledger);
+  return () => {
+    disarm();
+    return stopStarted(ledger);
+  };
 }
