@@ -1,6 +1,6 @@
 // One device's session on any transport: parses and answers frames, syncs on connect, and writes messages in seq order.
 import { CLOSE, type MsgFrame, type ServerFrame } from '../protocol/frames.js';
-import type { DeviceConversation, MessageStore } from '../messaging/message-store.js';
+import type { MessageStore } from '../messaging/message-store.js';
 import type { MessagesManager } from '../messaging/messages.js';
 import type { Clock } from '../platform/clock.js';
 import { AppError, toAppError } from '../platform/errors.js';
@@ -17,9 +17,9 @@ import {
   serializeFrame,
   sizeTokens,
   sniffSendId,
-  storedToFrame,
   validateFrame,
 } from './frames.js';
+import { DeviceStream } from './device-stream.js';
 import { FrameBudget, type FrameLimits, type UserBudgets } from './rate-limit.js';
 import type { SessionSocket } from './transport.js';
 
@@ -38,14 +38,8 @@ export interface DeviceSessionDeps {
   onClosed?: () => void;
 }
 
-/** A sync page: at most this many rows, and rows until this many bytes of ciphertext (always one). */
-const PAGE_ROWS = 500;
-const PAGE_BYTES = 1 << 20;
-/** Sync writes only while less than this is buffered for the socket; a live reader this far behind is closed. */
-const SYNC_HIGH_WATER = 1 << 20;
+/** A live reader this far behind is closed as a slow consumer (it resyncs when it is back). */
 const SLOW_CONSUMER_BYTES = 16 << 20;
-/** Deliveries waiting behind a sync or gap fill; a device this far behind is closed as a slow consumer (it resyncs). */
-const MAX_QUEUED = 20_000;
 /** The longest a refused session's reads are paused at once (see pauseReading). */
 const MAX_READ_PAUSE_MS = 1_000;
 /** After a flood, slow-consumer or internal close, the socket is dropped this soon whatever the peer does. */
@@ -54,25 +48,12 @@ const HARD_CLOSE_GRACE_MS = 1_000;
 const MEMBERS_PER_TOKEN = 32;
 
 /**
- * Ordering per conversation: `covered` is the highest seq this device has been given or that
- * carries nothing for it (its own sends, messages from before it existed). A message whose seq
- * is the next one is written at once; an older one is dropped (already written); a newer one
- * means a gap (another process's delivery overtook), filled by reading the store from
- * `covered`. All of this runs on one promise chain per connection, so sync and live delivery
- * never interleave.
- *
- * Cursors: an `ack` of seq s moves the delivered cursor to s, or to `covered` when nothing with
- * a body lies between s and `covered`, so own messages do not hold the cursor back.
- *
+ * One device's session: frames in (budgets, validation, handlers), frames out, heartbeats and
+ * closes. Message order, sync and cursors are its DeviceStream's (gateway/device-stream.ts).
  * The session knows nothing of its transport: it talks to a SessionSocket (gateway/transport.ts).
  */
 export class DeviceSession implements LocalDevice {
-  private readonly covered = new Map<string, number>();
-  private readonly lastBody = new Map<string, number>();
-  private readonly acked = new Map<string, number>();
-  private chain: Promise<void> = Promise.resolve();
-  /** Tasks on `chain` not finished yet; while any are, deliveries queue behind them. */
-  private queued = 0;
+  private readonly stream: DeviceStream;
   private sendOrder: Promise<void> = Promise.resolve();
   private readonly budget: FrameBudget;
   private readonly watching = new Set<string>();
@@ -92,6 +73,23 @@ export class DeviceSession implements LocalDevice {
     private readonly deps: DeviceSessionDeps,
   ) {
     this.budget = new FrameBudget(deps.limits, deps.budgets.acquire(userId), deps.clock);
+    const isClosed = () => this.closed;
+    this.stream = new DeviceStream(
+      {
+        send: (frame) => this.send(frame),
+        get closed() {
+          return isClosed();
+        },
+        close: (code, reason) => this.close(code, reason),
+        get bufferedAmount() {
+          return socket.bufferedAmount;
+        },
+        drained: (ms) => socket.drained(ms),
+      },
+      userId,
+      deviceId,
+      deps,
+    );
     socket.listen({
       message: (data, isBinary) => this.guard('frame', () => this.onMessage(data, isBinary)),
       invalid: (reason) => this.guard('frame', () => this.onInvalid(reason)),
@@ -107,14 +105,14 @@ export class DeviceSession implements LocalDevice {
     this.deps.metrics.connections.inc();
     // Cursors first, on the chain: a live message that arrives while the route is being
     // registered then finds them loaded and is not mistaken for a gap from seq 0.
-    this.enqueue(() => this.loadCursors());
+    this.stream.enqueue(() => this.stream.loadCursors());
     this.connectionId = await this.deps.delivery.attach(this);
     if (this.closed) {
       // The socket closed while we registered it: undo the route now rather than wait for its TTL.
       await this.deps.delivery.detach(this, this.connectionId);
       return;
     }
-    this.enqueue(async () => {
+    this.stream.enqueue(async () => {
       this.send({
         type: 'ready',
         userId: this.userId,
@@ -122,17 +120,12 @@ export class DeviceSession implements LocalDevice {
         heartbeatMs: this.deps.limits.heartbeatMs,
         maxPayloadBytes: this.deps.limits.maxPayloadBytes,
       });
-      await this.sync();
+      await this.stream.sync();
     });
   }
 
   deliver(frame: MsgFrame): void {
-    // Fast path (most live deliveries): nothing queued and the next seq: write it now, in order.
-    if (this.queued === 0 && frame.seq === (this.covered.get(frame.conversationId) ?? -1) + 1) {
-      this.write(frame);
-      return;
-    }
-    this.enqueue(() => this.inOrder(frame));
+    this.stream.deliver(frame);
   }
 
   send(frame: ServerFrame): void {
@@ -160,107 +153,9 @@ export class DeviceSession implements LocalDevice {
     }
   }
 
-  private enqueue(task: () => Promise<unknown>): void {
-    if (this.queued >= MAX_QUEUED) {
-      this.close(CLOSE.SLOW_CONSUMER, 'slow consumer');
-      return;
-    }
-    this.queued++;
-    this.chain = this.chain
-      .then(task)
-      .then(() => undefined)
-      .catch((err) => {
-        this.deps.log.error({ err, deviceId: this.deviceId }, 'delivery to device failed; closing so it resyncs');
-        this.close(CLOSE.INTERNAL, 'internal error');
-      })
-      .finally(() => this.queued--);
-  }
-
   /** Catch up everything the store has past this device's position, e.g. after deliveries may have been lost. */
   resync(): void {
-    this.enqueue(() => this.catchUpAll());
-  }
-
-  private async sync(): Promise<void> {
-    await this.catchUpAll();
-    this.send({ type: 'caught_up' });
-    for (const r of await this.deps.store.receiptState(this.userId)) {
-      if (r.delivered > 0) this.send({ type: 'receipt', kind: 'delivered', conversationId: r.conversationId, seq: r.delivered, by: r.userId });
-      if (r.read > 0) this.send({ type: 'receipt', kind: 'read', conversationId: r.conversationId, seq: r.read, by: r.userId });
-    }
-  }
-
-  private async catchUpAll(): Promise<void> {
-    for (const c of await this.loadCursors()) {
-      if (c.lastSeq > (this.covered.get(c.conversationId) ?? 0)) await this.catchUp(c.conversationId, c.lastSeq);
-    }
-  }
-
-  /** Reads the device's conversations and cursors; positions only ever move forward. */
-  private async loadCursors(): Promise<DeviceConversation[]> {
-    const conversations = await this.deps.store.deviceConversations(this.deviceId, this.userId);
-    for (const c of conversations) {
-      this.covered.set(c.conversationId, Math.max(this.covered.get(c.conversationId) ?? 0, c.delivered));
-      this.acked.set(c.conversationId, Math.max(this.acked.get(c.conversationId) ?? 0, c.delivered));
-    }
-    return conversations;
-  }
-
-  private async inOrder(frame: MsgFrame): Promise<void> {
-    if (this.closed) return; // a closed connection reads nothing more from the store: it syncs when it is back
-    const have = this.covered.get(frame.conversationId) ?? 0;
-    if (frame.seq <= have) return;
-    if (frame.seq === have + 1) {
-      this.write(frame);
-      return;
-    }
-    await this.catchUp(frame.conversationId, frame.seq);
-  }
-
-  /**
-   * Writes what is stored after `covered` for this conversation, up to `until` (or all of it),
-   * in pages of rows and bytes. Before each message it waits until the socket has room, so a
-   * backlog of large messages drains at the reader's pace instead of overflowing the buffer;
-   * every round writes at least one message, and `covered` records exactly where it stopped.
-   */
-  private async catchUp(conversationId: string, until = Number.MAX_SAFE_INTEGER): Promise<void> {
-    for (;;) {
-      const after = this.covered.get(conversationId) ?? 0;
-      if (this.closed) return;
-      if (after >= until) break;
-      const rows = await this.deps.store.fetch(conversationId, this.deviceId, this.userId, after, PAGE_ROWS, PAGE_BYTES);
-      for (const m of rows) {
-        if (m.seq <= (this.covered.get(conversationId) ?? 0)) continue;
-        if (m.body === null && m.system === null) {
-          this.covered.set(conversationId, m.seq);
-          continue;
-        }
-        await this.roomToWrite();
-        if (this.closed) return;
-        this.write(storedToFrame(m));
-      }
-      if (rows.length === 0 || this.closed) break;
-    }
-    // Nothing for this device since its last ack: move its cursor past the rows it skipped.
-    const covered = this.covered.get(conversationId) ?? 0;
-    const acked = this.acked.get(conversationId) ?? 0;
-    if ((this.lastBody.get(conversationId) ?? 0) <= acked && covered > acked) {
-      this.acked.set(conversationId, covered);
-      await this.deps.store.advanceCursor({ deviceId: this.deviceId, conversationId, delivered: covered, read: 0 });
-    }
-  }
-
-  /** Resolves once less than SYNC_HIGH_WATER is buffered for the socket (or it closed). */
-  private async roomToWrite(): Promise<void> {
-    // At most 100 ms per wait: a safety net that re-checks even if no drain event comes.
-    while (!this.closed && this.socket.bufferedAmount > SYNC_HIGH_WATER) await this.socket.drained(100);
-  }
-
-  private write(frame: MsgFrame): void {
-    this.covered.set(frame.conversationId, frame.seq);
-    this.lastBody.set(frame.conversationId, frame.seq);
-    this.deps.metrics.messagesDelivered.inc();
-    this.send(frame);
+    this.stream.enqueue(() => this.stream.catchUpAll());
   }
 
   /**
@@ -368,24 +263,13 @@ export class DeviceSession implements LocalDevice {
         );
         const r = await (await submitted).done;
         this.send({ type: 'sent', id: frame.id, conversationId: r.conversationId, seq: r.seq, sentAt: r.sentAt });
-        // Our own message carries nothing for us: count it as covered if it is the next seq.
-        this.enqueue(async () => {
-          const c = r.conversationId;
-          if ((this.covered.get(c) ?? 0) !== r.seq - 1) return;
-          this.covered.set(c, r.seq);
-          // In groups the aggregate receipt is the least cursor over members, the sender too:
-          // move ours past our own message when nothing before it is waiting for an ack.
-          if (frame.type === 'group.send' && (this.lastBody.get(c) ?? 0) <= (this.acked.get(c) ?? 0)) {
-            this.acked.set(c, r.seq);
-            await this.deps.store.advanceCursor({ deviceId: this.deviceId, conversationId: c, delivered: r.seq, read: 0 });
-          }
-        });
+        this.stream.ownSent(r.conversationId, r.seq, frame.type === 'group.send');
         return;
       }
       case 'ack':
       case 'read': {
         const conversationId = frame.conversationId;
-        const covered = this.covered.get(conversationId);
+        const covered = this.stream.position(conversationId);
         if (covered === undefined && !(await this.deps.messages.isMember(this.userId, conversationId))) {
           throw new AppError('not_found', 'no such conversation');
         }
@@ -395,11 +279,7 @@ export class DeviceSession implements LocalDevice {
         if (frame.type === 'read' && frame.seq > (await this.deps.store.lastSeq(conversationId))) {
           throw new AppError('invalid', `seq ${frame.seq} does not exist in this conversation`);
         }
-        // Delivered moves only over what this device was given (see the class comment).
-        const delivered =
-          frame.seq > (covered ?? 0) ? 0 : frame.seq >= (this.lastBody.get(conversationId) ?? 0) ? covered! : frame.seq;
-        const before = this.acked.get(conversationId) ?? 0;
-        if (delivered > before) this.acked.set(conversationId, delivered);
+        const { delivered, before } = this.stream.acknowledge(conversationId, frame.seq);
         await this.deps.store.advanceCursor({ deviceId: this.deviceId, conversationId, delivered, read: frame.type === 'read' ? frame.seq : 0 });
         if (frame.type === 'read') await this.deps.messages.receipt(me, 'read', conversationId, frame.seq);
         else if (delivered > before) await this.deps.messages.receipt(me, 'delivered', conversationId, delivered);

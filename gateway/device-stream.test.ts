@@ -1,0 +1,94 @@
+// The device stream alone: seq order, gap fill from a store that holds rows this device was not given, and where acks move the cursor.
+import { describe, expect, it } from 'vitest';
+import type { MsgFrame, ServerFrame } from '../protocol/frames.js';
+import type { MessageStore, StoredMessage } from '../messaging/message-store.js';
+import { createLogger } from '../platform/log.js';
+import { createMetrics } from '../platform/metrics.js';
+import { DeviceStream, type StreamOutlet } from './device-stream.js';
+
+const C = 'conversation-1';
+
+/** A store holding one conversation's rows; rows with a null body carry nothing for this device. */
+function storeOf(rows: StoredMessage[]) {
+  const cursors: { delivered: number }[] = [];
+  const fetches: number[] = [];
+  const store = {
+    deviceConversations: async () => [{ conversationId: C, lastSeq: rows.length, delivered: 0 }],
+    fetch: async (_c: string, _d: string, _u: string, after: number, limit: number) => {
+      fetches.push(after);
+      return rows.filter((r) => r.seq > after).slice(0, limit);
+    },
+    advanceCursor: async (c: { delivered: number }) => void cursors.push(c),
+    receiptState: async () => [],
+  };
+  return { store: store as unknown as MessageStore, cursors, fetches };
+}
+
+function row(seq: number, body: string | null): StoredMessage {
+  return { conversationId: C, seq, id: `m${seq}`, from: 'bob', fromDevice: 'bob-1', sentAt: seq, body, key: null, system: null, group: false };
+}
+
+function live(seq: number): MsgFrame {
+  return { type: 'msg', id: `m${seq}`, conversationId: C, seq, from: 'bob', fromDevice: 'bob-1', sentAt: seq, body: `b${seq}` };
+}
+
+function streamOver(store: MessageStore) {
+  const sent: ServerFrame[] = [];
+  const out: StreamOutlet = { send: (f) => void sent.push(f), closed: false, close: () => {}, bufferedAmount: 0, drained: async () => {} };
+  const stream = new DeviceStream(out, 'alice', 'alice-1', { store, metrics: createMetrics(), log: createLogger('silent') });
+  const seqs = () => sent.filter((f): f is MsgFrame => f.type === 'msg').map((f) => f.seq);
+  const settled = () => new Promise<void>((r) => stream.enqueue(async () => r()));
+  return { stream, sent, seqs, settled };
+}
+
+describe('DeviceStream', () => {
+  it('writes in seq order: drops what it already wrote, and fills a gap from the store before the message that revealed it', async () => {
+    const { store, fetches } = storeOf([row(1, 'b1'), row(2, 'b2'), row(3, 'b3'), row(4, 'b4')]);
+    const s = streamOver(store);
+    s.stream.deliver(live(1));
+    s.stream.deliver(live(1));
+    s.stream.deliver(live(4)); // 2 and 3 were delivered by another process that has not reached us
+    s.stream.deliver(live(2));
+    await s.settled();
+    expect(s.seqs()).toEqual([1, 2, 3, 4]);
+    expect(fetches).toEqual([1]); // one gap fill, from where the device stood
+    expect(s.stream.position(C)).toBe(4);
+  });
+
+  it('skips rows that carry nothing for the device, and an ack past them moves the cursor to the end', async () => {
+    const { store, cursors } = storeOf([row(1, 'b1'), row(2, null), row(3, null)]);
+    const s = streamOver(store);
+    await s.stream.loadCursors();
+    s.stream.enqueue(() => s.stream.catchUpAll());
+    await s.settled();
+    expect(s.seqs()).toEqual([1]);
+    expect(s.stream.position(C)).toBe(3);
+    // Acking the last message with a body covers the empty rows after it too.
+    expect(s.stream.acknowledge(C, 1)).toEqual({ delivered: 3, before: 0 });
+    // An older ack does not move it back, and one past what was given moves nothing.
+    expect(s.stream.acknowledge(C, 1)).toEqual({ delivered: 3, before: 3 });
+    expect(s.stream.acknowledge(C, 9)).toEqual({ delivered: 0, before: 3 });
+    expect(cursors).toEqual([]);
+  });
+
+  it('an ack below the last message given moves the cursor only to it', async () => {
+    const { store } = storeOf([row(1, 'b1'), row(2, 'b2')]);
+    const s = streamOver(store);
+    s.stream.deliver(live(1));
+    s.stream.deliver(live(2));
+    await s.settled();
+    expect(s.stream.acknowledge(C, 1)).toEqual({ delivered: 1, before: 0 });
+    expect(s.stream.acknowledge(C, 2)).toEqual({ delivered: 2, before: 1 });
+  });
+
+  it('counts its own sends as covered, so a later message is not taken for a gap', async () => {
+    const { store, fetches } = storeOf([row(1, 'b1'), row(2, null), row(3, 'b3')]);
+    const s = streamOver(store);
+    s.stream.deliver(live(1));
+    s.stream.ownSent(C, 2, false);
+    s.stream.deliver(live(3));
+    await s.settled();
+    expect(s.seqs()).toEqual([1, 3]);
+    expect(fetches).toEqual([]); // no gap: nothing read from the store
+  });
+});

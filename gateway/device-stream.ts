@@ -1,0 +1,205 @@
+// One device's stream of messages: per-conversation seq order, gap fill and sync from the store, and its delivered cursors.
+import { CLOSE, type MsgFrame, type ServerFrame } from '../protocol/frames.js';
+import type { DeviceConversation, MessageStore } from '../messaging/message-store.js';
+import type { Logger } from '../platform/log.js';
+import type { Metrics } from '../platform/metrics.js';
+import { storedToFrame } from './frames.js';
+
+/** Where a stream writes: its device session. */
+export interface StreamOutlet {
+  /** Writes a frame to the device (nothing once the session has closed). */
+  send(frame: ServerFrame): void;
+  /** Whether the session has closed: a closed stream reads nothing more from the store. */
+  readonly closed: boolean;
+  /** Closes the session (a slow consumer, or a failure after which the device resyncs). */
+  close(code: number, reason: string): void;
+  /** Bytes waiting for the socket. */
+  readonly bufferedAmount: number;
+  /** Resolves when the socket's buffer drained, or after `ms` at most. */
+  drained(ms: number): Promise<void>;
+}
+
+export interface DeviceStreamDeps {
+  store: MessageStore;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/** A sync page: at most this many rows, and rows until this many bytes of ciphertext (always one). */
+const PAGE_ROWS = 500;
+const PAGE_BYTES = 1 << 20;
+/** Sync writes only while less than this is buffered for the socket. */
+const SYNC_HIGH_WATER = 1 << 20;
+/** Deliveries waiting behind a sync or gap fill; a device this far behind is closed as a slow consumer (it resyncs). */
+const MAX_QUEUED = 20_000;
+
+/**
+ * Ordering per conversation: `covered` is the highest seq this device has been given or that
+ * carries nothing for it (its own sends, messages from before it existed). A message whose seq
+ * is the next one is written at once; an older one is dropped (already written); a newer one
+ * means a gap (another process's delivery overtook), filled by reading the store from
+ * `covered`. All of this runs on one promise chain per device session, so sync and live
+ * delivery never interleave.
+ *
+ * Cursors: an `ack` of seq s moves the delivered cursor to s, or to `covered` when nothing with
+ * a body lies between s and `covered`, so own messages do not hold the cursor back.
+ */
+export class DeviceStream {
+  private readonly covered = new Map<string, number>();
+  private readonly lastBody = new Map<string, number>();
+  private readonly acked = new Map<string, number>();
+  private chain: Promise<void> = Promise.resolve();
+  /** Tasks on `chain` not finished yet; while any are, deliveries queue behind them. */
+  private queued = 0;
+
+  constructor(
+    private readonly out: StreamOutlet,
+    private readonly userId: string,
+    private readonly deviceId: string,
+    private readonly deps: DeviceStreamDeps,
+  ) {}
+
+  /** Runs `task` after everything queued before it; a failure closes the session (1011) so the device resyncs. */
+  enqueue(task: () => Promise<unknown>): void {
+    if (this.queued >= MAX_QUEUED) {
+      this.out.close(CLOSE.SLOW_CONSUMER, 'slow consumer');
+      return;
+    }
+    this.queued++;
+    this.chain = this.chain
+      .then(task)
+      .then(() => undefined)
+      .catch((err) => {
+        this.deps.log.error({ err, deviceId: this.deviceId }, 'delivery to device failed; closing so it resyncs');
+        this.out.close(CLOSE.INTERNAL, 'internal error');
+      })
+      .finally(() => this.queued--);
+  }
+
+  /** A live message for this device: written now if it is the next seq and nothing waits, else in order on the chain. */
+  deliver(frame: MsgFrame): void {
+    if (this.queued === 0 && frame.seq === (this.covered.get(frame.conversationId) ?? -1) + 1) {
+      this.write(frame);
+      return;
+    }
+    this.enqueue(() => this.inOrder(frame));
+  }
+
+  /** Writes everything the device missed, then `caught_up`, then the receipts it missed. */
+  async sync(): Promise<void> {
+    await this.catchUpAll();
+    this.out.send({ type: 'caught_up' });
+    for (const r of await this.deps.store.receiptState(this.userId)) {
+      if (r.delivered > 0) this.out.send({ type: 'receipt', kind: 'delivered', conversationId: r.conversationId, seq: r.delivered, by: r.userId });
+      if (r.read > 0) this.out.send({ type: 'receipt', kind: 'read', conversationId: r.conversationId, seq: r.read, by: r.userId });
+    }
+  }
+
+  /** Catches up everything the store has past this device's position, e.g. after deliveries may have been lost. */
+  async catchUpAll(): Promise<void> {
+    for (const c of await this.loadCursors()) {
+      if (c.lastSeq > (this.covered.get(c.conversationId) ?? 0)) await this.catchUp(c.conversationId, c.lastSeq);
+    }
+  }
+
+  /** Reads the device's conversations and cursors; positions only ever move forward. */
+  async loadCursors(): Promise<DeviceConversation[]> {
+    const conversations = await this.deps.store.deviceConversations(this.deviceId, this.userId);
+    for (const c of conversations) {
+      this.covered.set(c.conversationId, Math.max(this.covered.get(c.conversationId) ?? 0, c.delivered));
+      this.acked.set(c.conversationId, Math.max(this.acked.get(c.conversationId) ?? 0, c.delivered));
+    }
+    return conversations;
+  }
+
+  /**
+   * This device's own message was committed with `seq`: it carries nothing for the device, so
+   * it counts as covered if it is the next seq. In groups the aggregate receipt is the least
+   * cursor over members, the sender too: the cursor moves past the own message when nothing
+   * before it is waiting for an ack.
+   */
+  ownSent(conversationId: string, seq: number, group: boolean): void {
+    this.enqueue(async () => {
+      if ((this.covered.get(conversationId) ?? 0) !== seq - 1) return;
+      this.covered.set(conversationId, seq);
+      if (group && (this.lastBody.get(conversationId) ?? 0) <= (this.acked.get(conversationId) ?? 0)) {
+        this.acked.set(conversationId, seq);
+        await this.deps.store.advanceCursor({ deviceId: this.deviceId, conversationId, delivered: seq, read: 0 });
+      }
+    });
+  }
+
+  /** The highest seq this device was given (or that carries nothing for it) in the conversation; undefined if it has none. */
+  position(conversationId: string): number | undefined {
+    return this.covered.get(conversationId);
+  }
+
+  /**
+   * An ack or read of `seq`: the delivered cursor it moves to (0: none; see the class comment),
+   * and the one before it. Delivered moves only over what this device was given.
+   */
+  acknowledge(conversationId: string, seq: number): { delivered: number; before: number } {
+    const covered = this.covered.get(conversationId) ?? 0;
+    const delivered = seq > covered ? 0 : seq >= (this.lastBody.get(conversationId) ?? 0) ? covered : seq;
+    const before = this.acked.get(conversationId) ?? 0;
+    if (delivered > before) this.acked.set(conversationId, delivered);
+    return { delivered, before };
+  }
+
+  private async inOrder(frame: MsgFrame): Promise<void> {
+    if (this.out.closed) return; // a closed session reads nothing more from the store: it syncs when it is back
+    const have = this.covered.get(frame.conversationId) ?? 0;
+    if (frame.seq <= have) return;
+    if (frame.seq === have + 1) {
+      this.write(frame);
+      return;
+    }
+    await this.catchUp(frame.conversationId, frame.seq);
+  }
+
+  /**
+   * Writes what is stored after `covered` for this conversation, up to `until` (or all of it),
+   * in pages of rows and bytes. Before each message it waits until the socket has room, so a
+   * backlog of large messages drains at the reader's pace instead of overflowing the buffer;
+   * every round writes at least one message, and `covered` records exactly where it stopped.
+   */
+  private async catchUp(conversationId: string, until = Number.MAX_SAFE_INTEGER): Promise<void> {
+    for (;;) {
+      const after = this.covered.get(conversationId) ?? 0;
+      if (this.out.closed) return;
+      if (after >= until) break;
+      const rows = await this.deps.store.fetch(conversationId, this.deviceId, this.userId, after, PAGE_ROWS, PAGE_BYTES);
+      for (const m of rows) {
+        if (m.seq <= (this.covered.get(conversationId) ?? 0)) continue;
+        if (m.body === null && m.system === null) {
+          this.covered.set(conversationId, m.seq);
+          continue;
+        }
+        await this.roomToWrite();
+        if (this.out.closed) return;
+        this.write(storedToFrame(m));
+      }
+      if (rows.length === 0 || this.out.closed) break;
+    }
+    // Nothing for this device since its last ack: move its cursor past the rows it skipped.
+    const covered = this.covered.get(conversationId) ?? 0;
+    const acked = this.acked.get(conversationId) ?? 0;
+    if ((this.lastBody.get(conversationId) ?? 0) <= acked && covered > acked) {
+      this.acked.set(conversationId, covered);
+      await this.deps.store.advanceCursor({ deviceId: this.deviceId, conversationId, delivered: covered, read: 0 });
+    }
+  }
+
+  /** Resolves once less than SYNC_HIGH_WATER is buffered for the socket (or the session closed). */
+  private async roomToWrite(): Promise<void> {
+    // At most 100 ms per wait: a safety net that re-checks even if no drain event comes.
+    while (!this.out.closed && this.out.bufferedAmount > SYNC_HIGH_WATER) await this.out.drained(100);
+  }
+
+  private write(frame: MsgFrame): void {
+    this.covered.set(frame.conversationId, frame.seq);
+    this.lastBody.set(frame.conversationId, frame.seq);
+    this.deps.metrics.messagesDelivered.inc();
+    this.out.send(frame);
+  }
+}
