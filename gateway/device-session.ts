@@ -92,7 +92,7 @@ export class DeviceSession implements LocalDevice {
     );
     socket.listen({
       message: (data, isBinary) => this.guard('frame', () => this.onMessage(data, isBinary)),
-      invalid: (reason) => this.guard('frame', () => this.onInvalid(reason)),
+      invalid: (reason, bytes) => this.guard('frame', () => this.onInvalid(reason, bytes ?? 0)),
       pong: () => (this.alive = true),
       close: () => void this.onClose(),
     });
@@ -207,10 +207,10 @@ export class DeviceSession implements LocalDevice {
       .finally(() => this.deps.metrics.frameSeconds.observe({ type: frame.type }, (performance.now() - started) / 1000));
   }
 
-  /** Something that is not a frame at all: answered and charged like malformed JSON. */
-  private onInvalid(reason: string): void {
+  /** Something that is not a frame at all: answered and charged like malformed JSON, plus its size. */
+  private onInvalid(reason: string, bytes: number): void {
     if (this.closed) return;
-    if (this.limit(INVALID_FRAME_COST)) this.reply(new AppError('invalid', reason), undefined);
+    if (this.limit(INVALID_FRAME_COST + sizeTokens(bytes))) this.reply(new AppError('invalid', reason), undefined);
   }
 
   /** Takes `cost` from the budget; on refusal answers `rate_limited`, and closes with FLOOD once refusals run out. */

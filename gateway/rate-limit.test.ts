@@ -100,6 +100,21 @@ describe('FrameBudget', () => {
     b.charge(15);
     expect(b.take(1)).toEqual({ kind: 'refused', waitMs: 600 });
     b.refund(100);
+    clock.advance(600); // the told wait holds regardless; then the refund shows (without it, 1 token)
     expect(b.take(10).kind).toBe('ok');
+  });
+
+  it('refuses every frame until the told wait is over, so that no later frame overtakes a refused one', () => {
+    const clock = new ManualClock();
+    const users = new UserBudgets(1000, 1000, clock);
+    const b = new FrameBudget({ ratePerSecond: 10, burst: 10 }, users.acquire('u'), clock);
+    expect(b.take(8).kind).toBe('ok');
+    expect(b.take(5)).toEqual({ kind: 'refused', waitMs: 300 });
+    // A cheaper frame right behind it would fit in the 2 tokens left, but waits like it.
+    expect(b.take(1)).toEqual({ kind: 'refused', waitMs: 300 });
+    clock.advance(299);
+    expect(b.take(1)).toEqual({ kind: 'refused', waitMs: 1 });
+    clock.advance(1);
+    expect(b.take(5).kind).toBe('ok');
   });
 });

@@ -58,8 +58,9 @@ export type BudgetDecision = { kind: 'ok' } | { kind: 'refused'; waitMs: number 
 /**
  * The frame budget of one connection: its own bucket and its user's bucket (shared by all of
  * the user's connections on this gateway, see UserBudgets). A frame is accepted only when both
- * have its cost. Refusals of frames sent before the previous refusal's wait was over draw on
- * an allowance of `burst` refusals that refills at a tenth of the frame rate; a connection
+ * have its cost. Once a frame is refused, every frame is refused until the wait told with
+ * that refusal is over, so that no later frame overtakes it. Refusals of frames sent before
+ * the previous refusal's wait was over draw on an allowance of `burst` refusals that refills at a tenth of the frame rate; a connection
  * that uses it up is flooding (it keeps sending while refused) and is closed. A client that
  * waits `retryAfterMs` after each refusal never draws on it.
  *
@@ -81,19 +82,24 @@ export class FrameBudget {
   }
 
   take(cost: number): BudgetDecision {
+    // Until the told wait is over every frame is refused, however cheap: a later frame must
+    // not overtake a refused one (the client resends them all, in order, after the wait).
+    const now = this.clock.now();
+    if (now < this.obeyedAfter) {
+      if (this.refusals.take(1) > 0) return { kind: 'flood' };
+      return { kind: 'refused', waitMs: Math.ceil(this.obeyedAfter - now) };
+    }
     const own = this.own.take(cost);
     // The user's bucket is shared by all of their connections here: each is told to wait for
     // its share, so that connections that all obey `retryAfterMs` do not all come back at once.
     const user = own === 0 ? this.user.bucket.take(cost) * Math.max(1, this.user.holders) : 0;
     if (own === 0 && user === 0) return { kind: 'ok' };
     if (own === 0) this.own.refund(cost);
-    // Only a frame sent before the last told wait was over draws on the refusal allowance: a
-    // client that waits as told (a big frame may be refused more than once, and connections
-    // share the user's bucket) is never closed for flooding.
-    const now = this.clock.now();
-    if (now < this.obeyedAfter && this.refusals.take(1) > 0) return { kind: 'flood' };
+    // Only a frame sent before the last told wait was over draws on the refusal allowance
+    // (above): a client that waits as told (a big frame may be refused more than once, and
+    // connections share the user's bucket) is never closed for flooding.
     const waitMs = Math.max(own, user);
-    this.obeyedAfter = Math.max(this.obeyedAfter, now + waitMs);
+    this.obeyedAfter = now + waitMs;
     return { kind: 'refused', waitMs };
   }
 

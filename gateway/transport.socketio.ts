@@ -19,6 +19,7 @@ const SHUTDOWN_DRAIN_MS = 1_000;
 /** engine.io's connection under a Socket.IO socket: the parts used here (not in its public typings). */
 interface EngineConn {
   readonly transport: { readonly name: string; readonly socket?: WebSocket };
+  on(event: 'packet', cb: (packet: { type: string; data?: unknown }) => void): void;
   on(event: 'packetCreate', cb: (packet: { data?: unknown }) => void): void;
   on(event: 'flush', cb: (packets: { data?: unknown }[]) => void): void;
   on(event: 'drain', cb: () => void): void;
@@ -76,6 +77,20 @@ export function attachSocketIo(server: HttpServer, options: SocketIoTransportOpt
     // Upgrades are checked by the middleware below, where a refusal can be a connect_error.
     if (req.headers.upgrade !== undefined) return next();
     if (!answerOrigin(req, res, origins, metrics, 'socketio')) next();
+  });
+
+  // One join (Socket.IO CONNECT packet) per connection, whatever its namespace: refused or
+  // not, a second one closes the connection. Otherwise one polling request could carry tens of
+  // thousands of joins, each a token check and a queued refusal, before any budget applies.
+  io.engine.on('connection', (conn: EngineConn) => {
+    let joins = 0;
+    conn.on('packet', (p) => {
+      if (p.type !== 'message' || typeof p.data !== 'string' || !p.data.startsWith('0')) return;
+      if (++joins > 1) {
+        metrics.errors.inc({ code: 'invalid', transport: 'socketio' });
+        conn.close(true);
+      }
+    });
   });
 
   io.use((socket, next) => {
@@ -154,6 +169,8 @@ function packetBytes(p: { data?: unknown }): number {
 class SocketIoSocket implements SessionSocket {
   readonly transport = 'socketio' as const;
   private pending = 0;
+  /** Bytes of the packets read since the last event was handed on (an event and its binary attachments). */
+  private received = 0;
   private closing = false;
   private paused: TcpSocket | undefined;
   private readonly conn: EngineConn;
@@ -163,6 +180,11 @@ class SocketIoSocket implements SessionSocket {
     private readonly maxPayloadBytes: number,
   ) {
     this.conn = socket.conn as unknown as EngineConn;
+    // Every packet's size is charged (or refused) with the event it makes up, whatever its
+    // shape: binary attachments and non-string arguments too.
+    this.conn.on('packet', (p) => {
+      if (p.type === 'message') this.received += packetBytes(p);
+    });
     this.conn.on('packetCreate', (p) => (this.pending += packetBytes(p)));
     this.conn.on('flush', (packets) => {
       for (const p of packets) this.pending -= packetBytes(p);
@@ -184,12 +206,23 @@ class SocketIoSocket implements SessionSocket {
 
   listen(handlers: SocketHandlers): void {
     this.socket.onAny((event: string, ...args: unknown[]) => {
+      const bytes = this.received;
+      this.received = 0;
       if (this.closing) return;
+      if (event !== SOCKETIO_EVENT || args.length !== 1 || typeof args[0] !== 'string') {
+        // Not a frame. Past the frame size limit (e.g. binary attachments), the same answer as
+        // a frame that big: 1009; else `invalid`, charged for its size.
+        if (bytes > this.maxPayloadBytes) {
+          this.close(CLOSE.TOO_BIG, 'frame too big');
+          return;
+        }
+      }
       if (event !== SOCKETIO_EVENT || args.length !== 1) {
         handlers.invalid(
           event === SOCKETIO_EVENT
             ? `a ${SOCKETIO_EVENT} event carries exactly one argument: the frame's JSON text`
             : `unknown event; send frames as "${SOCKETIO_EVENT}" events`,
+          bytes,
         );
         return;
       }
@@ -204,7 +237,7 @@ class SocketIoSocket implements SessionSocket {
       } else if (data instanceof Uint8Array || data instanceof ArrayBuffer) {
         handlers.message(Buffer.from(data as ArrayBuffer), true);
       } else {
-        handlers.invalid(`a ${SOCKETIO_EVENT} event's argument must be the frame's JSON text (a string)`);
+        handlers.invalid(`a ${SOCKETIO_EVENT} event's argument must be the frame's JSON text (a string)`, bytes);
       }
     });
     this.socket.on('disconnect', () => {

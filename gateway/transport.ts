@@ -9,9 +9,10 @@ export interface SocketHandlers {
   message(data: string | Buffer, isBinary: boolean): void;
   /**
    * An inbound message that is not a frame at all (Socket.IO: another event name, a non-string
-   * argument, extra arguments): answered and charged like malformed JSON.
+   * argument, extra arguments): answered and charged like malformed JSON, plus its size
+   * (`bytes`, as a frame of that size would pay).
    */
-  invalid(reason: string): void;
+  invalid(reason: string, bytes?: number): void;
   /** The peer answered a `ping()`. */
   pong(): void;
   /** The socket closed, for whatever reason (called once). */

@@ -232,6 +232,32 @@ describe('Socket.IO transport', () => {
       }
     });
 
+    it('closes a non-frame event whose packets pass the size limit with 1009 too (its size is charged, not a flat 5)', async () => {
+      for (const transports of [['polling'], ['websocket']] as Transports[]) {
+        const m = track(await ioConnect(server.url, mallory.token, transports));
+        m.socket.emit(SOCKETIO_EVENT, { type: 'ping', id: 'x'.padEnd(300_000, 'x') });
+        await until(() => m.disconnected !== null, 'the session ended');
+        expect(m.closeEvent).toEqual({ code: CLOSE.TOO_BIG, reason: 'frame too big' });
+        await bystandersTalk(`after an oversized object on ${transports[0]}`);
+      }
+    });
+
+    it('allows one join per connection: a polling request carrying thousands of joins closes that connection after the second', async () => {
+      const handshake = await (await fetch(`${server.url}${SOCKETIO_PATH}/?EIO=4&transport=polling`)).text();
+      const sid = (JSON.parse(handshake.slice(1)) as { sid: string }).sid;
+      const joins = Array.from({ length: 5_000 }, () => '40{"token":"x"}').join('\x1e');
+      const post = await fetch(`${server.url}${SOCKETIO_PATH}/?EIO=4&transport=polling&sid=${sid}`, { method: 'POST', body: joins, headers: { 'content-type': 'text/plain' } });
+      expect(post.status).toBe(200);
+      // The session is gone, or holds at most the two refusals it got before it was closed.
+      const poll = await fetch(`${server.url}${SOCKETIO_PATH}/?EIO=4&transport=polling&sid=${sid}`);
+      const body = await poll.text();
+      if (poll.status === 200) expect(body.split('44{').length - 1).toBeLessThanOrEqual(2);
+      else expect(poll.status).toBe(400);
+      const again = await fetch(`${server.url}${SOCKETIO_PATH}/?EIO=4&transport=polling&sid=${sid}`);
+      expect(again.status).toBe(400); // "Session ID unknown": closed
+      await bystandersTalk('after a join flood');
+    });
+
     it('survives a seeded property-based run of hostile events while the bystanders keep talking', async () => {
       const m = track(await ioConnect(server.url, mallory.token, ['websocket']));
       const arg = fc.oneof(
