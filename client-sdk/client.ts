@@ -295,6 +295,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     this.inbox.flushAcks();
     this.isReady = false;
     this.outbox.disconnected();
+    this.outbox.close();
     await this.socket.close();
   }
 

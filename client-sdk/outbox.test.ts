@@ -129,6 +129,20 @@ describe('Outbox', () => {
     expect(t.clock.ids()).toEqual(['m1', 'm1', 'm2']);
   });
 
+  it('resumes after a pause even when its timer fires a little before the clock reaches the end of it', async () => {
+    const t = setup();
+    // Timers of this clock fire 1 ms early, as Node's can against Date.now().
+    const setTimer = t.clock.setTimeout.bind(t.clock);
+    t.clock.setTimeout = (fn, ms) => setTimer(fn, Math.max(1, ms - 1));
+    t.send();
+    await settle();
+    t.error('m1', 'rate_limited', { temporary: true, retryAfterMs: 1000 });
+    await t.clock.advance(999); // the timer fires here, 1 ms early: nothing may go out yet
+    expect(t.clock.ids()).toEqual(['m1']);
+    await t.clock.advance(10);
+    expect(t.clock.ids()).toEqual(['m1', 'm1']);
+  });
+
   it('rejects a send the server refuses for good, and goes on with the next', async () => {
     const t = setup({ maxInFlight: 1 });
     t.send();

@@ -91,6 +91,12 @@ export class Outbox {
     for (const e of this.entries.values()) e.inFlight = false;
   }
 
+  /** The client is closing: no timer of the outbox keeps the process alive (sends stay queued for a later connect). */
+  close(): void {
+    this.clock.clearTimeout(this.resumeTimer);
+    this.resumeTimer = undefined;
+  }
+
   /** The server acknowledged a send. */
   onSent(f: Extract<ServerFrame, { type: 'sent' }>): void {
     const e = this.entries.get(f.id);
@@ -134,17 +140,28 @@ export class Outbox {
   private pause(ms: number): void {
     this.pausedUntil = Math.max(this.pausedUntil, this.clock.now() + ms);
     this.clock.clearTimeout(this.resumeTimer);
+    this.resumeTimer = undefined;
+    this.resumeLater();
+  }
+
+  /** Pumps again once the pause is over. (A timer may fire a little before the clock says so: then it waits again.) */
+  private resumeLater(): void {
+    if (this.resumeTimer !== undefined) return;
     this.resumeTimer = this.clock.setTimeout(() => {
       this.resumeTimer = undefined;
       void this.pump();
-    }, this.pausedUntil - this.clock.now());
+    }, Math.max(1, this.pausedUntil - this.clock.now()));
   }
 
   private async pumpOnce(): Promise<void> {
     const max = this.options.maxInFlight ?? 64;
     let inFlight = this.inFlight;
     for (const entry of this.entries.values()) {
-      if (!this.options.isReady() || inFlight >= max || this.clock.now() < this.pausedUntil) return;
+      if (this.clock.now() < this.pausedUntil) {
+        this.resumeLater();
+        return;
+      }
+      if (!this.options.isReady() || inFlight >= max) return;
       if (entry.inFlight) continue;
       entry.inFlight = true;
       inFlight++;

@@ -1,8 +1,10 @@
 // Unit tests of the socket: backoff with injected jitter, gateway failover, re-login on refusal, and the WebSocket → Socket.IO fallback.
+import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { ManualClock, settle } from './clock.test-support.js';
 import { backoffDelay, Gateways, ParleySocket } from './socket.js';
-import { classifyUpgradeFailure, type TransportChoice, type Wire, type WireClose, type WireHandlers } from './socket.wires.js';
+import { classifyUpgradeFailure, openWebSocket, type SocketCtor, type TransportChoice, type Wire, type WireClose, type WireHandlers } from './socket.wires.js';
 
 interface Dialed {
   transport: 'websocket' | 'socketio';
@@ -197,5 +199,28 @@ describe('ParleySocket', () => {
     expect(c.socket.send('y')).toBe(false);
     expect(c.clock.pending()).toEqual([]);
     expect(c.dials).toHaveLength(1);
+  });
+
+  it('gives up a WebSocket handshake nobody answers, as blocked (so auto falls back), instead of waiting for good', async () => {
+    // Something that accepts connections and never says a word: a proxy holding the upgrade.
+    const held = new Set<import('node:net').Socket>();
+    const hole = createServer((c) => void held.add(c));
+    await new Promise<void>((r) => hole.listen(0, '127.0.0.1', r));
+    const port = (hole.address() as { port: number }).port;
+    try {
+      const closed = await new Promise<WireClose>((resolve) => {
+        openWebSocket(WebSocket as unknown as SocketCtor, `http://127.0.0.1:${port}`, 't', {
+          open: () => resolve({ code: 0, reason: 'opened?', opened: true }),
+          frame: () => {},
+          transport: () => {},
+          close: resolve,
+        }, 200);
+      });
+      expect(closed.opened).toBe(false);
+      expect(closed.failure).toEqual({ kind: 'blocked' });
+    } finally {
+      for (const c of held) c.destroy();
+      await new Promise((r) => hole.close(r));
+    }
   });
 });

@@ -67,14 +67,25 @@ export function classifyUpgradeFailure(message: string): Failure {
 
 const dec = new TextDecoder();
 
+/** A WebSocket handshake not answered within this long is given up as blocked (a proxy that holds it open). */
+export const WS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
 /** Opens a WebSocket at the gateway's WS_PATH, the token in the `bearer.<token>` subprotocol. */
-export function openWebSocket(Ctor: SocketCtor, base: string, token: string, on: WireHandlers): Wire {
+export function openWebSocket(Ctor: SocketCtor, base: string, token: string, on: WireHandlers, handshakeTimeoutMs = WS_HANDSHAKE_TIMEOUT_MS): Wire {
   const url = new URL(WS_PATH, base);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   const socket = new Ctor(url.toString(), [PROTOCOL, `bearer.${token}`]);
   let opened = false;
   let failure = '';
+  let timedOut = false;
+  // Something that accepts the connection and never answers the upgrade (a proxy holding it)
+  // would otherwise keep the client waiting for good, never falling back or failing over.
+  const handshake = setTimeout(() => {
+    timedOut = true;
+    socket.close();
+  }, handshakeTimeoutMs);
   socket.onopen = () => {
+    clearTimeout(handshake);
     opened = true;
     on.open('websocket');
   };
@@ -82,7 +93,11 @@ export function openWebSocket(Ctor: SocketCtor, base: string, token: string, on:
     failure = ev.message ?? String(ev.error ?? '');
   };
   socket.onmessage = (ev) => on.frame(typeof ev.data === 'string' ? ev.data : dec.decode(ev.data as Uint8Array));
-  socket.onclose = (ev) => on.close({ code: ev.code, reason: ev.reason, opened, ...(opened ? {} : { failure: classifyUpgradeFailure(failure) }) });
+  socket.onclose = (ev) => {
+    clearTimeout(handshake);
+    const why: Failure = timedOut ? { kind: 'blocked' } : classifyUpgradeFailure(failure);
+    on.close({ code: ev.code, reason: ev.reason, opened, ...(opened ? {} : { failure: why }) });
+  };
   return {
     get isOpen() {
       return socket.readyState === 1;
@@ -125,8 +140,10 @@ export function openSocketIo(io: Io, base: string, token: string, on: WireHandle
     socket.io.engine.on('upgrade', () => on.transport(name()));
     on.open(name());
   });
-  socket.on('connect_error', (err: Error & { data?: RefusalData }) => {
-    const code = err.data?.code;
+  socket.on('connect_error', (err: Error & { data?: RefusalData; description?: unknown }) => {
+    // A long-polling request refused 403 (the server refuses a disallowed origin before the
+    // handshake) is as final as the middleware's `forbidden`.
+    const code = err.data?.code ?? (err.description === 403 ? 'forbidden' : undefined);
     const failure: Failure =
       code === 'unauthorized'
         ? { kind: 'unauthorized' }
