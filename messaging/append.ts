@@ -153,6 +153,94 @@ export async function appendBatchTx(tx: SqlTx, items: AppendInput[], now: number
 }
 
 /**
+ * Appends a batch of direct messages (no membership version to check) in ONE statement, so
+ * one round trip and one implicit commit per batch: it reads which client ids are stored
+ * already (those return their original seq), locks the conversations in id order, bumps
+ * `last_seq` by each conversation's count and inserts the rows with their seqs. The same
+ * results as appendBatchTx for such a batch.
+ */
+export async function appendDirectBatch(db: SqlTx, items: AppendInput[], now: number): Promise<(AppendResult | AppError)[]> {
+  const rows = await db.query(
+    `WITH k AS (
+       SELECT * FROM json_to_recordset($1::json)
+         AS k(i int, conversation_id uuid, sender_id uuid, sender_device_id uuid, client_id text, payloads jsonb, body text)
+     ),
+     existing AS (
+       SELECT k.i, m.conversation_id, m.seq, m.sent_at, cv.members_version
+         FROM k JOIN messages m ON m.sender_device_id = k.sender_device_id AND m.client_id = k.client_id
+         JOIN conversations cv ON cv.id = m.conversation_id
+     ),
+     firsts AS (
+       SELECT DISTINCT ON (k.sender_device_id, k.client_id) k.*
+         FROM k WHERE NOT EXISTS (SELECT 1 FROM existing e WHERE e.i = k.i)
+        ORDER BY k.sender_device_id, k.client_id, k.i
+     ),
+     numbered AS (
+       SELECT f.*, row_number() OVER (PARTITION BY f.conversation_id ORDER BY f.i) AS r,
+              count(*) OVER (PARTITION BY f.conversation_id) AS n
+         FROM firsts f
+     ),
+     locked AS (
+       SELECT c.id FROM conversations c
+        WHERE c.id IN (SELECT conversation_id FROM numbered) ORDER BY c.id FOR UPDATE
+     ),
+     bumped AS (
+       UPDATE conversations c SET last_seq = c.last_seq + v.n
+         FROM (SELECT DISTINCT conversation_id, n FROM numbered) v
+        WHERE c.id = v.conversation_id AND c.id IN (SELECT id FROM locked)
+        RETURNING c.id, c.last_seq, c.members_version
+     ),
+     inserted AS (
+       INSERT INTO messages (conversation_id, seq, sender_id, sender_device_id, client_id, payloads, body, sent_at)
+       SELECT nb.conversation_id, b.last_seq - nb.n + nb.r, nb.sender_id, nb.sender_device_id, nb.client_id, nb.payloads, nb.body, $2::bigint
+         FROM numbered nb JOIN bumped b ON b.id = nb.conversation_id
+       RETURNING 1
+     )
+     SELECT true AS duplicate, e.i, e.conversation_id, e.seq, e.sent_at, e.members_version FROM existing e
+     UNION ALL
+     SELECT false, nb.i, nb.conversation_id, b.last_seq - nb.n + nb.r, $2::bigint, b.members_version
+       FROM numbered nb JOIN bumped b ON b.id = nb.conversation_id`,
+    [
+      JSON.stringify(
+        items.map((it, i) => ({
+          i,
+          conversation_id: it.conversationId,
+          sender_id: it.senderId,
+          sender_device_id: it.senderDeviceId,
+          client_id: it.clientId,
+          payloads: it.payloads,
+          body: it.body ?? null,
+        })),
+      ),
+      now,
+    ],
+  );
+  const byIndex = new Map<number, AppendResult>();
+  for (const r of rows) {
+    byIndex.set(num(r.i), {
+      conversationId: r.conversation_id as string,
+      seq: num(r.seq),
+      sentAt: num(r.sent_at),
+      duplicate: r.duplicate === true,
+      membersVersion: num(r.members_version),
+    });
+  }
+  // A later copy of a client id in this batch gets the first copy's result, as a duplicate.
+  const firstOf = new Map<string, AppendResult>();
+  return items.map((it, i) => {
+    const k = key(it.senderDeviceId, it.clientId);
+    const own = byIndex.get(i);
+    if (own) {
+      firstOf.set(k, own);
+      return own;
+    }
+    const first = firstOf.get(k);
+    if (first) return { ...first, duplicate: true };
+    return new AppError('not_found', 'no such conversation');
+  });
+}
+
+/**
  * Appends a system message inside the caller's transaction (a membership or name change and
  * its record commit together). Takes the conversation's row lock, so it serializes with sends;
  * `membership` also moves `members_version` to the new seq. Returns the seq.

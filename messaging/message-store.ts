@@ -4,7 +4,7 @@ import type { Clock } from '../platform/clock.js';
 import { AppError } from '../platform/errors.js';
 import { GroupCommit } from '../platform/group-commit.js';
 import { num, type Sql } from '../platform/sql.js';
-import { type AppendInput, type AppendResult, appendBatchTx, type SystemEvent } from './append.js';
+import { type AppendInput, type AppendResult, appendBatchTx, appendDirectBatch, type SystemEvent } from './append.js';
 
 export type { AppendInput, AppendResult, SystemEvent } from './append.js';
 
@@ -268,6 +268,9 @@ export class MessageStore {
   private async appendBatch(items: AppendInput[]): Promise<(AppendResult | AppError)[]> {
     for (let attempt = 1; ; attempt++) {
       try {
+        // Direct messages only (nothing to check against a membership): one statement, which
+        // commits on its own; otherwise the transaction that checks membership versions.
+        if (items.every((i) => i.membersVersion === undefined)) return await appendDirectBatch(this.sql, items, this.clock.now());
         return await this.sql.transaction((tx) => appendBatchTx(tx, items, this.clock.now()));
       } catch (err) {
         // A concurrent process may have stored one of these client ids (conflict) or the lock
