@@ -1,4 +1,4 @@
-// The append transaction: assigns gap-free seqs to a batch of messages and inserts them, idempotently by client id.
+// The append statement: assigns gap-free seqs to a batch of messages and inserts them, idempotently by client id.
 import { AppError } from '../platform/errors.js';
 import { num, type SqlTx } from '../platform/sql.js';
 import type { SystemEvent } from '../protocol/frames.js';
@@ -34,136 +34,18 @@ export interface AppendResult {
 const key = (d: string, c: string) => `${d}\u0000${c}`;
 
 /**
- * Appends a batch in one transaction: reads which client ids are stored already (those return
- * their original seq), locks the conversations in id order, refuses sends encrypted for an
- * older membership, bumps `last_seq` by each conversation's count and inserts the rows.
- * Returns one result or AppError per input, in order.
+ * Appends a batch in ONE statement, so one round trip and one implicit commit per batch: it
+ * reads which client ids are stored already (those return their original seq), locks the
+ * conversations in id order, refuses sends encrypted for an older membership (membership
+ * changes take the same row lock, appendSystemTx), bumps `last_seq` by each conversation's
+ * count and inserts the rows with their seqs. Returns one result or AppError per input, in
+ * order; a later copy of a client id in the batch gets the first copy's answer.
  */
-export async function appendBatchTx(tx: SqlTx, items: AppendInput[], now: number): Promise<(AppendResult | AppError)[]> {
-  const existing = await tx.query(
-    `SELECT m.sender_device_id AS d, m.client_id AS c, m.conversation_id, m.seq, m.sent_at, cv.members_version
-       FROM messages m JOIN json_to_recordset($1::json) AS k(d uuid, c text)
-         ON m.sender_device_id = k.d AND m.client_id = k.c
-       JOIN conversations cv ON cv.id = m.conversation_id`,
-    [JSON.stringify(items.map((i) => ({ d: i.senderDeviceId, c: i.clientId })))],
-  );
-  const done = new Map<string, AppendResult>();
-  for (const r of existing) {
-    done.set(key(r.d as string, r.c as string), {
-      conversationId: r.conversation_id as string,
-      seq: num(r.seq),
-      sentAt: num(r.sent_at),
-      duplicate: true,
-      membersVersion: num(r.members_version),
-    });
-  }
-
-  // Fresh items, first occurrence of each client id only.
-  let fresh: AppendInput[] = [];
-  const seen = new Set<string>();
-  for (const i of items) {
-    const k = key(i.senderDeviceId, i.clientId);
-    if (done.has(k) || seen.has(k)) continue;
-    seen.add(k);
-    fresh.push(i);
-  }
-
-  const refused = new Map<string, AppError>();
-  if (fresh.some((i) => i.membersVersion !== undefined)) {
-    // Lock first, then compare: membership changes take the same row lock (appendSystemTx).
-    const ids = [...new Set(fresh.map((i) => i.conversationId))].sort();
-    const rows = await tx.query(
-      `SELECT id, members_version FROM conversations WHERE id IN (SELECT value::uuid FROM json_array_elements_text($1::json)) ORDER BY id FOR UPDATE`,
-      [JSON.stringify(ids)],
-    );
-    const version = new Map(rows.map((r) => [r.id as string, num(r.members_version)]));
-    fresh = fresh.filter((i) => {
-      const v = version.get(i.conversationId);
-      if (i.membersVersion === undefined || v === undefined || v === i.membersVersion) return true;
-      refused.set(key(i.senderDeviceId, i.clientId), new AppError('devices_changed', 'the group changed; encrypt for its current members', { details: { membersVersion: v } }));
-      seen.delete(key(i.senderDeviceId, i.clientId));
-      return false;
-    });
-  }
-
-  const counts = new Map<string, number>();
-  for (const i of fresh) counts.set(i.conversationId, (counts.get(i.conversationId) ?? 0) + 1);
-  const assigned = new Map<string, AppendResult>();
-  if (fresh.length > 0) {
-    const bumped = await tx.query(
-      `WITH v AS (SELECT * FROM json_to_recordset($1::json) AS v(id uuid, n int)),
-            locked AS (SELECT c.id FROM conversations c JOIN v ON v.id = c.id ORDER BY c.id FOR UPDATE OF c)
-       UPDATE conversations c SET last_seq = c.last_seq + v.n
-         FROM v WHERE c.id = v.id AND c.id IN (SELECT id FROM locked)
-       RETURNING c.id, c.last_seq, c.members_version`,
-      [JSON.stringify([...counts].map(([id, n]) => ({ id, n })))],
-    );
-    const next = new Map<string, number>();
-    const versions = new Map<string, number>();
-    for (const r of bumped) {
-      next.set(r.id as string, num(r.last_seq) - (counts.get(r.id as string) ?? 0) + 1);
-      versions.set(r.id as string, num(r.members_version));
-    }
-    const rows: unknown[] = [];
-    for (const i of fresh) {
-      const seq = next.get(i.conversationId);
-      if (seq === undefined) continue; // conversation missing: reported below
-      next.set(i.conversationId, seq + 1);
-      assigned.set(key(i.senderDeviceId, i.clientId), {
-        conversationId: i.conversationId,
-        seq,
-        sentAt: now,
-        duplicate: false,
-        membersVersion: versions.get(i.conversationId) ?? 0,
-      });
-      rows.push({
-        conversation_id: i.conversationId,
-        seq,
-        sender_id: i.senderId,
-        sender_device_id: i.senderDeviceId,
-        client_id: i.clientId,
-        payloads: i.payloads,
-        body: i.body ?? null,
-        sent_at: now,
-      });
-    }
-    if (rows.length > 0) {
-      await tx.query(
-        `INSERT INTO messages (conversation_id, seq, sender_id, sender_device_id, client_id, payloads, body, sent_at)
-         SELECT conversation_id, seq, sender_id, sender_device_id, client_id, payloads, body, sent_at
-           FROM json_to_recordset($1::json)
-             AS m(conversation_id uuid, seq bigint, sender_id uuid, sender_device_id uuid, client_id text, payloads jsonb, body text, sent_at bigint)`,
-        [JSON.stringify(rows)],
-      );
-    }
-  }
-
-  return items.map((i) => {
-    const k = key(i.senderDeviceId, i.clientId);
-    const d = done.get(k);
-    if (d) return d;
-    const r = refused.get(k);
-    if (r) return r;
-    const a = assigned.get(k);
-    if (!a) return new AppError('not_found', 'no such conversation');
-    // A second copy of the same client id within this batch is a duplicate of the first.
-    if (seen.delete(k)) return a;
-    return { ...a, duplicate: true };
-  });
-}
-
-/**
- * Appends a batch of direct messages (no membership version to check) in ONE statement, so
- * one round trip and one implicit commit per batch: it reads which client ids are stored
- * already (those return their original seq), locks the conversations in id order, bumps
- * `last_seq` by each conversation's count and inserts the rows with their seqs. The same
- * results as appendBatchTx for such a batch.
- */
-export async function appendDirectBatch(db: SqlTx, items: AppendInput[], now: number): Promise<(AppendResult | AppError)[]> {
+export async function appendBatch(db: SqlTx, items: AppendInput[], now: number): Promise<(AppendResult | AppError)[]> {
   const rows = await db.query(
     `WITH k AS (
        SELECT * FROM json_to_recordset($1::json)
-         AS k(i int, conversation_id uuid, sender_id uuid, sender_device_id uuid, client_id text, payloads jsonb, body text)
+         AS k(i int, conversation_id uuid, sender_id uuid, sender_device_id uuid, client_id text, payloads jsonb, body text, members_version bigint)
      ),
      existing AS (
        SELECT k.i, m.conversation_id, m.seq, m.sent_at, cv.members_version
@@ -175,14 +57,18 @@ export async function appendDirectBatch(db: SqlTx, items: AppendInput[], now: nu
          FROM k WHERE NOT EXISTS (SELECT 1 FROM existing e WHERE e.i = k.i)
         ORDER BY k.sender_device_id, k.client_id, k.i
      ),
+     locked AS (
+       SELECT c.id, c.members_version FROM conversations c
+        WHERE c.id IN (SELECT conversation_id FROM firsts) ORDER BY c.id FOR UPDATE
+     ),
+     refused AS (
+       SELECT f.i, l.members_version FROM firsts f JOIN locked l ON l.id = f.conversation_id
+        WHERE f.members_version IS NOT NULL AND f.members_version <> l.members_version
+     ),
      numbered AS (
        SELECT f.*, row_number() OVER (PARTITION BY f.conversation_id ORDER BY f.i) AS r,
               count(*) OVER (PARTITION BY f.conversation_id) AS n
-         FROM firsts f
-     ),
-     locked AS (
-       SELECT c.id FROM conversations c
-        WHERE c.id IN (SELECT conversation_id FROM numbered) ORDER BY c.id FOR UPDATE
+         FROM firsts f WHERE NOT EXISTS (SELECT 1 FROM refused x WHERE x.i = f.i)
      ),
      bumped AS (
        UPDATE conversations c SET last_seq = c.last_seq + v.n
@@ -196,9 +82,11 @@ export async function appendDirectBatch(db: SqlTx, items: AppendInput[], now: nu
          FROM numbered nb JOIN bumped b ON b.id = nb.conversation_id
        RETURNING 1
      )
-     SELECT true AS duplicate, e.i, e.conversation_id, e.seq, e.sent_at, e.members_version FROM existing e
+     SELECT 'stored' AS outcome, e.i, e.conversation_id, e.seq, e.sent_at, e.members_version FROM existing e
      UNION ALL
-     SELECT false, nb.i, nb.conversation_id, b.last_seq - nb.n + nb.r, $2::bigint, b.members_version
+     SELECT 'refused', x.i, NULL, NULL, NULL, x.members_version FROM refused x
+     UNION ALL
+     SELECT 'new', nb.i, nb.conversation_id, b.last_seq - nb.n + nb.r, $2::bigint, b.members_version
        FROM numbered nb JOIN bumped b ON b.id = nb.conversation_id`,
     [
       JSON.stringify(
@@ -210,23 +98,29 @@ export async function appendDirectBatch(db: SqlTx, items: AppendInput[], now: nu
           client_id: it.clientId,
           payloads: it.payloads,
           body: it.body ?? null,
+          members_version: it.membersVersion ?? null,
         })),
       ),
       now,
     ],
   );
-  const byIndex = new Map<number, AppendResult>();
+  const byIndex = new Map<number, AppendResult | AppError>();
   for (const r of rows) {
-    byIndex.set(num(r.i), {
-      conversationId: r.conversation_id as string,
-      seq: num(r.seq),
-      sentAt: num(r.sent_at),
-      duplicate: r.duplicate === true,
-      membersVersion: num(r.members_version),
-    });
+    const membersVersion = num(r.members_version);
+    byIndex.set(
+      num(r.i),
+      r.outcome === 'refused'
+        ? new AppError('devices_changed', 'the group changed; encrypt for its current members', { details: { membersVersion } })
+        : {
+            conversationId: r.conversation_id as string,
+            seq: num(r.seq),
+            sentAt: num(r.sent_at),
+            duplicate: r.outcome === 'stored',
+            membersVersion,
+          },
+    );
   }
-  // A later copy of a client id in this batch gets the first copy's result, as a duplicate.
-  const firstOf = new Map<string, AppendResult>();
+  const firstOf = new Map<string, AppendResult | AppError>();
   return items.map((it, i) => {
     const k = key(it.senderDeviceId, it.clientId);
     const own = byIndex.get(i);
@@ -235,6 +129,7 @@ export async function appendDirectBatch(db: SqlTx, items: AppendInput[], now: nu
       return own;
     }
     const first = firstOf.get(k);
+    if (first instanceof AppError) return first;
     if (first) return { ...first, duplicate: true };
     return new AppError('not_found', 'no such conversation');
   });

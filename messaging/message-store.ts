@@ -4,7 +4,7 @@ import type { Clock } from '../platform/clock.js';
 import { AppError } from '../platform/errors.js';
 import { GroupCommit } from '../platform/group-commit.js';
 import { num, type Sql } from '../platform/sql.js';
-import { type AppendInput, type AppendResult, appendBatchTx, appendDirectBatch, type SystemEvent } from './append.js';
+import { type AppendInput, type AppendResult, appendBatch, type SystemEvent } from './append.js';
 
 export type { AppendInput, AppendResult, SystemEvent } from './append.js';
 
@@ -54,11 +54,12 @@ function shardOf(conversationId: string, shards: number): number {
 
 /**
  * Storage model (see migrations.ts for the tables):
- * - Appends go through a group commit: one transaction per batch takes the conversations'
- *   row locks in id order, bumps `last_seq` by the batch's count, and inserts the rows, so
- *   `seq` is gap-free per conversation and a send is acknowledged only once durable. Batches
- *   are sharded by conversation: shards commit concurrently (PostgreSQL uses several
- *   connections), while one conversation's sends stay in one shard, in submission order.
+ * - Appends go through a group commit: one statement per batch (append.ts) takes the
+ *   conversations' row locks in id order, refuses sends for an older membership version,
+ *   bumps `last_seq` by the batch's count, and inserts the rows, so `seq` is gap-free per
+ *   conversation and a send is acknowledged only once durable. Batches are sharded by
+ *   conversation: shards commit concurrently (PostgreSQL uses several connections), while
+ *   one conversation's sends stay in one shard, in submission order.
  * - A client id already stored for the sending device returns the original seq (idempotent).
  * - Cursor writes are batched the same way and only ever move forward (greatest()).
  */
@@ -268,10 +269,8 @@ export class MessageStore {
   private async appendBatch(items: AppendInput[]): Promise<(AppendResult | AppError)[]> {
     for (let attempt = 1; ; attempt++) {
       try {
-        // Direct messages only (nothing to check against a membership): one statement, which
-        // commits on its own; otherwise the transaction that checks membership versions.
-        if (items.every((i) => i.membersVersion === undefined)) return await appendDirectBatch(this.sql, items, this.clock.now());
-        return await this.sql.transaction((tx) => appendBatchTx(tx, items, this.clock.now()));
+        // One statement, which commits on its own.
+        return await appendBatch(this.sql, items, this.clock.now());
       } catch (err) {
         // A concurrent process may have stored one of these client ids (conflict) or the lock
         // order may have deadlocked: retrying re-reads the duplicates and re-assigns seqs.
