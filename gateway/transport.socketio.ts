@@ -9,7 +9,7 @@ import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { TokenClaims } from '../platform/tokens.js';
 import { answerOrigin, FORBIDDEN_ORIGIN_MESSAGE, type OriginPolicy } from './origins.js';
-import type { SessionSocket, SocketHandlers } from './transport.js';
+import { firstEvent, type SessionSocket, type SocketHandlers, tcpOf } from './transport.js';
 
 /** Room for Socket.IO's framing around a frame's text (`42["frame",…]`, polling separators). */
 const PACKET_OVERHEAD_BYTES = 1024;
@@ -22,8 +22,8 @@ interface EngineConn {
   on(event: 'packet', cb: (packet: { type: string; data?: unknown }) => void): void;
   on(event: 'packetCreate', cb: (packet: { data?: unknown }) => void): void;
   on(event: 'flush', cb: (packets: { data?: unknown }[]) => void): void;
-  on(event: 'drain', cb: () => void): void;
-  off(event: 'drain', cb: () => void): void;
+  once(event: string, cb: () => void): void;
+  off(event: string, cb: () => void): void;
   close(discard?: boolean): void;
 }
 
@@ -265,7 +265,7 @@ class SocketIoSocket implements SessionSocket {
   }
 
   pauseReading(): void {
-    const tcp = (this.ws as unknown as { _socket?: TcpSocket } | undefined)?._socket;
+    const tcp = tcpOf(this.ws);
     if (!tcp || this.paused) return;
     this.paused = tcp;
     tcp.pause();
@@ -277,16 +277,12 @@ class SocketIoSocket implements SessionSocket {
   }
 
   drained(maxWaitMs: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.conn.off('drain', done);
-        this.socket.off('disconnect', done);
-        resolve();
-      };
-      const timer = setTimeout(done, maxWaitMs);
-      this.conn.on('drain', done);
-      this.socket.once('disconnect', done);
-    });
+    return firstEvent(
+      [
+        [this.conn, 'drain'],
+        [this.socket, 'disconnect'],
+      ],
+      maxWaitMs,
+    );
   }
 }

@@ -1,4 +1,6 @@
-// The socket a device session talks to: what every transport (WebSocket, Socket.IO) implements.
+// The socket a device session talks to: what every transport (WebSocket, Socket.IO) implements, and what they share.
+import type { Socket } from 'node:net';
+import type { WebSocket } from 'ws';
 
 /** The transports a device session can run on, as metrics and logs name them. */
 export type TransportName = 'ws' | 'socketio';
@@ -48,4 +50,31 @@ export interface SessionSocket {
   /** Resolves when buffered data has drained, the socket closed, or after at most `maxWaitMs`. */
   drained(maxWaitMs: number): Promise<void>;
   ping?(): void;
+}
+
+/**
+ * The TCP socket under a `ws` WebSocket, for corking and pausing reads (`ws` has no public API
+ * for either and corks the same way itself); undefined once it is closed.
+ */
+export function tcpOf(ws: WebSocket | undefined): Socket | undefined {
+  return (ws as unknown as { _socket?: Socket } | undefined)?._socket;
+}
+
+/** Something that emits events (a TCP socket, an engine.io connection, a Socket.IO socket). */
+interface Emitter {
+  once(event: string, listener: () => void): unknown;
+  off(event: string, listener: () => void): unknown;
+}
+
+/** Resolves on the first of `events` or after `maxWaitMs`, whichever comes first, and removes its listeners. */
+export function firstEvent(events: readonly [Emitter | undefined, string][], maxWaitMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      for (const [emitter, event] of events) emitter?.off(event, done);
+      resolve();
+    };
+    const timer = setTimeout(done, maxWaitMs);
+    for (const [emitter, event] of events) emitter?.once(event, done);
+  });
 }

@@ -2,7 +2,7 @@
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Logger } from '../platform/log.js';
-import type { SessionSocket, SocketHandlers } from './transport.js';
+import { firstEvent, type SessionSocket, type SocketHandlers, tcpOf } from './transport.js';
 
 /**
  * A `ws` WebSocket behind the session's socket interface. `ws` has no public API for corking
@@ -19,7 +19,7 @@ export class WsSocket implements SessionSocket {
 
   /** The TCP socket under the WebSocket (gone once it is closed). */
   private get tcp(): Socket | undefined {
-    return (this.ws as unknown as { _socket?: Socket })._socket;
+    return tcpOf(this.ws);
   }
 
   get open(): boolean {
@@ -73,17 +73,13 @@ export class WsSocket implements SessionSocket {
 
   drained(maxWaitMs: number): Promise<void> {
     const tcp = this.tcp;
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        tcp?.off('drain', done);
-        tcp?.off('close', done);
-        resolve();
-      };
-      const timer = setTimeout(done, maxWaitMs);
-      tcp?.once('drain', done);
-      tcp?.once('close', done);
-    });
+    return firstEvent(
+      [
+        [tcp, 'drain'],
+        [tcp, 'close'],
+      ],
+      maxWaitMs,
+    );
   }
 
   ping(): void {
