@@ -19,6 +19,8 @@ export interface Metrics {
   fileBytes: Counter<'direction'>;
   filesExpired: Counter;
   blobsPurged: Counter;
+  routeCacheStale: Counter;
+  deliveryPublishes: Counter;
 }
 
 export function createMetrics(): Metrics {
@@ -28,6 +30,16 @@ export function createMetrics(): Metrics {
   return {
     registry,
     connections: new Gauge({ name: 'parley_ws_connections', help: 'Open WebSocket connections', registers }),
+    routeCacheStale: new Counter({
+      name: 'parley_route_cache_stale_total',
+      help: 'Users whose cached routes were found out of date after a delivery (the delivery was forwarded to their current devices)',
+      registers,
+    }),
+    deliveryPublishes: new Counter({
+      name: 'parley_delivery_publishes_total',
+      help: 'Publishes to other gateways (one per destination gateway per flush)',
+      registers,
+    }),
     messagesSent: new Counter({ name: 'parley_messages_sent_total', help: 'Messages persisted and acknowledged', registers }),
     messagesDelivered: new Counter({
       name: 'parley_messages_delivered_total',

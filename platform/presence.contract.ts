@@ -73,5 +73,53 @@ export function presenceContract(name: string, make: () => Promise<PresenceFixtu
       expect(s!.online).toBe(false);
       expect(s!.lastSeen).not.toBeNull();
     });
+
+    it('gives a user a new route version on every connect and removing disconnect, never a used one', async () => {
+      const seen = new Set<string | null>();
+      const version = async () => {
+        const [v] = await f.presence.versions(['u-alice']);
+        return v ?? null;
+      };
+      const fresh = async () => {
+        const v = await version();
+        expect(v).not.toBeNull();
+        expect(seen.has(v)).toBe(false);
+        seen.add(v);
+      };
+      expect(await version()).toBeNull();
+      await f.presence.connect(alice, 10_000);
+      await fresh();
+      await f.presence.connect(alice2, 10_000);
+      await fresh();
+      await f.presence.connect({ ...alice, gatewayId: 'g9' }, 10_000); // takeover
+      await fresh();
+      await f.presence.connect({ ...alice, gatewayId: 'g9' }, 10_000); // the same route again
+      await fresh();
+      await f.presence.disconnect(alice2);
+      await fresh();
+    });
+
+    it('leaves the version alone on refresh and on a disconnect that removes nothing; other users keep theirs', async () => {
+      await f.presence.connect(alice, 10_000);
+      const bob = { userId: 'u-bob', deviceId: 'd-bob-1', gatewayId: 'g2' };
+      await f.presence.connect(bob, 10_000);
+      const before = await f.presence.versions(['u-alice', 'u-bob', 'u-nobody']);
+      expect(await f.presence.refresh('g1', [alice.deviceId], 10_000)).toBe(1);
+      await f.presence.disconnect({ ...alice, gatewayId: 'g-stale' });
+      expect(await f.presence.versions(['u-alice', 'u-bob', 'u-nobody'])).toEqual(before);
+      await f.presence.connect(alice2, 10_000);
+      const after = await f.presence.versions(['u-alice', 'u-bob', 'u-nobody']);
+      expect(after[0]).not.toEqual(before[0]);
+      expect(after.slice(1)).toEqual(before.slice(1));
+    });
+
+    it('reads routes with the versions they were read at', async () => {
+      await f.presence.connect(alice, 10_000);
+      const at = await f.presence.routesAt(['u-nobody', 'u-alice']);
+      expect(at.routes).toEqual([alice]);
+      expect(at.versions).toEqual(await f.presence.versions(['u-nobody', 'u-alice']));
+      expect(at.versions[0]).toBeNull();
+      expect(await f.presence.routesAt([])).toEqual({ routes: [], versions: [] });
+    });
   });
 }

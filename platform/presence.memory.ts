@@ -1,6 +1,6 @@
 // In-memory presence: the embedded default. Single process only.
 import type { Clock } from './clock.js';
-import type { Presence, Route, UserStatus } from './presence.js';
+import type { Presence, Route, UserStatus, VersionedRoutes } from './presence.js';
 
 interface Entry {
   route: Route;
@@ -12,6 +12,8 @@ export class MemoryPresence implements Presence {
   private readonly byDevice = new Map<string, Entry>();
   private readonly byUser = new Map<string, Set<string>>();
   private readonly lastSeen = new Map<string, number>();
+  private readonly routeVersions = new Map<string, string>();
+  private nextVersion = 0;
 
   constructor(private readonly clock: Clock) {}
 
@@ -21,6 +23,7 @@ export class MemoryPresence implements Presence {
     let devices = this.byUser.get(route.userId);
     if (!devices) this.byUser.set(route.userId, (devices = new Set()));
     devices.add(route.deviceId);
+    this.bump(route.userId);
     return prev && prev.route.gatewayId !== route.gatewayId ? prev.route.gatewayId : null;
   }
 
@@ -42,6 +45,16 @@ export class MemoryPresence implements Presence {
     this.byDevice.delete(route.deviceId);
     this.byUser.get(route.userId)?.delete(route.deviceId);
     this.lastSeen.set(route.userId, this.clock.now());
+    this.bump(route.userId);
+  }
+
+  async routesAt(userIds: readonly string[]): Promise<VersionedRoutes> {
+    const versions = await this.versions(userIds);
+    return { routes: await this.routes(userIds), versions };
+  }
+
+  async versions(userIds: readonly string[]): Promise<(string | null)[]> {
+    return userIds.map((u) => this.routeVersions.get(u) ?? null);
   }
 
   async routes(userIds: readonly string[]): Promise<Route[]> {
@@ -64,6 +77,10 @@ export class MemoryPresence implements Presence {
   }
 
   async close(): Promise<void> {}
+
+  private bump(userId: string): void {
+    this.routeVersions.set(userId, String(++this.nextVersion));
+  }
 
   /** The entry if it has not expired; an expired one is removed and counts as last seen. */
   private live(deviceId: string): Entry | undefined {

@@ -2,7 +2,8 @@
 import type { Redis } from 'ioredis';
 import type { Clock } from './clock.js';
 import { AppError } from './errors.js';
-import type { Presence, Route, UserStatus } from './presence.js';
+import { randomUUID } from 'node:crypto';
+import type { Presence, Route, UserStatus, VersionedRoutes } from './presence.js';
 
 /**
  * Key layout (prefix default `parley:`):
@@ -12,6 +13,10 @@ import type { Presence, Route, UserStatus } from './presence.js';
  *   route key is gone are pruned lazily on read.
  * - `{p}seen:{userId}` → last seen, epoch ms: written on disconnect, and when a route is
  *   found expired (then it is the time that was noticed, at most one TTL late).
+ * - `{p}rv:{userId}` → the user's route version: a fresh random token written by every
+ *   connect and every disconnect that removed a route, in the same script, so a version read
+ *   after a connect returned always differs from one read before it (even if Redis lost its
+ *   data in between: a token is never reused).
  * Single Redis (or a primary with replicas); multi-key scripts assume no Redis Cluster.
  * Every command failure is an `unavailable` AppError.
  */
@@ -24,6 +29,7 @@ const CONNECT = `
 local prev = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[3], ARGV[4])
 if prev and prev ~= ARGV[1] then return prev end
 return false`;
 
@@ -39,6 +45,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   redis.call('SREM', KEYS[2], ARGV[2])
   redis.call('SET', KEYS[3], ARGV[3])
+  redis.call('SET', KEYS[4], ARGV[4])
   return 1
 end
 return 0`;
@@ -59,7 +66,17 @@ export class RedisPresence implements Presence {
 
   async connect(route: Route, ttlMs: number): Promise<string | null> {
     const prev = await this.run(() =>
-      this.redis.eval(CONNECT, 2, this.routeKey(route.deviceId), this.devicesKey(route.userId), route.gatewayId, ttlMs, route.deviceId),
+      this.redis.eval(
+        CONNECT,
+        3,
+        this.routeKey(route.deviceId),
+        this.devicesKey(route.userId),
+        this.versionKey(route.userId),
+        route.gatewayId,
+        ttlMs,
+        route.deviceId,
+        randomUUID(),
+      ),
     );
     return typeof prev === 'string' ? prev : null;
   }
@@ -77,23 +94,34 @@ export class RedisPresence implements Presence {
     await this.run(() =>
       this.redis.eval(
         DISCONNECT,
-        3,
+        4,
         this.routeKey(route.deviceId),
         this.devicesKey(route.userId),
         this.seenKey(route.userId),
+        this.versionKey(route.userId),
         route.gatewayId,
         route.deviceId,
         this.clock.now(),
+        randomUUID(),
       ),
     );
   }
 
   async routes(userIds: readonly string[]): Promise<Route[]> {
-    return (await this.live(userIds)).routes;
+    return (await this.live(userIds, false)).routes;
+  }
+
+  async routesAt(userIds: readonly string[]): Promise<VersionedRoutes> {
+    return this.live(userIds, true);
+  }
+
+  async versions(userIds: readonly string[]): Promise<(string | null)[]> {
+    if (userIds.length === 0) return [];
+    return this.run(() => this.redis.mget(userIds.map((u) => this.versionKey(u))));
   }
 
   async status(userIds: readonly string[]): Promise<UserStatus[]> {
-    const { routes } = await this.live(userIds);
+    const { routes } = await this.live(userIds, false);
     const seen = userIds.length > 0 ? await this.run(() => this.redis.mget(userIds.map((u) => this.seenKey(u)))) : [];
     const online = new Set(routes.map((r) => r.userId));
     return userIds.map((userId, i) => ({ userId, online: online.has(userId), lastSeen: seen[i] ? Number(seen[i]) : null }));
@@ -101,22 +129,28 @@ export class RedisPresence implements Presence {
 
   async close(): Promise<void> {}
 
-  /** Live routes of the users' devices; prunes devices whose route expired and records last seen. */
-  private async live(userIds: readonly string[]): Promise<{ routes: Route[] }> {
-    if (userIds.length === 0) return { routes: [] };
-    const members = await this.run(async () => {
+  /**
+   * Live routes of the users' devices (and, if asked, their route versions, read first in the
+   * same pipeline); prunes devices whose route expired and records last seen.
+   */
+  private async live(userIds: readonly string[], withVersions: boolean): Promise<VersionedRoutes> {
+    if (userIds.length === 0) return { routes: [], versions: [] };
+    const replies = await this.run(async () => {
       const pipe = this.redis.pipeline();
+      if (withVersions) pipe.mget(userIds.map((u) => this.versionKey(u)));
       for (const u of userIds) pipe.smembers(this.devicesKey(u));
       return (await pipe.exec())!.map(([err, v]) => {
         if (err) throw err;
-        return v as string[];
+        return v;
       });
     });
+    const versions = withVersions ? (replies.shift() as (string | null)[]) : [];
+    const members = replies as string[][];
     const candidates: { userId: string; deviceId: string }[] = [];
     userIds.forEach((userId, i) => {
       for (const deviceId of members[i] ?? []) candidates.push({ userId, deviceId });
     });
-    if (candidates.length === 0) return { routes: [] };
+    if (candidates.length === 0) return { routes: [], versions };
     const gateways = await this.run(() => this.redis.mget(candidates.map((c) => this.routeKey(c.deviceId))));
     const routes: Route[] = [];
     const expired: { userId: string; deviceId: string }[] = [];
@@ -136,7 +170,7 @@ export class RedisPresence implements Presence {
         await pipe.exec();
       });
     }
-    return { routes };
+    return { routes, versions };
   }
 
   private routeKey(deviceId: string): string {
@@ -147,6 +181,9 @@ export class RedisPresence implements Presence {
   }
   private seenKey(userId: string): string {
     return `${this.p}seen:${userId}`;
+  }
+  private versionKey(userId: string): string {
+    return `${this.p}rv:${userId}`;
   }
 
   private async run<T>(fn: () => Promise<T>): Promise<T> {

@@ -14,6 +14,12 @@ export interface UserStatus {
   lastSeen: number | null;
 }
 
+/** Live routes with each user's route version (in the order asked), read before the routes. */
+export interface VersionedRoutes {
+  routes: Route[];
+  versions: (string | null)[];
+}
+
 /**
  * Presence is a hint for routing, never the record: losing it loses no message, because
  * devices that look offline get everything on their next sync.
@@ -29,12 +35,20 @@ export interface UserStatus {
  * - `routes` returns the live routes of every device of the given users (any order).
  * - `status` reports online (any live route) and last seen for each user asked about, in order;
  *   a user never seen is offline with lastSeen null.
+ * - Route versions: every `connect` and every `disconnect` that removes a route gives the
+ *   user a new version, a token never handed out before (not even across a restart of the
+ *   store); `refresh` and expiry do not. `versions` reads them (null: none recorded), and
+ *   `routesAt` reads the versions before the routes, so a gateway that caches the routes
+ *   with that version and later finds the version unchanged knows no device of the user
+ *   connected or moved since.
  */
 export interface Presence {
   connect(route: Route, ttlMs: number): Promise<string | null>;
   refresh(gatewayId: string, deviceIds: readonly string[], ttlMs: number): Promise<number>;
   disconnect(route: Route): Promise<void>;
   routes(userIds: readonly string[]): Promise<Route[]>;
+  routesAt(userIds: readonly string[]): Promise<VersionedRoutes>;
+  versions(userIds: readonly string[]): Promise<(string | null)[]>;
   status(userIds: readonly string[]): Promise<UserStatus[]>;
   close(): Promise<void>;
 }

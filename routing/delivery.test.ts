@@ -1,5 +1,5 @@
 // Two gateways in one process sharing one in-memory broker and presence: routing, batching per gateway, takeover.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ServerFrame } from '../protocol/frames.js';
 import { MemoryBroker } from '../platform/broker.memory.js';
 import { ManualClock } from '../platform/clock.js';
@@ -37,10 +37,11 @@ describe('Delivery across two gateways', () => {
   let g1: Delivery;
   let g2: Delivery;
   let envelopesToG2: string[];
+  let presence: MemoryPresence;
 
   beforeEach(async () => {
     broker = new MemoryBroker();
-    const presence = new MemoryPresence(new ManualClock());
+    presence = new MemoryPresence(new ManualClock());
     const log = createLogger('silent');
     const opts = { presenceTtlMs: 60_000, heartbeatMs: 10_000 };
     g1 = new Delivery(presence, broker, log, createMetrics(), { ...opts, gatewayId: 'g1' });
@@ -153,5 +154,76 @@ describe('Delivery across two gateways', () => {
     await tick();
     const presence = watcher.frames.filter((f) => f.type === 'presence');
     expect(presence.map((p) => p.type === 'presence' && p.online)).toEqual([true, false]);
+  });
+
+  it('flushes the deliveries of one turn together: one route read and one publish per gateway, in the order asked', async () => {
+    const bob = new Sink('bob', 'b1');
+    const carol = new Sink('carol', 'c1');
+    await g2.attach(bob);
+    await g2.attach(carol);
+    const reads = vi.spyOn(presence, 'routesAt');
+    await Promise.all([
+      g1.deliverMessage(['bob', 'alice'], { ...base, seq: 1 }, { b1: 'one' }, 'a1'),
+      g1.deliverMessage(['carol', 'alice'], { ...base, id: 'm2', conversationId: 'c2' }, { c1: 'two' }, 'a1'),
+      g1.relay(['bob'], { type: 'typing', conversationId: 'c1', from: 'alice', active: true }),
+      g1.deliverMessage(['bob', 'alice'], { ...base, id: 'm3', seq: 2 }, { b1: 'three' }, 'a1'),
+    ]);
+    await tick();
+    expect(reads).toHaveBeenCalledTimes(1);
+    expect(envelopesToG2).toHaveLength(1);
+    expect(bob.frames.map((f) => (f.type === 'msg' ? f.body : f.type))).toEqual(['one', 'three', 'typing']);
+    expect(carol.frames.map((f) => f.type === 'msg' && f.body)).toEqual(['two']);
+  });
+
+  it('serves routes from its cache while the route version is unchanged', async () => {
+    const bob = new Sink('bob', 'b1');
+    await g2.attach(bob);
+    const reads = vi.spyOn(presence, 'routesAt');
+    for (let seq = 1; seq <= 3; seq++) {
+      await g1.deliverMessage(['bob'], { ...base, seq }, { b1: `m${seq}` }, 'a1');
+      await tick();
+    }
+    expect(reads).toHaveBeenCalledTimes(1);
+    expect(bob.frames).toHaveLength(3);
+  });
+
+  it('a stale cache loses nothing: a device that connected or moved since the routes were cached still gets the message', async () => {
+    const g3 = new Delivery(presence, broker, createLogger('silent'), createMetrics(), { gatewayId: 'g3', presenceTtlMs: 60_000, heartbeatMs: 10_000 });
+    await g3.start();
+    try {
+      const phone = new Sink('bob', 'b1');
+      await g2.attach(phone);
+      await g1.deliverMessage(['bob'], { ...base, seq: 1 }, { b1: 'first', b2: 'first-b2' }, 'a1'); // caches bob: b1 on g2
+      await tick();
+      // Without g1 hearing of it: bob's laptop connects on g3 and his phone moves from g2 to g3.
+      const laptop = new Sink('bob', 'b2');
+      const movedPhone = new Sink('bob', 'b1');
+      await g3.attach(laptop);
+      await g3.attach(movedPhone);
+      await g1.deliverMessage(['bob'], { ...base, seq: 2 }, { b1: 'second', b2: 'second-b2' }, 'a1');
+      await vi.waitFor(() => {
+        expect(laptop.frames).toHaveLength(1);
+        expect(movedPhone.frames).toHaveLength(1);
+      });
+      expect(laptop.frames).toEqual([{ type: 'msg', ...base, seq: 2, body: 'second-b2' }]);
+      expect(movedPhone.frames).toEqual([{ type: 'msg', ...base, seq: 2, body: 'second' }]);
+      expect(phone.frames).toEqual([{ type: 'msg', ...base, seq: 1, body: 'first' }]); // the old connection got nothing more
+      // The cache was refreshed: the next message goes straight to g3.
+      await g1.deliverMessage(['bob'], { ...base, seq: 3 }, { b1: 'third', b2: 'third-b2' }, 'a1');
+      await vi.waitFor(() => expect(movedPhone.frames).toHaveLength(2));
+      expect(laptop.frames).toHaveLength(2);
+    } finally {
+      await g3.stop();
+    }
+  });
+
+  it('a failed route lookup fails the deliveries of that flush only', async () => {
+    const bob = new Sink('bob', 'b1');
+    await g2.attach(bob);
+    vi.spyOn(presence, 'routesAt').mockRejectedValueOnce(new Error('presence down'));
+    await expect(g1.deliverMessage(['bob'], base, { b1: 'lost-live' }, 'a1')).rejects.toThrow('presence down');
+    await g1.deliverMessage(['bob'], { ...base, seq: 2 }, { b1: 'next' }, 'a1');
+    await tick();
+    expect(bob.frames.map((f) => f.type === 'msg' && f.body)).toEqual(['next']);
   });
 });

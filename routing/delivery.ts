@@ -4,7 +4,7 @@ import type { MsgFrame, ServerFrame } from '../protocol/frames.js';
 import { type Broker, gatewayChannel, GROUPS_CHANNEL, PRESENCE_CHANNEL } from '../platform/broker.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
-import type { Presence, UserStatus } from '../platform/presence.js';
+import type { Presence, Route, UserStatus } from '../platform/presence.js';
 
 /** A device connected to this gateway. */
 export interface LocalDevice {
@@ -20,12 +20,65 @@ export interface LocalDevice {
   resync(): void;
 }
 
-/** What travels on a gateway's channel. */
-type Envelope =
-  | { t: 'msg'; frames: { device: string; frame: MsgFrame }[] }
-  | { t: 'gmsg'; frame: MsgFrame; devices: string[]; keys?: Record<string, string> }
-  | { t: 'frame'; devices: string[]; frame: ServerFrame }
-  | { t: 'kick'; device: string; connection: string };
+/** What travels on a gateway's channel: one publish carries everything a flush has for that gateway. */
+type Envelope = { t: 'out'; msgs?: MsgItem[]; groups?: GroupItem[]; frames?: FrameItem[] } | { t: 'kick'; device: string; connection: string };
+
+/** A stored message for one device (its own body). */
+interface MsgItem {
+  device: string;
+  frame: MsgFrame;
+}
+/** A group message for several devices: the frame once, and only the per-device keys of these devices. */
+interface GroupItem {
+  frame: MsgFrame;
+  devices: string[];
+  keys?: Record<string, string>;
+}
+/** An ephemeral frame (receipt, typing, ...) for several devices. */
+interface FrameItem {
+  devices: string[];
+  frame: ServerFrame;
+}
+
+/** What a flush sends to one gateway, built up by the flush's jobs. */
+class GatewayBatch {
+  readonly msgs: MsgItem[] = [];
+  readonly groups: GroupItem[] = [];
+  readonly frames: FrameItem[] = [];
+
+  get empty(): boolean {
+    return this.msgs.length === 0 && this.groups.length === 0 && this.frames.length === 0;
+  }
+
+  envelope(): Envelope {
+    return {
+      t: 'out',
+      ...(this.msgs.length > 0 ? { msgs: this.msgs } : {}),
+      ...(this.groups.length > 0 ? { groups: this.groups } : {}),
+      ...(this.frames.length > 0 ? { frames: this.frames } : {}),
+    };
+  }
+}
+
+/** One delivery waiting for the next flush: the users it is for, and how it fills a gateway's batch. */
+interface Job {
+  users: readonly string[];
+  except: string | undefined;
+  /** Adds this job's share for `devices` (all connected to one gateway) to `batch`; returns how many devices it addressed. */
+  add(batch: GatewayBatch, devices: readonly string[]): number;
+  resolve(devices: number): void;
+  reject(err: unknown): void;
+}
+
+/** What a gateway remembers of one user's routes, and the route version they were read at. */
+interface CachedRoutes {
+  version: string | null;
+  routes: readonly Route[];
+  readAt: number;
+}
+
+/** At most this many users' routes are cached per gateway (oldest dropped first). */
+const ROUTE_CACHE_MAX = 100_000;
 
 /** A large group's message as it is broadcast to every gateway. */
 interface GroupBroadcast {
@@ -44,6 +97,20 @@ export interface DeliveryOptions {
 }
 
 /**
+ * Batching: deliveries asked for in one turn of the event loop (a commit batch resolves all
+ * its messages at once) are flushed together: one route lookup for all their users and one
+ * publish per destination gateway, in the order asked.
+ *
+ * Routes are cached per user with the user's route version (see Presence). A flush uses the
+ * cache and, in parallel with its publishes, reads the versions of the users it served from
+ * it (one command); a user whose version changed is read again and the flush forwards to the
+ * devices it had missed or sent to the wrong gateway. Why a stale cache never loses a live
+ * delivery: a device's session registers its route (which changes the version) before it
+ * reads its sync from the store, and a flush starts only after its messages committed. So a
+ * message committed after the sync read is flushed after the version changed, and the flush
+ * sees the change and forwards; one committed before it is in the sync. A device that left a
+ * gateway is simply not found there (the frame is dropped; the device syncs where it is).
+ *
  * Ordering: frames published by one process to one gateway arrive in publish order; each
  * device re-orders messages by seq and fills gaps from the store, so cross-process races
  * never reorder what the app sees. A publish failure is logged and counted, never swallowed:
@@ -60,6 +127,12 @@ export class Delivery {
   private heartbeat: NodeJS.Timeout | undefined;
   /** Set when presence or the broker failed: the next healthy heartbeat re-registers and resyncs. */
   private degraded = false;
+  private readonly routeCache = new Map<string, CachedRoutes>();
+  /** Deliveries asked for since the last flush. */
+  private pending: Job[] = [];
+  private flushScheduled = false;
+  /** Flushes issue their publishes one after another, so one gateway gets them in the order asked. */
+  private flushing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly presence: Presence,
@@ -99,6 +172,7 @@ export class Delivery {
     if (!mine) this.localByUser.set(device.userId, (mine = new Set()));
     mine.add(device);
     if (older) older.device.replaced();
+    this.routeCache.delete(device.userId);
     const [before] = await this.presence.status([device.userId]);
     const previousGateway = await this.presence.connect(
       { userId: device.userId, deviceId: device.deviceId, gatewayId: this.gatewayId },
@@ -114,6 +188,7 @@ export class Delivery {
     for (const set of this.presenceSubs.values()) set.delete(device);
     if (this.local.get(device.deviceId)?.connection !== connection) return;
     this.forgetLocal(device.deviceId);
+    this.routeCache.delete(device.userId);
     await this.presence.disconnect({ userId: device.userId, deviceId: device.deviceId, gatewayId: this.gatewayId });
     const [after] = await this.presence.status([device.userId]);
     if (after && !after.online) await this.announce(after);
@@ -126,33 +201,29 @@ export class Delivery {
     payloads: Record<string, string>,
     exceptDevice: string,
   ): Promise<void> {
-    const byGateway = await this.routesByGateway(userIds, exceptDevice);
-    await Promise.all(
-      [...byGateway].map(([gw, devices]) => {
-        const frames = devices
-          .filter((d) => payloads[d] !== undefined)
-          .map((d) => ({ device: d, frame: { type: 'msg' as const, ...base, body: payloads[d]! } }));
-        return frames.length > 0 ? this.publish(gw, { t: 'msg', frames }) : undefined;
-      }),
-    );
+    await this.enqueue(userIds, exceptDevice, (batch, devices) => {
+      let n = 0;
+      for (const device of devices) {
+        const body = payloads[device];
+        if (body === undefined) continue;
+        batch.msgs.push({ device, frame: { type: 'msg', ...base, body } });
+        n++;
+      }
+      return n;
+    });
   }
 
   /**
    * Delivers a group message (one shared body) to the online devices of `userIds` except
-   * `exceptDevice`: one publish per gateway, carrying the frame once and only the per-device
-   * keys of that gateway's devices.
+   * `exceptDevice`: per gateway the frame once, with only the per-device keys of that
+   * gateway's devices. Resolves to the number of devices addressed.
    */
-  async deliverGroup(userIds: readonly string[], frame: MsgFrame, keys: Record<string, string> | undefined, exceptDevice: string | null): Promise<number> {
-    const byGateway = await this.routesByGateway(userIds, exceptDevice ?? undefined);
-    let devices = 0;
-    await Promise.all(
-      [...byGateway].map(([gw, list]) => {
-        devices += list.length;
-        const mine = keys ? Object.fromEntries(list.filter((d) => keys[d] !== undefined).map((d) => [d, keys[d]!])) : undefined;
-        return this.publish(gw, { t: 'gmsg', frame, devices: list, ...(mine ? { keys: mine } : {}) });
-      }),
-    );
-    return devices;
+  deliverGroup(userIds: readonly string[], frame: MsgFrame, keys: Record<string, string> | undefined, exceptDevice: string | null): Promise<number> {
+    return this.enqueue(userIds, exceptDevice ?? undefined, (batch, devices) => {
+      const mine = keys ? Object.fromEntries(devices.filter((d) => keys[d] !== undefined).map((d) => [d, keys[d]!])) : undefined;
+      batch.groups.push({ frame, devices: [...devices], ...(mine ? { keys: mine } : {}) });
+      return devices.length;
+    });
   }
 
   /**
@@ -172,8 +243,10 @@ export class Delivery {
 
   /** Sends an ephemeral frame to every online device of `userIds`, except `exceptDevice`. */
   async relay(userIds: readonly string[], frame: ServerFrame, exceptDevice?: string): Promise<void> {
-    const byGateway = await this.routesByGateway(userIds, exceptDevice);
-    await Promise.all([...byGateway].map(([gw, devices]) => this.publish(gw, { t: 'frame', devices, frame })));
+    await this.enqueue(userIds, exceptDevice, (batch, devices) => {
+      batch.frames.push({ devices: [...devices], frame });
+      return devices.length;
+    });
   }
 
   /** Closes the device's connection wherever it is (e.g. the device was removed). */
@@ -197,16 +270,141 @@ export class Delivery {
     return this.local.size;
   }
 
-  private async routesByGateway(userIds: readonly string[], exceptDevice?: string): Promise<Map<string, string[]>> {
-    const routes = await this.presence.routes(userIds);
-    const byGateway = new Map<string, string[]>();
-    for (const r of routes) {
-      if (r.deviceId === exceptDevice) continue;
-      let list = byGateway.get(r.gatewayId);
-      if (!list) byGateway.set(r.gatewayId, (list = []));
-      list.push(r.deviceId);
+  /** Queues a delivery for the next flush; resolves once its publishes were issued, to the number of devices addressed. */
+  private enqueue(users: readonly string[], except: string | undefined, add: Job['add']): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.pending.push({ users, except, add, resolve, reject });
+      if (this.flushScheduled) return;
+      this.flushScheduled = true;
+      // After this turn's callbacks: a commit batch resolves all its messages in one turn.
+      setImmediate(() => {
+        const jobs = this.pending;
+        this.pending = [];
+        this.flushScheduled = false;
+        this.flushing = this.flushing
+          .then(() => this.flush(jobs))
+          .catch((err) => {
+            // A local device's handler threw: its jobs fail (resolved ones stay resolved), later flushes go on.
+            for (const j of jobs) j.reject(err);
+            this.log.error({ err }, 'delivery flush failed; devices will catch up on sync');
+          });
+      });
+    });
+  }
+
+  /**
+   * One flush: routes for every user of the jobs (cache, then one read for the misses), one
+   * publish per gateway, and a check of the cached users' versions that forwards what a stale
+   * entry missed. Resolves once the publishes were issued (the check runs on after it).
+   */
+  private async flush(jobs: Job[]): Promise<void> {
+    const users = [...new Set(jobs.flatMap((j) => j.users))];
+    let served: Map<string, readonly Route[]>;
+    let fromCache: { userId: string; version: string | null }[];
+    try {
+      ({ served, fromCache } = await this.lookup(users));
+    } catch (err) {
+      for (const j of jobs) j.reject(err);
+      return;
     }
-    return byGateway;
+    const batches = new Map<string, GatewayBatch>();
+    for (const job of jobs) job.resolve(this.fill(job, served, batches, () => true));
+    const published = this.publishAll(batches);
+    if (fromCache.length > 0) void this.verify(jobs, served, fromCache);
+    await published;
+  }
+
+  /** Adds each job's share to the batches of the gateways its users' devices are on (only routes `wanted` accepts). */
+  private fill(job: Job, served: ReadonlyMap<string, readonly Route[]>, batches: Map<string, GatewayBatch>, wanted: (r: Route) => boolean): number {
+    const byGateway = new Map<string, string[]>();
+    for (const u of job.users) {
+      for (const r of served.get(u) ?? []) {
+        if (r.deviceId === job.except || !wanted(r)) continue;
+        let list = byGateway.get(r.gatewayId);
+        if (!list) byGateway.set(r.gatewayId, (list = []));
+        list.push(r.deviceId);
+      }
+    }
+    let n = 0;
+    for (const [gw, devices] of byGateway) {
+      let batch = batches.get(gw);
+      if (!batch) batches.set(gw, (batch = new GatewayBatch()));
+      n += job.add(batch, devices);
+    }
+    return n;
+  }
+
+  /** Routes of `users`: fresh cache entries as they are, the rest read (with their versions) in one call. */
+  private async lookup(users: readonly string[]): Promise<{ served: Map<string, readonly Route[]>; fromCache: { userId: string; version: string | null }[] }> {
+    const served = new Map<string, readonly Route[]>();
+    const fromCache: { userId: string; version: string | null }[] = [];
+    const misses: string[] = [];
+    const oldest = performance.now() - this.options.presenceTtlMs;
+    for (const u of users) {
+      const hit = this.routeCache.get(u);
+      if (hit && hit.readAt >= oldest) {
+        served.set(u, hit.routes);
+        fromCache.push({ userId: u, version: hit.version });
+      } else {
+        misses.push(u);
+      }
+    }
+    if (misses.length > 0) {
+      for (const [u, routes] of await this.readRoutes(misses)) served.set(u, routes);
+    }
+    return { served, fromCache };
+  }
+
+  /** Reads users' routes and versions from presence and caches them. */
+  private async readRoutes(users: readonly string[]): Promise<Map<string, Route[]>> {
+    const { routes, versions } = await this.presence.routesAt(users);
+    const byUser = new Map<string, Route[]>(users.map((u) => [u, []]));
+    for (const r of routes) byUser.get(r.userId)?.push(r);
+    const readAt = performance.now();
+    users.forEach((u, i) => {
+      this.routeCache.delete(u); // re-inserted last: the Map's order is the eviction order
+      this.routeCache.set(u, { version: versions[i] ?? null, routes: byUser.get(u)!, readAt });
+    });
+    for (const oldest of this.routeCache.keys()) {
+      if (this.routeCache.size <= ROUTE_CACHE_MAX) break;
+      this.routeCache.delete(oldest);
+    }
+    return byUser;
+  }
+
+  /**
+   * Reads the versions of the users a flush served from the cache; for each whose version
+   * changed, reads the routes again and sends the flush's jobs to the devices the cached
+   * routes did not reach (new devices, or devices now on another gateway).
+   */
+  private async verify(jobs: Job[], served: ReadonlyMap<string, readonly Route[]>, fromCache: { userId: string; version: string | null }[]): Promise<void> {
+    try {
+      const now = await this.presence.versions(fromCache.map((c) => c.userId));
+      const stale = fromCache.filter((c, i) => (now[i] ?? null) !== c.version).map((c) => c.userId);
+      if (stale.length === 0) return;
+      this.metrics.routeCacheStale.inc(stale.length);
+      for (const u of stale) this.routeCache.delete(u);
+      const fresh = await this.readRoutes(stale);
+      const reached = new Set<string>();
+      for (const u of stale) for (const r of served.get(u) ?? []) reached.add(`${r.deviceId}@${r.gatewayId}`);
+      const batches = new Map<string, GatewayBatch>();
+      for (const job of jobs) {
+        if (job.users.some((u) => fresh.has(u))) this.fill(job, fresh, batches, (r) => !reached.has(`${r.deviceId}@${r.gatewayId}`));
+      }
+      await this.publishAll(batches);
+    } catch (err) {
+      // Presence failed: the heartbeat re-registers routes and makes devices catch up from the store.
+      this.degraded = true;
+      this.metrics.backendFailures.inc({ backend: 'presence', operation: 'route_versions' });
+      this.log.error({ err }, 'route versions could not be checked; devices will catch up on sync');
+    }
+  }
+
+  /** Publishes each non-empty batch to its gateway (our own devices directly). */
+  private async publishAll(batches: ReadonlyMap<string, GatewayBatch>): Promise<void> {
+    const sends: Promise<void>[] = [];
+    for (const [gw, batch] of batches) if (!batch.empty) sends.push(this.publish(gw, batch.envelope()));
+    await Promise.all(sends);
   }
 
   private async publish(gatewayId: string, envelope: Envelope): Promise<void> {
@@ -214,6 +412,7 @@ export class Delivery {
       this.dispatch(envelope); // no broker hop for our own devices
       return;
     }
+    this.metrics.deliveryPublishes.inc();
     await this.publishOn(gatewayChannel(gatewayId), JSON.stringify(envelope), { gatewayId });
   }
 
@@ -246,28 +445,22 @@ export class Delivery {
   }
 
   private dispatch(e: Envelope): void {
-    switch (e.t) {
-      case 'msg':
-        for (const { device, frame } of e.frames) this.local.get(device)?.device.deliver(frame);
-        break;
-      case 'gmsg':
-        for (const d of e.devices) {
-          const key = e.keys?.[d];
-          this.local.get(d)?.device.deliver(key === undefined ? e.frame : { ...e.frame, key });
-        }
-        break;
-      case 'frame':
-        for (const d of e.devices) this.local.get(d)?.device.send(e.frame);
-        break;
-      case 'kick': {
-        const held = this.local.get(e.device);
-        if (held && held.connection !== e.connection) {
-          this.forgetLocal(e.device);
-          held.device.replaced();
-        }
-        break;
+    if (e.t === 'kick') {
+      const held = this.local.get(e.device);
+      if (held && held.connection !== e.connection) {
+        this.forgetLocal(e.device);
+        held.device.replaced();
+      }
+      return;
+    }
+    for (const { device, frame } of e.msgs ?? []) this.local.get(device)?.device.deliver(frame);
+    for (const g of e.groups ?? []) {
+      for (const d of g.devices) {
+        const key = g.keys?.[d];
+        this.local.get(d)?.device.deliver(key === undefined ? g.frame : { ...g.frame, key });
       }
     }
+    for (const f of e.frames ?? []) for (const d of f.devices) this.local.get(d)?.device.send(f.frame);
   }
 
   private forgetLocal(deviceId: string): void {

@@ -170,4 +170,30 @@ describe.skipIf(!realTier)('cluster: three gateways on PostgreSQL and Redis', ()
     expect(bob.messages.map((m) => m.seq)).toEqual([...acked.map((a) => a.seq)].sort((a, b) => a - b));
     raw.ws.terminate();
   });
+
+  it('connect races send: a device that comes online while its routes are cached offline elsewhere misses no live message', async () => {
+    const alice = await user('alice', [url(0)]);
+    const bob = await newUser([url(1)], 'bob', false);
+    users.push(bob);
+    let connects = 0;
+    let caughtUp = 0;
+    bob.client.on('connected', () => connects++);
+    bob.client.on('caught_up', () => caughtUp++);
+    const acked: SendResult[] = [];
+    for (let i = 0; i < 8; i++) {
+      // Bob is offline: gateway 1 delivers to nobody and caches that (gateway 2 does not tell it when Bob comes back).
+      acked.push(await alice.client.sendText(bob.client.userId, `offline ${i}`));
+      const [, racing] = await Promise.all([bob.client.connect(), alice.client.sendText(bob.client.userId, `racing ${i}`)]);
+      acked.push(racing);
+      await until(() => caughtUp === i + 1, 'bob synced');
+      // Sent after Bob's sync read the store: only a live delivery can bring it, and nothing else will trigger one.
+      const after = await alice.client.sendText(bob.client.userId, `after ${i}`);
+      acked.push(after);
+      await until(() => bob.messages.some((m) => m.seq === after.seq), () => `live delivery after connect ${i} (bob has ${bob.messages.length} of ${acked.length})`);
+      expect(connects).toBe(i + 1); // no reconnect (and so no sync) brought it
+      await bob.client.close();
+    }
+    expect(bob.messages.map((m) => m.seq)).toEqual(acked.map((a) => a.seq));
+    expect(bob.messages.map((m) => m.text)).toEqual(acked.map((_, k) => `${['offline', 'racing', 'after'][k % 3]} ${Math.floor(k / 3)}`));
+  });
 });
