@@ -5,7 +5,7 @@ import { Accounts, signingSecret } from './accounts/accounts.js';
 import { buildGateway } from './gateway/app.js';
 import { Delivery } from './routing/delivery.js';
 import { MessageStore } from './messaging/message-store.js';
-import { MessagesManager } from './messaging/messages.js';
+import { MessagesManager, type MessagesOptions } from './messaging/messages.js';
 import { GroupFanout, type GroupFanoutOptions } from './routing/group-fanout.js';
 import { GroupReceipts } from './routing/group-receipts.js';
 import { GroupStore } from './groups/group-store.js';
@@ -24,6 +24,11 @@ export interface ParleyOptions {
    * offsets. For fault-injection tests only (test/support/fault-server.ts); unset in production.
    */
   afterFanoutDeliver?: GroupFanoutOptions['afterDeliver'];
+  /**
+   * Called after a direct message is committed and before it is published for delivery.
+   * For fault-injection tests only (test/support/fault-server.ts); unset in production.
+   */
+  afterCommit?: MessagesOptions['afterCommit'];
 }
 
 export interface Parley {
@@ -70,7 +75,7 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     log: adapters.groupLog,
     receipts,
     typingMaxMembers: config.GROUP_TYPING_MAX_MEMBERS,
-  });
+  }, { afterCommit: options.afterCommit });
   const fanout = config.FANOUT_WORKER
     ? new GroupFanout(adapters.groupLog, groups, delivery, metrics, log, {
         afterDeliver: options.afterFanoutDeliver,

@@ -28,6 +28,14 @@ export interface Sender {
   deviceId: string;
 }
 
+export interface MessagesOptions {
+  /**
+   * Called for each direct send once its commit resolved and before live delivery is handed
+   * to the relay. For fault-injection tests only (test/support/fault-server.ts); unset in production.
+   */
+  afterCommit?: (info: { conversationId: string; seq: number }) => void;
+}
+
 /**
  * The sender comes from the authenticated connection, never from the frame. A send must
  * carry exactly one ciphertext per current device of the recipient and per other device of
@@ -43,6 +51,7 @@ export class MessagesManager {
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly group: GroupMessaging,
+    private readonly options: MessagesOptions = {},
   ) {}
 
   /** Checks and persists a send; resolves once durable. */
@@ -96,6 +105,7 @@ export class MessagesManager {
       fromDevice: sender.deviceId,
       sentAt: result.sentAt,
     };
+    this.options.afterCommit?.({ conversationId, seq: result.seq });
     this.delivery
       .deliverMessage([frame.to, sender.userId], base, payloads, sender.deviceId)
       .catch((err) => this.log.error({ err, conversationId }, 'live delivery failed; recipients will sync'));
