@@ -21,6 +21,7 @@ import type { TokenClaims, Tokens } from '../platform/tokens.js';
 import type { Accounts } from '../accounts/accounts.js';
 import { accountRoutes } from './accounts.routes.js';
 import { DeviceSession } from './device-session.js';
+import { ReceiptCoalescer } from './receipt-coalescer.js';
 import type { Delivery } from '../routing/delivery.js';
 import { KeyDirectory } from '../accounts/keys.js';
 import { keyRoutes } from './keys.routes.js';
@@ -171,6 +172,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   http.get('/openapi.json', async () => spec);
 
   const sessions = new Set<DeviceSession>();
+  const receipts = new ReceiptCoalescer({ store: deps.store, messages: deps.messages, metrics, log });
   const budgets = new UserBudgets(config.WS_USER_RATE_PER_SECOND, config.WS_USER_RATE_BURST, deps.clock);
   // Connections per user: each one costs a token check, a device lookup, a route and a sync,
   // so a client that reconnects in a loop (e.g. after every flood close) is slowed down here.
@@ -197,6 +199,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
       store: deps.store,
       messages: deps.messages,
       delivery: deps.delivery,
+      receipts,
       metrics,
       log,
       clock: deps.clock,
@@ -299,6 +302,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
       await socketIo.close();
       await http.close();
       clearTimeout(rest);
+      await receipts.flush(); // the last acks and reads, before the store closes
     },
   };
 }

@@ -1,6 +1,6 @@
 // The device session in process: an in-memory socket on the real message path (PGlite, memory broker and presence), one gateway and two.
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CLOSE, type ErrorFrame, type MsgFrame, type ServerFrame } from '../protocol/frames.js';
 import { Accounts } from '../accounts/accounts.js';
 import { GroupStore } from '../groups/group-store.js';
@@ -20,6 +20,7 @@ import { Tokens } from '../platform/tokens.js';
 import { Delivery } from '../routing/delivery.js';
 import { GroupReceipts } from '../routing/group-receipts.js';
 import { DeviceSession } from './device-session.js';
+import { ReceiptCoalescer } from './receipt-coalescer.js';
 import { UserBudgets } from './rate-limit.js';
 import type { SessionSocket, SocketHandlers } from './transport.js';
 
@@ -90,6 +91,7 @@ const b64 = (text: string) => Buffer.from(text).toString('base64');
 interface Gateway {
   delivery: Delivery;
   messages: MessagesManager;
+  receipts: ReceiptCoalescer;
   budgets: UserBudgets;
 }
 
@@ -114,7 +116,7 @@ describe('DeviceSession', () => {
     const groups = new GroupsManager(groupStore, new MemoryCache(clock), groupLog, clock, metrics, log, { maxMembers: 100 });
     const receipts = new GroupReceipts(groupStore, groups, delivery, metrics, log, { intervalMs: 1_000 });
     const messages = new MessagesManager(store, accounts, delivery, metrics, log, { groups, log: groupLog, receipts, typingMaxMembers: 20 });
-    return { delivery, messages, budgets: new UserBudgets(1_000, 1_000, clock) };
+    return { delivery, messages, receipts: new ReceiptCoalescer({ store, messages, metrics, log }), budgets: new UserBudgets(1_000, 1_000, clock) };
   }
 
   beforeAll(async () => {
@@ -159,6 +161,7 @@ describe('DeviceSession', () => {
       store,
       messages: gw.messages,
       delivery: gw.delivery,
+      receipts: gw.receipts,
       metrics,
       log,
       clock,
@@ -177,10 +180,12 @@ describe('DeviceSession', () => {
   }
 
   /** Sends `n` direct messages from `from` to `to` through the real message path; returns their seqs. */
-  async function sendMany(gw: Gateway, from: { userId: string; deviceId: string }, to: { userId: string; deviceId: string }, n: number, size = 8) {
+  async function sendMany(gw: Gateway, from: { userId: string; deviceId: string }, to: { userId: string; deviceId: string }, n: number, size = 8, alsoDevices: string[] = []) {
     const seqs: number[] = [];
     for (let i = 0; i < n; i++) {
-      const r = await gw.messages.send(from, { type: 'send', id: `m${i}-${randomUUID().slice(0, 8)}`, to: to.userId, payloads: [{ device: to.deviceId, body: b64(`${i}:`.padEnd(size, '.')) }] });
+      const body = b64(`${i}:`.padEnd(size, '.'));
+      const payloads = [to.deviceId, ...alsoDevices].map((device) => ({ device, body }));
+      const r = await gw.messages.send(from, { type: 'send', id: `m${i}-${randomUUID().slice(0, 8)}`, to: to.userId, payloads });
       seqs.push(r.seq);
     }
     return seqs;
@@ -258,6 +263,44 @@ describe('DeviceSession', () => {
     expect(errors(b.socket)[0]).toMatchObject({ code: 'invalid', ref: 'ack' });
     b.socket.frame({ type: 'read', conversationId, seq: 2 });
     await until(() => a.socket.of('receipt').some((r) => r.kind === 'read'), 'a read receipt');
+  });
+
+  it('folds a burst of acks and reads into few cursor writes and receipts: each device gets them in seq order, each seq once', async () => {
+    const alice = await user();
+    const bob = await user();
+    const a = connect(alice);
+    const b = connect(bob);
+    await Promise.all([a.ready, b.ready]);
+    // Bob's second device sees his reads.
+    const bobLaptop = { userId: bob.userId, deviceId: randomUUID() };
+    await sql.query(`INSERT INTO devices (id, user_id, name, public_key, created_at) VALUES ($1, $2, 'laptop', $3, $4)`, [bobLaptop.deviceId, bob.userId, b64(bobLaptop.deviceId), clock.now()]);
+    const l = connect(bobLaptop, { gw: g2 });
+    await l.ready;
+    const n = 40;
+    await sendMany(g1, alice, bob, n, 8, [bobLaptop.deviceId]);
+    await until(() => msgs(b.socket).length === n, 'every message');
+    const conversationId = msgs(b.socket)[0]!.conversationId;
+    const cursorWrites = vi.spyOn(store, 'advanceCursor');
+    for (let seq = 1; seq <= n; seq++) {
+      b.socket.frame({ type: 'ack', conversationId, seq });
+      if (seq % 2 === 0) b.socket.frame({ type: 'read', conversationId, seq });
+    }
+    await until(() => a.socket.of('receipt').some((r) => r.kind === 'read' && r.seq === n), 'the last read receipt');
+    await until(() => a.socket.of('receipt').some((r) => r.kind === 'delivered' && r.seq === n), 'the last delivered receipt');
+    await until(() => l.socket.of('receipt').some((r) => r.kind === 'read' && r.seq === n), 'the last read, on bob’s laptop');
+    for (const socket of [a.socket, l.socket]) {
+      for (const kind of ['delivered', 'read'] as const) {
+        const seqs = socket.of('receipt').filter((r) => r.kind === kind).map((r) => r.seq);
+        expect(seqs).toEqual([...new Set(seqs)].sort((x, y) => x - y)); // in order, each once
+      }
+    }
+    expect(l.socket.of('receipt').filter((r) => r.kind === 'delivered')).toEqual([]); // delivered is for the sender
+    // Folded: far fewer than the 60 frames.
+    expect(a.socket.of('receipt').length).toBeLessThan(10);
+    expect(cursorWrites.mock.calls.length).toBeLessThan(10);
+    cursorWrites.mockRestore();
+    const [cursor] = await store.deviceConversations(bob.deviceId, bob.userId);
+    expect(cursor).toMatchObject({ conversationId, delivered: n });
   });
 
   it('answers invalid input: malformed JSON, binary, deep nesting, unknown types, bad fields and non-frames', async () => {

@@ -20,6 +20,7 @@ import {
   validateFrame,
 } from './frames.js';
 import { DeviceStream } from './device-stream.js';
+import type { ReceiptCoalescer } from './receipt-coalescer.js';
 import { FrameBudget, type FrameLimits, type UserBudgets } from './rate-limit.js';
 import type { SessionSocket } from './transport.js';
 
@@ -28,6 +29,8 @@ export interface DeviceSessionDeps {
   store: MessageStore;
   messages: MessagesManager;
   delivery: Delivery;
+  /** This gateway's folding of acks and reads into cursor writes and receipts. */
+  receipts: ReceiptCoalescer;
   metrics: Metrics;
   log: Logger;
   clock: Clock;
@@ -280,9 +283,8 @@ export class DeviceSession implements LocalDevice {
           throw new AppError('invalid', `seq ${frame.seq} does not exist in this conversation`);
         }
         const { delivered, before } = this.stream.acknowledge(conversationId, frame.seq);
-        await this.deps.store.advanceCursor({ deviceId: this.deviceId, conversationId, delivered, read: frame.type === 'read' ? frame.seq : 0 });
-        if (frame.type === 'read') await this.deps.messages.receipt(me, 'read', conversationId, frame.seq);
-        else if (delivered > before) await this.deps.messages.receipt(me, 'delivered', conversationId, delivered);
+        // Folded with this device's other acks and reads: written and relayed within RECEIPT_INTERVAL_MS.
+        this.deps.receipts.add(me, conversationId, delivered, frame.type === 'ack' && delivered > before, frame.type === 'read' ? frame.seq : 0);
         return;
       }
       case 'typing':
