@@ -2,6 +2,7 @@
 // Usage (run.ts does this): node --import tsx bench/load.ts '<LoadRequest as JSON>'. Progress goes to stderr; exits when stdin closes (parent gone).
 import { parleyEndpoints, rawEndpoints } from './endpoints.js';
 import { Pair } from './pairs.js';
+import { Probe } from './probe.js';
 import type { LoadRequest, LoadResult, ScenarioResult } from './results.js';
 import { Driver } from './scenarios.js';
 
@@ -22,14 +23,16 @@ function describe(r: ScenarioResult): string {
 async function main(): Promise<LoadResult> {
   const started = performance.now();
   const ends = target.kind === 'raw' ? await rawEndpoints(target.urls[0]!, settings) : await parleyEndpoints(target.urls, settings, log, target.transport);
-  const driver = new Driver(target.pids, target.kind === 'parley');
+  const probe = await Probe.open(target);
+  const driver = new Driver(probe, target.kind === 'parley');
   const pairs = ends.map((e, i) => new Pair(i, e, driver));
   driver.use(pairs);
   await Promise.all(pairs.map((p) => p.ready));
   const setupSeconds = (performance.now() - started) / 1000;
   log(`${pairs.length} pairs connected (setup ${setupSeconds.toFixed(1)} s)`);
 
-  if (settings.warmup > 0) log(`warm-up ${describe(await driver.windowed(settings.warmup, settings.window))}`);
+  if (settings.warmup > 0) log(`warm-up ${describe(await driver.windowed(settings.warmup, settings.window, false))}`);
+  if (target.postgres) log(`waiting for PostgreSQL's statistics to settle before each scenario and after it (about 11 s each)`);
   const max = await driver.windowed(settings.messages, settings.window);
   log(describe(max));
   const rate = await driver.fixedRate(settings.rate, settings.rateSeconds);
@@ -38,6 +41,7 @@ async function main(): Promise<LoadResult> {
   for (const sample of driver.errorSamples) log(`error frame: ${sample}`);
 
   for (const p of pairs) p.close();
+  await probe.close();
   return { target: target.kind, transport: target.transport, setupSeconds, frameBytes: Buffer.byteLength(ends[0]!.frameHead + 'p0m0' + ends[0]!.frameTail), scenarios: [max, rate] };
 }
 

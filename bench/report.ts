@@ -1,4 +1,4 @@
-// What the bench prints: the machine, the configuration, one table row per scenario and target, and Parley / raw ratios.
+// What the bench prints: the machine, the configuration, one table row per scenario and target (CPU per message per process), the engines' counts per message, and Parley / raw ratios.
 import { cpus, loadavg, platform, release, totalmem } from 'node:os';
 import type { LoadResult, ScenarioResult } from './results.js';
 import type { Settings } from './settings.js';
@@ -8,6 +8,7 @@ const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
 const pct = (n: number | null) => (n === null ? '-' : `${Math.round(n * 100)}%`);
 const us = (n: number | null) => (n === null ? '-' : Math.round(n).toLocaleString('en-US'));
 const times = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : '-');
+const per = (n: number, delivered: number) => (delivered > 0 ? (n / delivered).toFixed(2) : '-');
 
 export function machine(): string {
   const cores = cpus();
@@ -36,8 +37,22 @@ function scenarioName(r: ScenarioResult, s: Settings): string {
   return r.scenario === 'max' ? `max (window ${s.window}/pair)` : `rate ${int(s.rate)}/s × ${s.rateSeconds} s`;
 }
 
+/**
+ * One row per scenario and target. Where a target has several server processes (gateways,
+ * PostgreSQL, Redis), each gets a column of its CPU µs per delivered message beside the total.
+ */
 export function table(results: readonly LoadResult[], s: Settings): string {
-  const header = ['scenario', 'target', 'msgs', 'throughput msg/s', 'p50 ms', 'p99 ms', 'max ms', 'server cpu', 'load cpu', 'server µs/msg', 'load µs/msg'];
+  const split: string[] = [];
+  for (const result of results) {
+    for (const r of result.scenarios) {
+      if (r.processes.length < 2) continue;
+      for (const p of r.processes) if (!split.includes(p.name)) split.push(p.name);
+    }
+  }
+  const header = [
+    'scenario', 'target', 'msgs', 'throughput msg/s', 'p50 ms', 'p99 ms', 'max ms', 'server cpu', 'load cpu', 'server µs/msg',
+    ...split.map((name) => `${name} µs`), 'load µs/msg',
+  ];
   const rows: string[][] = [];
   const notes: string[] = [];
   for (const scenario of ['max', 'rate'] as const) {
@@ -51,6 +66,10 @@ export function table(results: readonly LoadResult[], s: Settings): string {
         const errors = Object.entries(r.errors).map(([c, n]) => `${c}×${n}`).join(' ');
         notes.push(`* ${label} ${scenario}: ${int(r.delivered)} of ${int(r.planned)} delivered, ${r.failed} failed${errors ? ` (${errors})` : ''}${r.complete ? '' : ', stalled'}`);
       }
+      const processUs = (name: string) => {
+        const seconds = r.processes.find((p) => p.name === name)?.cpuSeconds ?? null;
+        return us(seconds !== null && r.delivered > 0 ? (seconds * 1e6) / r.delivered : null);
+      };
       rows.push([
         scenarioName(r, s),
         label,
@@ -62,13 +81,50 @@ export function table(results: readonly LoadResult[], s: Settings): string {
         pct(r.serverCpu),
         pct(r.loadCpu),
         us(r.serverCpuUsPerMsg),
+        ...split.map(processUs),
         us(r.loadCpuUsPerMsg),
       ]);
     }
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('-|-'), ...rows.map(line), ...notes].join('\n');
+  const legend =
+    'µs: CPU time (user + system, from /proc) per delivered message over the scenario; server = every server process together' +
+    (split.length > 0 ? ` (${split.join(' + ')}); postgres = the whole PostgreSQL server's process tree, redis = the redis-server process (both server-wide)` : '');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('-|-'), ...rows.map(line), ...notes, legend].join('\n');
+}
+
+/**
+ * The engines' own counts per delivered message, one line per target and scenario, e.g.
+ * `parley ws, rate 2,000/s × 5 s: per message: commits 0.15, redis commands 2.10, publishes 1.00`;
+ * then, once, what was not counted and why.
+ */
+export function engineLines(results: readonly LoadResult[], s: Settings): string[] {
+  const out: string[] = [];
+  const notes = new Set<string>();
+  for (const result of results) {
+    for (const r of result.scenarios) {
+      const e = r.engines;
+      if (!e) continue;
+      for (const n of e.notes) notes.add(n);
+      const parts: string[] = [];
+      if (e.postgres) {
+        const pg = e.postgres;
+        parts.push(`commits ${per(pg.commits, r.delivered)}`);
+        if (pg.rollbacks > 0) parts.push(`rollbacks ${per(pg.rollbacks, r.delivered)}`);
+        if (pg.statements !== null) parts.push(`SQL statements ${per(pg.statements, r.delivered)}`);
+        parts.push(`rows inserted ${per(pg.rowsInserted, r.delivered)} / updated ${per(pg.rowsUpdated, r.delivered)} / deleted ${per(pg.rowsDeleted, r.delivered)}`);
+        if (!pg.settled) notes.add(`${targetLabel(result)} ${r.scenario}: a PostgreSQL backend stayed busy, so its counters may lag`);
+      }
+      if (e.redis) parts.push(`redis commands ${per(e.redis.commands, r.delivered)}`, `publishes ${per(e.redis.publishes, r.delivered)}`);
+      out.push(`${targetLabel(result)}, ${scenarioName(r, s)}: per message: ${parts.join(', ')}`);
+    }
+  }
+  if (out.length === 0) return [];
+  const sources =
+    'counts from pg_stat_database (the bench database; commits include read-only transactions) and Redis INFO stats / commandstats ' +
+    "(server-wide, less the bench's own INFO calls), from before each scenario's first send until its acks are handled";
+  return [...out, sources, ...notes];
 }
 
 export function ratios(raw: LoadResult, parley: LoadResult): string[] {

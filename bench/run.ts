@@ -9,6 +9,17 @@
 //         pairs, no window: latency at a moderate, fixed load.
 // Latency is send → deliver: from just before the sender writes the `send` frame to the arrival
 // of the recipient's `msg` frame, both clocks in the generator, keyed by client message id.
+// CPU per delivered message is sampled from /proc (user + system time, which leaves out time
+// stolen by the host) over exactly each scenario, for every server process on its own — the
+// relay, each gateway, PostgreSQL (its whole process tree: the postmaster, the parent of a
+// backend of ours, and every child, including ones that exited meanwhile) and Redis (the
+// redis-server process INFO names) when Parley uses them — their total, and the load generator.
+// On PostgreSQL and Redis the engines' own statistics give counts per message: commits and rows
+// written from pg_stat_database for the bench database, SQL statements from pg_stat_statements
+// when the server has it loaded (the output says when not), Redis commands (server-wide, less the
+// bench's own INFO calls) and PUBLISH calls from INFO. PostgreSQL publishes a backend's counters
+// up to 10 s after it goes idle, so on PostgreSQL each scenario starts and ends with a wait
+// (about 11 s) until every backend of the bench database has been idle that long.
 // Parley users are registered and logged in through the SDK (createClient); the generator then
 // speaks the wire protocol with plain `ws` (or a raw socket.io-client: the token in the handshake,
 // one `frame` event per frame's JSON text): one Double Ratchet body per pair, encrypted once and
@@ -36,9 +47,10 @@
 //   --fanout            instead: one message to a group of BENCH_GROUP_MEMBERS [10000] online members
 //                       over BENCH_GATEWAYS [2] gateways on PostgreSQL, Redis and Kafka, beside a raw
 //                       `ws` broadcast to the same sockets (see bench/fanout.ts)
-//   --cluster           run Parley as BENCH_GATEWAYS [3] gateway processes on PostgreSQL and Redis
-//                       (Redis from scripts/services.sh, keys under a bench-only prefix); each
-//                       pair's sender and recipient connect to different gateways
+//   --cluster           run Parley as BENCH_GATEWAYS [2: one per core on the 2-core bench machines]
+//                       gateway processes on PostgreSQL and Redis (Redis from scripts/services.sh,
+//                       keys under a bench-only prefix); each pair's sender and recipient connect
+//                       to different gateways
 //   --crypto            instead: the CPU cost of the end-to-end encryption in this process, µs per
 //                       message, per ratchet step, per X3DH setup, per sender-key message
 //                       (BENCH_CRYPTO_OPS [2000] per round; see bench/crypto.ts)
@@ -74,7 +86,7 @@ import { benchConnections } from './connections.js';
 import { benchFanout } from './fanout.js';
 import { benchCrypto } from './crypto.js';
 import { benchFiles } from './files.js';
-import { configuration, machine, ratios, table, targetLabel } from './report.js';
+import { configuration, engineLines, machine, ratios, table, targetLabel } from './report.js';
 import type { BenchTransport } from './pair-sockets.js';
 import type { LoadResult, Target } from './results.js';
 import { mergeMetrics, type ServerMetrics, serverMetrics } from './server-metrics.js';
@@ -109,7 +121,7 @@ async function benchRaw(settings: Settings): Promise<LoadResult> {
   const relay = new Child('raw-relay', 'bench/raw-relay.ts', [], { env: process.env });
   defer(() => relay.stop());
   const port = await relay.waitFor('port', (l) => jsonLine(l)?.port as number | undefined, 30_000);
-  const result = await runLoad({ kind: 'raw', transport: 'ws', urls: [`ws://127.0.0.1:${port}`], pids: [relay.pid] }, settings);
+  const result = await runLoad({ kind: 'raw', transport: 'ws', urls: [`ws://127.0.0.1:${port}`], processes: [{ name: 'relay', pid: relay.pid }] }, settings);
   await relay.stop();
   return result;
 }
@@ -130,14 +142,17 @@ async function benchParley(settings: Settings, transport: BenchTransport): Promi
     WS_USER_RATE_PER_SECOND: UNLIMITED,
     WS_USER_RATE_BURST: UNLIMITED,
   };
+  const engines: Pick<Target, 'postgres' | 'redis'> = {};
   if (settings.sql === 'postgres') {
     const db = await createTestDatabase(settings.pgAdminUrl);
     defer(db.drop);
     Object.assign(env, { SQL_DRIVER: 'postgres', DATABASE_URL: db.url });
+    engines.postgres = { adminUrl: settings.pgAdminUrl, database: new URL(db.url).pathname.slice(1) };
   }
   if (settings.gateways > 1) {
     const redisUrl = service('redis');
     Object.assign(env, { PRESENCE_DRIVER: 'redis', REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `bench-${process.pid}:` });
+    engines.redis = { url: redisUrl };
   }
   const servers: Child[] = [];
   const urls: string[] = [];
@@ -151,7 +166,8 @@ async function benchParley(settings: Settings, transport: BenchTransport): Promi
     servers.push(server);
     urls.push(`http://127.0.0.1:${port}`);
   }
-  const result = await runLoad({ kind: 'parley', transport, urls, pids: servers.map((s) => s.pid) }, settings);
+  const processes = servers.map((s, i) => ({ name: `gw${i + 1}`, pid: s.pid }));
+  const result = await runLoad({ kind: 'parley', transport, urls, processes, ...engines }, settings);
   const all = await Promise.all(urls.map((u) => serverMetrics(u).catch(() => null)));
   const metrics = all.every((m) => m !== null) ? mergeMetrics(all as ServerMetrics[]) : null;
   for (const s of servers) await s.stop();
@@ -182,6 +198,11 @@ async function main(): Promise<void> {
   console.log('');
   console.log(table([raw, ...parleys.map((p) => p.result)], settings));
   console.log('');
+  const counts = engineLines(parleys.map((p) => p.result), settings);
+  if (counts.length > 0) {
+    for (const line of counts) console.log(line);
+    console.log('');
+  }
   for (const parley of parleys) for (const line of ratios(raw, parley.result)) console.log(line);
   for (const parley of parleys) {
     const name = targetLabel(parley.result);

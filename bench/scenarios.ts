@@ -1,6 +1,6 @@
 // The load shapes over a set of pairs: a fixed count through a window of undelivered messages per pair, and a fixed total rate for a fixed time.
-import { processCpuSeconds } from './cpu.js';
 import type { Pair, PairEvents } from './pairs.js';
+import type { Probe } from './probe.js';
 import type { ScenarioResult } from './results.js';
 import { summarize } from './stats.js';
 
@@ -41,7 +41,8 @@ export class Driver implements PairEvents {
   readonly errorSamples: string[] = [];
 
   constructor(
-    private readonly serverPids: number[],
+    /** CPU per server process and the engines' counters, over exactly each scenario. */
+    private readonly probe: Probe,
     /** Whether the target acknowledges sends with `sent` frames (Parley). */
     private readonly acknowledges: boolean,
   ) {}
@@ -50,12 +51,15 @@ export class Driver implements PairEvents {
     this.pairs = pairs;
   }
 
-  /** Max throughput: `planned` messages spread evenly over the pairs, each pair keeping at most `window` undelivered. */
-  windowed(planned: number, window: number): Promise<ScenarioResult> {
+  /**
+   * Max throughput: `planned` messages spread evenly over the pairs, each pair keeping at most `window` undelivered.
+   * `probed` false (the warm-up) skips the per-process CPU and the engines' counters, and the wait for PostgreSQL's.
+   */
+  windowed(planned: number, window: number, probed = true): Promise<ScenarioResult> {
     const n = this.pairs.length;
     const quota = this.pairs.map((p) => Math.floor(planned / n) + (p.index < planned % n ? 1 : 0));
     const sentHere = this.pairs.map(() => 0);
-    return this.measure('max', planned, (run) => {
+    return this.measure('max', planned, probed, (run) => {
       const next = (pair: Pair) => {
         if (sentHere[pair.index]! >= quota[pair.index]!) return;
         sentHere[pair.index]!++;
@@ -69,7 +73,7 @@ export class Driver implements PairEvents {
   /** Fixed rate: `rate` messages per second in total, round-robin over the pairs, for `seconds`; no window. */
   fixedRate(rate: number, seconds: number): Promise<ScenarioResult> {
     const planned = Math.round(rate * seconds);
-    return this.measure('rate', planned, (run) => {
+    return this.measure('rate', planned, true, (run) => {
       let sent = 0;
       const tick = () => {
         if (this.run !== run) return;
@@ -131,9 +135,9 @@ export class Driver implements PairEvents {
     else run.onSlot?.(pair);
   }
 
-  private async measure(scenario: ScenarioResult['scenario'], planned: number, start: (run: Run) => void): Promise<ScenarioResult> {
+  private async measure(scenario: ScenarioResult['scenario'], planned: number, probed: boolean, start: (run: Run) => void): Promise<ScenarioResult> {
+    const mark = probed ? await this.probe.begin() : null;
     const load0 = process.cpuUsage();
-    const server0 = processCpuSeconds(this.serverPids);
     const t0 = performance.now();
     let stall: NodeJS.Timeout | undefined;
     const run: Run = {
@@ -167,16 +171,17 @@ export class Driver implements PairEvents {
     const t1 = performance.now();
     const wall = (t1 - t0) / 1000;
     const load = process.cpuUsage(load0);
-    const server1 = processCpuSeconds(this.serverPids);
+    const processes = mark ? this.probe.cpuSince(mark) : [];
     if (!complete) {
       // Forget what is still in flight: late deliveries count as unexpected, not in the next scenario.
       this.sentAt.clear();
       for (const p of this.pairs) p.inFlight = 0;
     }
     if (this.acknowledges) await this.acceptsCaughtUp();
+    const engines = mark ? await this.probe.enginesSince(mark) : null;
     const seconds = ((complete ? run.lastAt : t1) - run.startedAt) / 1000;
     const loadCpuSeconds = (load.user + load.system) / 1e6;
-    const serverCpuSeconds = server0 !== null && server1 !== null ? server1 - server0 : null;
+    const serverCpuSeconds = processes.length > 0 && processes.every((p) => p.cpuSeconds !== null) ? processes.reduce((a, p) => a + p.cpuSeconds!, 0) : null;
     const perMessage = (cpuSeconds: number | null) => (cpuSeconds !== null && run.delivered > 0 ? (cpuSeconds * 1e6) / run.delivered : null);
     return {
       scenario,
@@ -192,6 +197,8 @@ export class Driver implements PairEvents {
       loadCpu: wall > 0 ? loadCpuSeconds / wall : 0,
       serverCpuUsPerMsg: perMessage(serverCpuSeconds),
       loadCpuUsPerMsg: perMessage(loadCpuSeconds),
+      processes,
+      engines,
     };
   }
 

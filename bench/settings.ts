@@ -126,7 +126,7 @@ export function loadSettings(env: Record<string, string | undefined>, argv: read
     textChars: int(env, 'BENCH_TEXT_CHARS', 100, 1, 30_000),
     sql,
     pgAdminUrl,
-    gateways: cluster ? int(env, 'BENCH_GATEWAYS', 3, 2, 16) : 1,
+    gateways: cluster ? int(env, 'BENCH_GATEWAYS', 2, 2, 16) : 1,
     transports: list(env, 'BENCH_TRANSPORTS', BENCH_TRANSPORTS),
     scenario: Object.entries(SCENARIO_FLAGS).find(([flag]) => argv.includes(flag))?.[1] ?? 'messages',
     connections: int(env, 'BENCH_CONNECTIONS', 100_000, 1, 200_000),
