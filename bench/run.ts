@@ -38,6 +38,7 @@
 //                       same raw `ws` relay: ws (the WebSocket endpoint), socketio (a raw
 //                       socket.io-client: long-polling, then the upgrade to WebSocket), polling
 //                       (socket.io-client with long-polling only) [ws,socketio,polling]
+//   BENCH_SERVER_ENV    extra configuration for Parley's servers, e.g. SEND_COMMIT_SHARDS=1,SQL_POOL_SIZE=4 []
 //   BENCH_SQL           Parley's SQL driver: pglite | postgres [pglite]; `npm run bench -- --postgres` too
 //   BENCH_PG_URL        admin URL for postgres; a fresh database is created and dropped
 //                       [postgres://postgres@127.0.0.1:5432/postgres]
@@ -141,6 +142,7 @@ async function benchParley(settings: Settings, transport: BenchTransport): Promi
     WS_RATE_BURST: UNLIMITED,
     WS_USER_RATE_PER_SECOND: UNLIMITED,
     WS_USER_RATE_BURST: UNLIMITED,
+    ...settings.serverEnv,
   };
   const engines: Pick<Target, 'postgres' | 'redis'> = {};
   if (settings.sql === 'postgres') {

@@ -22,6 +22,8 @@ export interface Settings {
   pgAdminUrl: string;
   /** Parley gateway processes: 1, or several on PostgreSQL + Redis (`--cluster`). */
   gateways: number;
+  /** Extra configuration for Parley's servers (BENCH_SERVER_ENV, `NAME=value` pairs separated by commas). */
+  serverEnv: Record<string, string>;
   /** How the 1:1 scenarios reach Parley, each against a fresh server, in this order (BENCH_TRANSPORTS). */
   transports: BenchTransport[];
   /** Which scenario: the 1:1 ones, or the one its flag names (SCENARIO_FLAGS). */
@@ -126,6 +128,7 @@ export function loadSettings(env: Record<string, string | undefined>, argv: read
     textChars: int(env, 'BENCH_TEXT_CHARS', 100, 1, 30_000),
     sql,
     pgAdminUrl,
+    serverEnv: serverEnv(env.BENCH_SERVER_ENV),
     gateways: cluster ? int(env, 'BENCH_GATEWAYS', 2, 2, 16) : 1,
     transports: list(env, 'BENCH_TRANSPORTS', BENCH_TRANSPORTS),
     scenario: Object.entries(SCENARIO_FLAGS).find(([flag]) => argv.includes(flag))?.[1] ?? 'messages',
@@ -158,4 +161,16 @@ function abuseSettings(env: Record<string, string | undefined>): AbuseSettings {
     stalledConnections: int(env, 'BENCH_ABUSE_STALLED', 200, 1, 10_000),
     loginAddresses: int(env, 'BENCH_ABUSE_LOGIN_ADDRESSES', 8, 1, 250),
   };
+}
+
+/** `NAME=value,NAME2=value2` → an object; names must look like environment variables. */
+function serverEnv(raw: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (raw ?? '').split(',').filter((p) => p.trim() !== '')) {
+    const eq = pair.indexOf('=');
+    const name = eq > 0 ? pair.slice(0, eq).trim() : '';
+    if (!/^[A-Z][A-Z0-9_]*$/.test(name)) throw new SettingsError(`BENCH_SERVER_ENV: expected NAME=value pairs separated by commas (got "${pair}")`);
+    out[name] = pair.slice(eq + 1);
+  }
+  return out;
 }
