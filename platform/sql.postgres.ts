@@ -13,6 +13,9 @@ function jsonText(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
+/** postgres.js prepares tagged queries by default but not `unsafe` ones: ours are all `unsafe` (the port passes text and parameters). */
+const PREPARED = { prepare: true } as const;
+
 /** PostgreSQL 15+. Int8 columns come back as strings (use `num()`); json/jsonb are parsed. */
 export class PostgresSql implements Sql {
   readonly driver = 'postgres' as const;
@@ -23,8 +26,12 @@ export class PostgresSql implements Sql {
       max: options.max ?? 10,
       connect_timeout: options.connectTimeout ?? 5,
       onnotice: () => {},
-      // Prepared statements are cached per connection by postgres.js; that is what we want.
+      // Statements are prepared once per connection (postgres.js caches them by text): a query
+      // is then one round trip, not a Parse/Describe round trip before every Bind/Execute.
       prepare: true,
+      // ...but planned for each execution's values: a generic plan turned the append's duplicate
+      // check into a sequential scan (measured), custom plans stay index-driven.
+      connection: { plan_cache_mode: 'force_custom_plan' },
       // The port passes structured values as JSON text: send strings to json/jsonb as they are
       // (postgres.js would JSON-encode them a second time).
       types: {
@@ -36,7 +43,7 @@ export class PostgresSql implements Sql {
 
   async query<T extends Row = Row>(text: string, params: readonly unknown[] = []): Promise<T[]> {
     try {
-      return (await this.pg.unsafe(text, params as postgres.ParameterOrJSON<never>[])) as unknown as T[];
+      return (await this.pg.unsafe(text, params as postgres.ParameterOrJSON<never>[], PREPARED)) as unknown as T[];
     } catch (err) {
       throw wrapSqlError(err);
     }
@@ -45,7 +52,7 @@ export class PostgresSql implements Sql {
   transaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
     return runTransaction<T, postgres.TransactionSql>(
       (body) => this.pg.begin(body) as Promise<T>,
-      async (t, text, params) => (await t.unsafe(text, params as postgres.ParameterOrJSON<never>[])) as unknown as Row[],
+      async (t, text, params) => (await t.unsafe(text, params as postgres.ParameterOrJSON<never>[], PREPARED)) as unknown as Row[],
       fn,
     );
   }
