@@ -40,6 +40,13 @@ const key = (d: string, c: string) => `${d}\u0000${c}`;
  * changes take the same row lock, appendSystemTx), bumps `last_seq` by each conversation's
  * count and inserts the rows with their seqs. Returns one result or AppError per input, in
  * order; a later copy of a client id in the batch gets the first copy's answer.
+ *
+ * Plans: PostgreSQL keeps a generic plan of this prepared statement, possibly made while the
+ * tables were nearly empty, when a sequential scan looked cheapest. So every lookup is a
+ * LATERAL subquery with LIMIT (which the planner cannot flatten into a hash join) or an
+ * `= ANY (ARRAY(...))` on the primary key: index scans whatever the table sizes were. Measured
+ * on PostgreSQL (PG CPU per call, batch of 1 / 10): 907 / 1,067 us planned each time with the
+ * old joins, 253 / 533 us now.
  */
 export async function appendBatch(db: SqlTx, items: AppendInput[], now: number): Promise<(AppendResult | AppError)[]> {
   const rows = await db.query(
@@ -49,8 +56,12 @@ export async function appendBatch(db: SqlTx, items: AppendInput[], now: number):
      ),
      existing AS (
        SELECT k.i, m.conversation_id, m.seq, m.sent_at, cv.members_version
-         FROM k JOIN messages m ON m.sender_device_id = k.sender_device_id AND m.client_id = k.client_id
-         JOIN conversations cv ON cv.id = m.conversation_id
+         FROM k
+         CROSS JOIN LATERAL (
+           SELECT m.conversation_id, m.seq, m.sent_at FROM messages m
+            WHERE m.sender_device_id = k.sender_device_id AND m.client_id = k.client_id LIMIT 1
+         ) m
+         CROSS JOIN LATERAL (SELECT cv.members_version FROM conversations cv WHERE cv.id = m.conversation_id LIMIT 1) cv
      ),
      firsts AS (
        SELECT DISTINCT ON (k.sender_device_id, k.client_id) k.*
@@ -58,8 +69,9 @@ export async function appendBatch(db: SqlTx, items: AppendInput[], now: number):
         ORDER BY k.sender_device_id, k.client_id, k.i
      ),
      locked AS (
-       SELECT c.id, c.members_version FROM conversations c
-        WHERE c.id IN (SELECT conversation_id FROM firsts) ORDER BY c.id FOR UPDATE
+       SELECT c.id, c.members_version
+         FROM (SELECT DISTINCT conversation_id FROM firsts ORDER BY conversation_id) f
+         CROSS JOIN LATERAL (SELECT c.id, c.members_version FROM conversations c WHERE c.id = f.conversation_id FOR UPDATE) c
      ),
      refused AS (
        SELECT f.i, l.members_version FROM firsts f JOIN locked l ON l.id = f.conversation_id
@@ -72,8 +84,8 @@ export async function appendBatch(db: SqlTx, items: AppendInput[], now: number):
      ),
      bumped AS (
        UPDATE conversations c SET last_seq = c.last_seq + v.n
-         FROM (SELECT DISTINCT conversation_id, n FROM numbered) v
-        WHERE c.id = v.conversation_id AND c.id IN (SELECT id FROM locked)
+         FROM (SELECT DISTINCT nb.conversation_id, nb.n FROM numbered nb JOIN locked l ON l.id = nb.conversation_id) v
+        WHERE c.id = v.conversation_id AND c.id = ANY (ARRAY(SELECT id FROM locked))
         RETURNING c.id, c.last_seq, c.members_version
      ),
      inserted AS (
