@@ -8,14 +8,18 @@
 // counts once its `ready` frame arrived. Memory is read from each server after all connections
 // are held, minus the same reading taken before the first connection: Parley's from its
 // Prometheus /metrics (process_resident_memory_bytes, nodejs_heap_size_used_bytes), the raw
-// servers' from their /mem.
+// servers' from their /mem. BENCH_SERVER_NODE_ARGS (e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof')
+// is given to node for both kinds of server.
 import { createTestDatabase } from '../platform/test-databases.js';
 import { Child } from './children.js';
 import { type HolderJob, spawnHolders } from './holders.js';
-import { insertUsers, realTierEnv, startGateways } from './gateways.js';
+import { insertUsers, realTierEnv } from './gateways.js';
 import type { Settings } from './settings.js';
 
 const PER_PROCESS = 16_000;
+
+/** BENCH_SERVER_NODE_ARGS: extra arguments for node in the servers (profiling). */
+const serverNodeArgs = () => process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean);
 
 interface Memory {
   rss: number;
@@ -47,9 +51,18 @@ async function rawMemory(url: string): Promise<Memory> {
   return { rss: m.rss, heap: m.heapUsed };
 }
 
+/**
+ * Source addresses per target (127.0.<base + holder>.1 and .2): each target's holders bind their
+ * own. A port closed in TIME_WAIT stays taken for a minute, and the kernel's search for a free
+ * port to bind() slows down as a source address's ports fill up: with both targets on one
+ * address, Parley's holder spent most of its time in bind() (the holders also reset their
+ * sockets when stopped, which leaves no TIME_WAIT).
+ */
+const IP_BASE = { raw: 10, parley: 100 } as const;
+
 /** Runs the holders against `wsUrls` and waits until each reports how many it holds. */
 function hold(kind: HolderJob['kind'], wsUrls: string[], count: number, extra: Pick<HolderJob, 'secret' | 'devices'>, defer: Defer) {
-  return spawnHolders({ script: 'bench/holder.ts', kind, urls: wsUrls, count, perProcess: PER_PROCESS, ipBase: 10, ...extra, defer });
+  return spawnHolders({ script: 'bench/holder.ts', kind, urls: wsUrls, count, perProcess: PER_PROCESS, ipBase: IP_BASE[kind], ...extra, defer });
 }
 
 async function settle(): Promise<void> {
@@ -61,7 +74,7 @@ async function benchRawConnections(count: number, defer: Defer): Promise<Outcome
   const servers: Child[] = [];
   const urls: string[] = [];
   for (let i = 0; i < n; i++) {
-    const s = new Child(`idle-${i}`, 'bench/idle-server.ts', [], { env: process.env });
+    const s = new Child(`idle-${i}`, 'bench/idle-server.ts', [], { env: process.env, nodeArgs: serverNodeArgs() });
     defer(() => s.stop());
     const port = await s.waitFor('port', (l) => (l.startsWith('{"port"') ? (JSON.parse(l).port as number) : undefined), 30_000);
     servers.push(s);
@@ -81,7 +94,16 @@ async function benchParleyConnections(count: number, settings: Settings, defer: 
   const db = await createTestDatabase(settings.pgAdminUrl);
   defer(db.drop);
   const { env, secret } = realTierEnv(db.url, `bench-conn-${process.pid}:`);
-  const { servers, urls } = await startGateways(env, n, defer);
+  // As bench/gateways.ts startGateways, with node arguments for profiling.
+  const servers: Child[] = [];
+  const urls: string[] = [];
+  for (let i = 1; i <= n; i++) {
+    const s = new Child(`parley-gw${i}`, 'server.ts', [], { env: { ...env, GATEWAY_ID: `gw${i}` }, nodeArgs: serverNodeArgs() });
+    defer(() => s.stop());
+    const port = await s.waitFor('listening', (l) => (l.includes('"msg":"listening"') ? (JSON.parse(l).port as number) : undefined), 60_000);
+    servers.push(s);
+    urls.push(`http://127.0.0.1:${port}`);
+  }
   const devices = (await insertUsers(db.url, 'conn', 1, count)).map((d) => [d.userId, d.deviceId] as [string, string]);
 
   const before = sumMem(await Promise.all(urls.map(parleyMemory)));

@@ -1,9 +1,9 @@
 // A connection holder process: opens its share of idle WebSockets (Parley with signed tokens, or raw), waits for `ready` on each, then holds them.
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import type { HolderJob } from './holders.js';
 import { benchToken } from './tokens.js';
-
 
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as HolderJob;
 const sockets: WebSocket[] = [];
@@ -48,4 +48,15 @@ await Promise.all(
   }),
 );
 console.log(JSON.stringify({ held: sockets.length, failed, firstError, seconds: (performance.now() - started) / 1000 }));
-process.stdin.on('end', () => process.exit(0)).resume(); // hold until the bench closes our stdin
+
+/**
+ * Exits with every socket reset rather than closed: a port closed by this side stays in
+ * TIME_WAIT for a minute, and the kernel's search for a free port to bind() slows down with
+ * every one of them (a bench run right after another spent most of its connect time there).
+ */
+function exit(): void {
+  for (const ws of sockets) (ws as unknown as { _socket?: Socket })._socket?.resetAndDestroy();
+  process.exit(0);
+}
+process.on('SIGTERM', exit);
+process.stdin.on('end', exit).resume(); // hold until the bench closes our stdin
