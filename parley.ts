@@ -57,6 +57,7 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
   const store = new MessageStore(adapters.sql, clock, {
     batchMax: config.SEND_BATCH_MAX,
     shards: config.SEND_COMMIT_SHARDS ?? 1,
+    lingerMs: config.SEND_COMMIT_LINGER_MS ?? 0,
     onBatch: (n) => metrics.commitBatchSize.observe(n),
   });
   const delivery = new Delivery(adapters.presence, adapters.broker, log, metrics, {

@@ -31,6 +31,8 @@ export interface DeviceConversation {
   /** The last seq this device may see: the conversation's, or where the user's membership ended. */
   lastSeq: number;
   delivered: number;
+  /** A direct conversation (receipts are kept for these: see receiptState), not a group. */
+  direct: boolean;
 }
 
 export interface CursorUpdate {
@@ -74,11 +76,16 @@ export class MessageStore {
   constructor(
     private readonly sql: Sql,
     private readonly clock: Clock,
-    options: { batchMax?: number; onBatch?: (size: number) => void; shards?: number } = {},
+    options: { batchMax?: number; onBatch?: (size: number) => void; shards?: number; lingerMs?: number } = {},
   ) {
     this.appends = Array.from(
       { length: Math.max(1, options.shards ?? 4) },
-      () => new GroupCommit((items: AppendInput[]) => this.appendBatch(items), { maxBatch: options.batchMax, onBatch: options.onBatch }),
+      () =>
+        new GroupCommit((items: AppendInput[]) => this.appendBatch(items), {
+          maxBatch: options.batchMax,
+          onBatch: options.onBatch,
+          lingerMs: options.lingerMs,
+        }),
     );
     this.cursors = new GroupCommit((items) => this.writeCursors(items), { maxBatch: 1024 });
   }
@@ -177,14 +184,15 @@ export class MessageStore {
   /** The device's conversations with the last seq it may see and its delivered cursor. */
   async deviceConversations(deviceId: string, userId: string): Promise<DeviceConversation[]> {
     const rows = await this.sql.query(
-      `SELECT c.id, least(c.last_seq, coalesce(m.left_seq, c.last_seq)) AS last_seq, coalesce(dc.delivered_seq, 0) AS delivered
+      `SELECT c.id, least(c.last_seq, coalesce(m.left_seq, c.last_seq)) AS last_seq, coalesce(dc.delivered_seq, 0) AS delivered,
+              c.kind = 'direct' AS direct
          FROM conversation_members m
          JOIN conversations c ON c.id = m.conversation_id
          LEFT JOIN device_cursors dc ON dc.device_id = $1 AND dc.conversation_id = m.conversation_id
         WHERE m.user_id = $2`,
       [deviceId, userId],
     );
-    return rows.map((r) => ({ conversationId: r.id as string, lastSeq: num(r.last_seq), delivered: num(r.delivered) }));
+    return rows.map((r) => ({ conversationId: r.id as string, lastSeq: num(r.last_seq), delivered: num(r.delivered), direct: r.direct === true }));
   }
 
   /**

@@ -42,4 +42,54 @@ describe('GroupCommit', () => {
     expect(await gc.submit(2)).toBe(2);
     await gc.idle();
   });
+
+  for (const [lingerMs, expected] of [
+    [undefined, [[1], [2], [3]]],
+    [0, [[1], [2, 3]]],
+  ] as const) {
+    it(`lingerMs ${String(lingerMs)}: a send that arrives in the same event-loop turn as a commit's result ${lingerMs === undefined ? 'waits for the next batch' : 'joins the batch after it'}`, async () => {
+      const batches: number[][] = [];
+      let release!: () => void;
+      const gc = new GroupCommit<number, number>(
+        async (items) => {
+          batches.push(items);
+          if (batches.length === 1) await new Promise<void>((r) => (release = r));
+          return items;
+        },
+        { lingerMs },
+      );
+      const done = [gc.submit(1)];
+      await new Promise((r) => setTimeout(r, 5));
+      done.push(gc.submit(2));
+      // The commit's result and another send handled in the same turn (as socket reads are).
+      release();
+      setImmediate(() => done.push(gc.submit(3)));
+      await new Promise((r) => setTimeout(r, 20));
+      await Promise.all(done);
+      expect(batches).toEqual(expected);
+    });
+  }
+
+  it('lingerMs n: a busy batch waits up to n ms for more while few wait, and a lone send after an idle spell does not', async () => {
+    const batches: number[][] = [];
+    let release!: () => void;
+    const gc = new GroupCommit<number, number>(
+      async (items) => {
+        batches.push(items);
+        if (batches.length === 1) await new Promise<void>((r) => (release = r));
+        return items;
+      },
+      { lingerMs: 30, maxBatch: 64 },
+    );
+    const first = gc.submit(1);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(batches).toEqual([[1]]); // not delayed: nothing was in flight
+    const second = gc.submit(2);
+    release();
+    await first;
+    await new Promise((r) => setTimeout(r, 5));
+    const third = gc.submit(3); // arrives during the linger
+    await Promise.all([second, third]);
+    expect(batches).toEqual([[1], [2, 3]]);
+  });
 });

@@ -21,12 +21,22 @@ export class GroupCommit<T, R> {
   private running: Promise<void> | null = null;
   private readonly maxBatch: number;
 
+  /** See the constructor's `lingerMs`. */
+  private readonly lingerMs: number | undefined;
+
+  /**
+   * `lingerMs`: before a batch that follows another one (the system is busy), wait until the
+   * event loop has run its pending I/O callbacks (0), or this many milliseconds while fewer
+   * than a quarter of `maxBatch` items wait, so more items join it. Unset: no wait. A lone
+   * item after an idle spell never waits.
+   */
   constructor(
     private readonly flush: (items: T[]) => Promise<R[]>,
-    options: { maxBatch?: number; onBatch?: (size: number) => void } = {},
+    options: { maxBatch?: number; onBatch?: (size: number) => void; lingerMs?: number } = {},
   ) {
     this.maxBatch = options.maxBatch ?? 256;
     this.onBatch = options.onBatch;
+    this.lingerMs = options.lingerMs;
   }
 
   private readonly onBatch?: (size: number) => void;
@@ -46,7 +56,10 @@ export class GroupCommit<T, R> {
   private async drain(): Promise<void> {
     // Let the current tick's submissions join the first batch.
     await Promise.resolve();
+    let first = true;
     while (this.queue.length > 0) {
+      if (!first && this.lingerMs !== undefined) await this.linger(this.lingerMs);
+      first = false;
       const batch = this.queue.splice(0, this.maxBatch);
       this.onBatch?.(batch.length);
       try {
@@ -57,5 +70,10 @@ export class GroupCommit<T, R> {
       }
     }
     this.running = null;
+  }
+
+  private async linger(ms: number): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    if (ms > 0 && this.queue.length < this.maxBatch / 4) await new Promise((r) => setTimeout(r, ms));
   }
 }
