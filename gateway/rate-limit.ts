@@ -39,6 +39,12 @@ export class TokenBucket {
     this.tokens = Math.min(this.burst, this.tokens + n);
   }
 
+  /** Whether it has refilled to `burst`: then it is no different from a new bucket. */
+  get full(): boolean {
+    this.refill();
+    return this.tokens >= this.burst;
+  }
+
   private refill(): void {
     const now = this.clock.now();
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
@@ -67,18 +73,27 @@ export type BudgetDecision = { kind: 'ok' } | { kind: 'refused'; waitMs: number 
  * @example const d = budget.take(frameCost(frame)); if (d.kind === 'flood') close(4001)
  */
 export class FrameBudget {
-  private readonly own: TokenBucket;
-  private readonly refusals: TokenBucket;
+  /**
+   * This connection's bucket and its allowance of refusals, made when first used: a bucket
+   * nothing was taken from is full, as a new one (most connections are idle).
+   */
+  private ownBucket: TokenBucket | undefined;
+  private refusalBucket: TokenBucket | undefined;
   /** When the wait told with the last refusal ends: a refusal after it came from a client that waited as told. */
   private obeyedAfter = 0;
 
   constructor(
-    limits: FrameLimits,
+    private readonly limits: FrameLimits,
     private readonly user: UserBudget,
     private readonly clock: Clock,
-  ) {
-    this.own = new TokenBucket(limits.ratePerSecond, limits.burst, clock);
-    this.refusals = new TokenBucket(limits.ratePerSecond / 10, limits.burst, clock);
+  ) {}
+
+  private get own(): TokenBucket {
+    return (this.ownBucket ??= new TokenBucket(this.limits.ratePerSecond, this.limits.burst, this.clock));
+  }
+
+  private get refusals(): TokenBucket {
+    return (this.refusalBucket ??= new TokenBucket(this.limits.ratePerSecond / 10, this.limits.burst, this.clock));
   }
 
   take(cost: number): BudgetDecision {
@@ -128,8 +143,20 @@ export interface UserBudget {
   readonly holders: number;
 }
 
+/** A user's budget; its bucket is made when first used (an untouched bucket is full, as a new one). */
+class SharedBudget implements UserBudget {
+  holders = 0;
+  private made: TokenBucket | undefined;
+
+  constructor(private readonly budgets: UserBudgets) {}
+
+  get bucket(): TokenBucket {
+    return (this.made ??= this.budgets.newBucket());
+  }
+}
+
 export class UserBudgets {
-  private readonly users = new Map<string, { bucket: TokenBucket; holders: number }>();
+  private readonly users = new Map<string, SharedBudget>();
 
   constructor(
     private readonly perSecond: number,
@@ -140,7 +167,7 @@ export class UserBudgets {
   /** The user's budget, held until `release`. */
   acquire(userId: string): UserBudget {
     let u = this.users.get(userId);
-    if (!u) this.users.set(userId, (u = { bucket: new TokenBucket(this.perSecond, this.burst, this.clock), holders: 0 }));
+    if (!u) this.users.set(userId, (u = new SharedBudget(this)));
     u.holders++;
     return u;
   }
@@ -153,9 +180,17 @@ export class UserBudgets {
   get size(): number {
     return this.users.size;
   }
+
+  /** A full bucket at the per-user rate. */
+  newBucket(): TokenBucket {
+    return new TokenBucket(this.perSecond, this.burst, this.clock);
+  }
 }
 
-/** One bucket per key (e.g. client IP), forgetting the least recently used beyond `maxKeys`. */
+/**
+ * One bucket per key (e.g. client IP), forgetting the least recently used beyond `maxKeys`, and
+ * those that have refilled (a full bucket is no different from a new one) as they come up.
+ */
 export class KeyedLimiter {
   private readonly buckets = new Map<string, TokenBucket>();
 
@@ -171,7 +206,12 @@ export class KeyedLimiter {
     if (b) this.buckets.delete(key);
     else b = new TokenBucket(this.perSecond, this.burst, this.clock);
     this.buckets.set(key, b); // most recently used last
-    if (this.buckets.size > this.maxKeys) this.buckets.delete(this.buckets.keys().next().value!);
+    // Oldest first: each take forgets the oldest while they are full (or too many), so keys
+    // that stopped coming cost nothing once their buckets refilled.
+    for (const [k, oldest] of this.buckets) {
+      if (oldest === b || (this.buckets.size <= this.maxKeys && !oldest.full)) break;
+      this.buckets.delete(k);
+    }
     return b.take(n);
   }
 }
