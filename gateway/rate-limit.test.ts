@@ -25,6 +25,20 @@ describe('KeyedLimiter', () => {
     expect(l.take('c')).toBe(0); // evicts 'a'
     expect(l.take('a')).toBe(0);
   });
+
+  it('forgets a key once its bucket has refilled, and only then', () => {
+    const clock = new ManualClock();
+    const l = new KeyedLimiter(1, 2, clock);
+    l.take('a', 2);
+    l.take('b');
+    expect(l.take('c')).toBe(0);
+    expect(l.size).toBe(3); // none of them full yet
+    expect(l.take('a')).toBeGreaterThan(0); // 'a' is still spent
+    clock.advance(2_000);
+    expect(l.take('d')).toBe(0);
+    expect(l.size).toBe(1); // a, b and c refilled: no different from new buckets
+    expect([l.take('a'), l.take('a'), l.take('a')]).toEqual([0, 0, 1000]);
+  });
 });
 
 describe('FrameBudget', () => {

@@ -214,4 +214,9 @@ export class KeyedLimiter {
     }
     return b.take(n);
   }
+
+  /** Keys with a bucket. */
+  get size(): number {
+    return this.buckets.size;
+  }
 }
