@@ -20,7 +20,7 @@ import type { Sql } from '../platform/sql.js';
 import type { TokenClaims, Tokens } from '../platform/tokens.js';
 import type { Accounts } from '../accounts/accounts.js';
 import { accountRoutes } from './accounts.routes.js';
-import { DeviceSession } from './device-session.js';
+import { DeviceSession, type DeviceSessionDeps } from './device-session.js';
 import { ReceiptCoalescer } from './receipt-coalescer.js';
 import type { Delivery } from '../routing/delivery.js';
 import { KeyDirectory } from '../accounts/keys.js';
@@ -193,26 +193,29 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     return claims;
   };
 
+  /** What every device session of this gateway shares (one object: an idle connection holds only a reference). */
+  const sessionDeps: DeviceSessionDeps = {
+    store: deps.store,
+    messages: deps.messages,
+    delivery: deps.delivery,
+    receipts,
+    metrics,
+    log,
+    clock: deps.clock,
+    budgets,
+    limits: {
+      ratePerSecond: config.WS_RATE_PER_SECOND,
+      burst: config.WS_RATE_BURST,
+      maxPayloadBytes: config.WS_MAX_PAYLOAD_BYTES,
+      heartbeatMs: config.HEARTBEAT_INTERVAL_MS,
+      maxPresenceWatch: config.PRESENCE_WATCH_MAX,
+    },
+    onClosed: (session) => sessions.delete(session),
+  };
+
   /** Starts a device session on an admitted socket of either transport. */
   const openSession = (socket: SessionSocket, claims: TokenClaims): void => {
-    const session = new DeviceSession(socket, claims.userId, claims.deviceId, claims.exp * 1000, {
-      store: deps.store,
-      messages: deps.messages,
-      delivery: deps.delivery,
-      receipts,
-      metrics,
-      log,
-      clock: deps.clock,
-      budgets,
-      limits: {
-        ratePerSecond: config.WS_RATE_PER_SECOND,
-        burst: config.WS_RATE_BURST,
-        maxPayloadBytes: config.WS_MAX_PAYLOAD_BYTES,
-        heartbeatMs: config.HEARTBEAT_INTERVAL_MS,
-        maxPresenceWatch: config.PRESENCE_WATCH_MAX,
-      },
-      onClosed: () => sessions.delete(session),
-    });
+    const session = new DeviceSession(socket, claims.userId, claims.deviceId, claims.exp * 1000, sessionDeps);
     sessions.add(session);
     session.open().catch((err) => {
       log.error({ err }, 'opening session failed');
@@ -225,6 +228,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     noServer: true,
     maxPayload: config.WS_MAX_PAYLOAD_BYTES,
     perMessageDeflate: false,
+    // The gateway keeps its own set of sessions (and closes them itself): no second set in `ws`.
+    clientTracking: false,
     handleProtocols: (protocols) => (protocols.has(PROTOCOL) ? PROTOCOL : false),
   });
   const STATUS_TEXT: Record<number, string> = {
@@ -243,42 +248,46 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     );
   };
 
+  // Nothing made here may outlive the upgrade: a listener or closure left on the socket would
+  // keep the request (its headers, the token) and the buffer it was read in for as long as
+  // the connection lives.
   http.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '').split('?')[0]!;
     // Socket.IO's upgrades are engine.io's to answer (it listens for them itself).
     if (path.startsWith(`${SOCKETIO_PATH}/`)) return;
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     if (path !== WS_PATH) return refuse(socket, 404, 'not_found', 'no such path');
     if (!origins.allows(req)) {
       metrics.errors.inc({ code: 'forbidden', transport: 'ws' });
       return refuse(socket, 403, 'forbidden', FORBIDDEN_ORIGIN_MESSAGE);
     }
-    void (async () => {
-      let claims: TokenClaims;
-      try {
-        claims = await admit(bearerToken(req));
-      } catch (err) {
-        const e = toAppError(err);
-        metrics.errors.inc({ code: e.code, transport: 'ws' });
-        if (e.code === 'unauthorized') return refuse(socket, 401, 'unauthorized', e.message);
-        if (e.code === 'rate_limited') return refuse(socket, 429, 'rate_limited', e.message, e.details as { retryAfterMs: number });
+    admit(bearerToken(req))
+      .then(
+        (claims) =>
+          wss.handleUpgrade(req, socket, head, (ws) => {
+            socket.off('error', destroyOnError); // `ws` handles the socket's errors from here on
+            try {
+              openSession(new WsSocket(ws, log), claims);
+            } catch (err) {
+              metrics.handlerCrashes.inc({ where: 'upgrade' });
+              log.error({ err }, 'starting a session failed');
+              ws.close(CLOSE.INTERNAL, 'internal error');
+            }
+          }),
+        (err: unknown) => {
+          const e = toAppError(err);
+          metrics.errors.inc({ code: e.code, transport: 'ws' });
+          if (e.code === 'unauthorized') return refuse(socket, 401, 'unauthorized', e.message);
+          if (e.code === 'rate_limited') return refuse(socket, 429, 'rate_limited', e.message, e.details as { retryAfterMs: number });
+          log.error({ err }, 'upgrade failed');
+          return refuse(socket, 503, 'unavailable', 'try again later');
+        },
+      )
+      .catch((err: unknown) => {
+        metrics.handlerCrashes.inc({ where: 'upgrade' });
         log.error({ err }, 'upgrade failed');
-        return refuse(socket, 503, 'unavailable', 'try again later');
-      }
-      wss.handleUpgrade(req, socket, head, (ws) => {
-        try {
-          openSession(new WsSocket(ws, log), claims);
-        } catch (err) {
-          metrics.handlerCrashes.inc({ where: 'upgrade' });
-          log.error({ err }, 'starting a session failed');
-          ws.close(CLOSE.INTERNAL, 'internal error');
-        }
+        socket.destroy();
       });
-    })().catch((err) => {
-      metrics.handlerCrashes.inc({ where: 'upgrade' });
-      log.error({ err }, 'upgrade failed');
-      socket.destroy();
-    });
   });
 
   const socketIo = attachSocketIo(http.server, {
@@ -305,6 +314,11 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
       await receipts.flush(); // the last acks and reads, before the store closes
     },
   };
+}
+
+/** An upgrading socket's error listener: one function for all of them, so that it holds nothing of any request. */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }
 
 /** Wraps a request body so that it fails with `timeout` unless it ends within `ms`. */

@@ -33,6 +33,9 @@ class MemorySocket implements SessionSocket {
   closedWith: { code: number; reason: string } | null = null;
   terminated = false;
   paused = false;
+  /** Pings received; a muted peer answers none. */
+  pings = 0;
+  muted = false;
   private handlers!: SocketHandlers;
 
   listen(handlers: SocketHandlers): void {
@@ -45,7 +48,7 @@ class MemorySocket implements SessionSocket {
     this.closedWith = { code, reason };
     this.open = false;
     // The peer's close frame comes back later, as over a network.
-    setImmediate(() => this.handlers.close());
+    setImmediate(() => this.handlers.onClose());
   }
   terminate(): void {
     this.terminated = true;
@@ -60,18 +63,19 @@ class MemorySocket implements SessionSocket {
     return new Promise((r) => setTimeout(r, Math.min(maxWaitMs, 5)));
   }
   ping(): void {
-    setImmediate(() => this.handlers.pong());
+    this.pings++;
+    if (!this.muted) setImmediate(() => this.handlers.onPong());
   }
 
   /** The peer sends a frame. */
   frame(value: unknown): void {
-    this.handlers.message(JSON.stringify(value), false);
+    this.handlers.onMessage(JSON.stringify(value), false);
   }
   raw(data: string | Buffer, isBinary = false): void {
-    this.handlers.message(data, isBinary);
+    this.handlers.onMessage(data, isBinary);
   }
   invalid(reason: string): void {
-    this.handlers.invalid(reason);
+    this.handlers.onInvalid(reason);
   }
   of<T extends ServerFrame['type']>(type: T): Extract<ServerFrame, { type: T }>[] {
     return this.frames.filter((f) => f.type === type) as never;
@@ -375,6 +379,21 @@ describe('DeviceSession', () => {
     clock.advance(10);
     await until(() => socket.closedWith !== null, 'a close');
     expect(socket.closedWith).toEqual({ code: CLOSE.UNAUTHORIZED, reason: 'token expired' });
+  });
+
+  it('pings every heartbeat: a peer that answers stays open, one that stops answering is closed with 4002 and dropped', async () => {
+    const bob = await user();
+    const carol = await user();
+    const live = connect(bob, { heartbeatMs: 20 });
+    const silent = connect(carol, { heartbeatMs: 20 });
+    await Promise.all([live.ready, silent.ready]);
+    silent.socket.muted = true;
+    await until(() => silent.socket.closedWith !== null, 'the silent peer closed');
+    expect(silent.socket.closedWith).toEqual({ code: CLOSE.HEARTBEAT_TIMEOUT, reason: 'heartbeat timeout' });
+    const pings = live.socket.pings;
+    await until(() => live.socket.pings >= pings + 3, 'three more pings');
+    expect(live.socket.closedWith).toBeNull();
+    await until(() => silent.socket.terminated, 'the silent peer dropped', 3_000);
   });
 
   it('replaces an older session of the same device with 4500', async () => {

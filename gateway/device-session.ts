@@ -1,6 +1,6 @@
 // One device's session on any transport: parses and answers frames, syncs on connect, and writes messages in seq order.
 import { CLOSE, type MsgFrame, type ServerFrame } from '../protocol/frames.js';
-import type { MessageStore } from '../messaging/message-store.js';
+import type { DeviceConversation, MessageStore } from '../messaging/message-store.js';
 import type { MessagesManager } from '../messaging/messages.js';
 import type { Clock } from '../platform/clock.js';
 import { AppError, toAppError } from '../platform/errors.js';
@@ -19,10 +19,10 @@ import {
   sniffSendId,
   validateFrame,
 } from './frames.js';
-import { DeviceStream } from './device-stream.js';
+import { DeviceStream, type StreamOutlet } from './device-stream.js';
 import type { ReceiptCoalescer } from './receipt-coalescer.js';
 import { FrameBudget, type FrameLimits, type UserBudgets } from './rate-limit.js';
-import type { SessionSocket } from './transport.js';
+import type { SessionSocket, SocketHandlers } from './transport.js';
 
 /** What a device session needs: the message path, observability, and this gateway's budgets and limits. */
 export interface DeviceSessionDeps {
@@ -37,8 +37,8 @@ export interface DeviceSessionDeps {
   /** The per-user frame buckets of this gateway. */
   budgets: UserBudgets;
   limits: FrameLimits & { maxPayloadBytes: number; heartbeatMs: number; maxPresenceWatch: number };
-  /** Called once when the socket has closed (the gateway forgets the session). */
-  onClosed?: () => void;
+  /** Called once when a session's socket has closed (the gateway forgets the session). */
+  onClosed?: (session: DeviceSession) => void;
 }
 
 /** A live reader this far behind is closed as a slow consumer (it resyncs when it is back). */
@@ -49,24 +49,77 @@ const MAX_READ_PAUSE_MS = 1_000;
 const HARD_CLOSE_GRACE_MS = 1_000;
 /** A group send is charged one token per this many members it reaches, once the membership is known. */
 const MEMBERS_PER_TOKEN = 32;
+/** A settled promise: the send order of a session that has sent nothing (one for all sessions). */
+const SETTLED: Promise<void> = Promise.resolve();
+/** Heartbeat slots per period (see HeartbeatWheel). */
+const BEAT_SLOTS = 16;
+
+/**
+ * The heartbeats of every session with the same period, on one timer instead of an interval
+ * per session. The period is cut into BEAT_SLOTS slots, visited in turn; a session joins the
+ * slot visited last, so it beats once per period, the first time between (1 - 1/BEAT_SLOTS)
+ * and one period after it joined. The timer runs only while some session is in.
+ */
+class HeartbeatWheel {
+  private static readonly wheels = new Map<number, HeartbeatWheel>();
+  private readonly slots: Set<DeviceSession>[] = Array.from({ length: BEAT_SLOTS }, () => new Set());
+  /** The slot visited last. */
+  private current = 0;
+  private size = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  private constructor(private readonly periodMs: number) {}
+
+  /** The wheel of sessions that beat every `periodMs`. */
+  static of(periodMs: number): HeartbeatWheel {
+    let w = HeartbeatWheel.wheels.get(periodMs);
+    if (!w) HeartbeatWheel.wheels.set(periodMs, (w = new HeartbeatWheel(periodMs)));
+    return w;
+  }
+
+  /** Adds a session; returns its slot, for `remove`. */
+  add(session: DeviceSession): number {
+    this.slots[this.current]!.add(session);
+    if (this.size++ === 0) {
+      this.timer = setInterval(() => this.tick(), this.periodMs / BEAT_SLOTS);
+      this.timer.unref();
+    }
+    return this.current;
+  }
+
+  remove(session: DeviceSession, slot: number): void {
+    if (this.slots[slot]!.delete(session) && --this.size === 0) clearInterval(this.timer);
+  }
+
+  private tick(): void {
+    this.current = (this.current + 1) % BEAT_SLOTS;
+    for (const session of this.slots[this.current]!) session.beat();
+  }
+}
 
 /**
  * One device's session: frames in (budgets, validation, handlers), frames out, heartbeats and
  * closes. Message order, sync and cursors are its DeviceStream's (gateway/device-stream.ts).
  * The session knows nothing of its transport: it talks to a SessionSocket (gateway/transport.ts).
+ *
+ * Memory: a gateway holds one per connection, most of them idle, so a session is its own
+ * socket handlers and its stream's outlet (no closures of its own), shares its deps with every
+ * session of the gateway, beats on a shared wheel, and makes what it may never need (the
+ * presence watch list, the stream's positions, the budget's buckets) only when first needed.
  */
-export class DeviceSession implements LocalDevice {
+export class DeviceSession implements LocalDevice, StreamOutlet, SocketHandlers {
   private readonly stream: DeviceStream;
-  private sendOrder: Promise<void> = Promise.resolve();
+  private sendOrder: Promise<void> = SETTLED;
   private readonly budget: FrameBudget;
-  private readonly watching = new Set<string>();
-  private closed = false;
+  /** Users whose presence this session watches; made on the first subscribe. */
+  private watching: Set<string> | undefined;
+  private ended = false;
   private readPause: NodeJS.Timeout | undefined;
   /** Reads were paused since the last heartbeat, so a missing pong proves nothing. */
   private pausedThisBeat = false;
   private connectionId = '';
   private alive = true;
-  private readonly pinger: NodeJS.Timeout;
+  private readonly beatSlot: number;
 
   constructor(
     private readonly socket: SessionSocket,
@@ -76,41 +129,32 @@ export class DeviceSession implements LocalDevice {
     private readonly deps: DeviceSessionDeps,
   ) {
     this.budget = new FrameBudget(deps.limits, deps.budgets.acquire(userId), deps.clock);
-    const isClosed = () => this.closed;
-    this.stream = new DeviceStream(
-      {
-        send: (frame) => this.send(frame),
-        get closed() {
-          return isClosed();
-        },
-        close: (code, reason) => this.close(code, reason),
-        get bufferedAmount() {
-          return socket.bufferedAmount;
-        },
-        drained: (ms) => socket.drained(ms),
-      },
-      userId,
-      deviceId,
-      deps,
-    );
-    socket.listen({
-      message: (data, isBinary) => this.guard('frame', () => this.onMessage(data, isBinary)),
-      invalid: (reason, bytes) => this.guard('frame', () => this.onInvalid(reason, bytes ?? 0)),
-      pong: () => (this.alive = true),
-      close: () => void this.onClose(),
-    });
-    this.pinger = setInterval(() => this.guard('heartbeat', () => this.heartbeat()), deps.limits.heartbeatMs);
-    this.pinger.unref();
+    this.stream = new DeviceStream(this, userId, deviceId, deps);
+    socket.listen(this);
+    this.beatSlot = HeartbeatWheel.of(deps.limits.heartbeatMs).add(this);
   }
 
-  /** Announces the session, registers the route, then syncs everything the device missed. */
+  /**
+   * Registers the route, then reads the device's conversations and cursors, then says `ready`
+   * and syncs everything the device missed. The read comes after the route (Delivery's proof
+   * that a stale route cache loses no live message rests on that order); it is queued on the
+   * stream before anything can be delivered, so live messages that arrive while the route is
+   * being registered wait for it and are not mistaken for a gap from seq 0.
+   */
   async open(): Promise<void> {
     this.deps.metrics.connections.inc();
-    // Cursors first, on the chain: a live message that arrives while the route is being
-    // registered then finds them loaded and is not mistaken for a gap from seq 0.
-    this.stream.enqueue(() => this.stream.loadCursors());
-    this.connectionId = await this.deps.delivery.attach(this);
-    if (this.closed) {
+    const attaching = this.deps.delivery.attach(this);
+    let conversations: DeviceConversation[] = [];
+    this.stream.enqueue(async () => {
+      // (If attaching fails or the socket closed meanwhile, open() handles it and nothing is read.)
+      const attached = await attaching.then(
+        () => !this.ended,
+        () => false,
+      );
+      if (attached) conversations = await this.stream.loadCursors();
+    });
+    this.connectionId = await attaching;
+    if (this.ended) {
       // The socket closed while we registered it: undo the route now rather than wait for its TTL.
       await this.deps.delivery.detach(this, this.connectionId);
       return;
@@ -123,7 +167,7 @@ export class DeviceSession implements LocalDevice {
         heartbeatMs: this.deps.limits.heartbeatMs,
         maxPayloadBytes: this.deps.limits.maxPayloadBytes,
       });
-      await this.stream.sync();
+      await this.stream.sync(conversations);
     });
   }
 
@@ -132,7 +176,7 @@ export class DeviceSession implements LocalDevice {
   }
 
   send(frame: ServerFrame): void {
-    if (this.closed || !this.socket.open) return;
+    if (this.ended || !this.socket.open) return;
     if (this.socket.bufferedAmount > SLOW_CONSUMER_BYTES) {
       this.close(CLOSE.SLOW_CONSUMER, 'slow consumer');
       return;
@@ -145,8 +189,8 @@ export class DeviceSession implements LocalDevice {
   }
 
   close(code: number, reason: string): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.ended) return;
+    this.ended = true;
     this.socket.close(code, reason);
     if (code === CLOSE.FLOOD || code === CLOSE.SLOW_CONSUMER || code === CLOSE.INTERNAL) {
       // Read nothing more from this peer, and do not wait for its close frame (a flooder
@@ -156,20 +200,59 @@ export class DeviceSession implements LocalDevice {
     }
   }
 
+  /** Whether the session has closed (or is closing): nothing more is written or read for it. */
+  get closed(): boolean {
+    return this.ended;
+  }
+
+  get bufferedAmount(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  drained(maxWaitMs: number): Promise<void> {
+    return this.socket.drained(maxWaitMs);
+  }
+
   /** Catch up everything the store has past this device's position, e.g. after deliveries may have been lost. */
   resync(): void {
     this.stream.enqueue(() => this.stream.catchUpAll());
   }
 
-  /**
-   * Runs a socket event handler so that nothing it throws can escape: an unexpected throw is
-   * logged with its stack, counted, and closes only this session (1011).
-   */
-  private guard(where: string, fn: () => void): void {
+  // The socket's events (SocketHandlers). Nothing a handler throws escapes: an unexpected throw
+  // is logged with its stack, counted, and closes only this session (1011).
+
+  onMessage(data: string | Buffer, isBinary: boolean): void {
     try {
-      fn();
+      this.received(data, isBinary);
     } catch (err) {
-      this.crashed(where, err);
+      this.crashed('frame', err);
+    }
+  }
+
+  /** Something that is not a frame at all: answered and charged like malformed JSON, plus its size. */
+  onInvalid(reason: string, bytes = 0): void {
+    try {
+      if (this.ended) return;
+      if (this.limit(INVALID_FRAME_COST + sizeTokens(bytes))) this.reply(new AppError('invalid', reason), undefined);
+    } catch (err) {
+      this.crashed('frame', err);
+    }
+  }
+
+  onPong(): void {
+    this.alive = true;
+  }
+
+  onClose(): void {
+    void this.closedSocket();
+  }
+
+  /** One heartbeat (from the wheel): token expiry, then liveness. */
+  beat(): void {
+    try {
+      this.heartbeat();
+    } catch (err) {
+      this.crashed('heartbeat', err);
     }
   }
 
@@ -179,8 +262,8 @@ export class DeviceSession implements LocalDevice {
     this.close(CLOSE.INTERNAL, 'internal error');
   }
 
-  private onMessage(data: string | Buffer, isBinary: boolean): void {
-    if (this.closed) return;
+  private received(data: string | Buffer, isBinary: boolean): void {
+    if (this.ended) return;
     // A big frame pays for its size before anything parses it: refused, it is never parsed.
     const sizeCost = sizeTokens(typeof data === 'string' ? Buffer.byteLength(data) : data.length);
     if (sizeCost > 0 && !this.limit(sizeCost, sniffSendId(data))) return;
@@ -210,12 +293,6 @@ export class DeviceSession implements LocalDevice {
       .finally(() => this.deps.metrics.frameSeconds.observe({ type: frame.type }, (performance.now() - started) / 1000));
   }
 
-  /** Something that is not a frame at all: answered and charged like malformed JSON, plus its size. */
-  private onInvalid(reason: string, bytes: number): void {
-    if (this.closed) return;
-    if (this.limit(INVALID_FRAME_COST + sizeTokens(bytes))) this.reply(new AppError('invalid', reason), undefined);
-  }
-
   /** Takes `cost` from the budget; on refusal answers `rate_limited`, and closes with FLOOD once refusals run out. */
   private limit(cost: number, ref?: string): boolean {
     const d = this.budget.take(cost);
@@ -238,12 +315,12 @@ export class DeviceSession implements LocalDevice {
    * already read pile up (the flood allowance).
    */
   private pauseReading(ms: number): void {
-    if (this.readPause || this.closed) return;
+    if (this.readPause || this.ended) return;
     this.socket.pauseReading();
     this.pausedThisBeat = true;
     this.readPause = setTimeout(() => {
       this.readPause = undefined;
-      if (!this.closed) this.socket.resumeReading();
+      if (!this.ended) this.socket.resumeReading();
     }, Math.min(ms, MAX_READ_PAUSE_MS));
     this.readPause.unref();
   }
@@ -291,14 +368,15 @@ export class DeviceSession implements LocalDevice {
         await this.deps.messages.typing(me, frame.conversationId, frame.active);
         return;
       case 'presence.subscribe': {
-        const fresh = [...new Set(frame.users)].filter((u) => !this.watching.has(u));
-        if (this.watching.size + fresh.length > this.deps.limits.maxPresenceWatch) {
+        const watching = (this.watching ??= new Set());
+        const fresh = [...new Set(frame.users)].filter((u) => !watching.has(u));
+        if (watching.size + fresh.length > this.deps.limits.maxPresenceWatch) {
           throw new AppError('limit_exceeded', `at most ${this.deps.limits.maxPresenceWatch} users watched per connection`, {
             details: { maxWatched: this.deps.limits.maxPresenceWatch },
           });
         }
         const { visible, hidden } = await this.deps.messages.visiblePresence(this.userId, frame.users);
-        for (const u of visible) this.watching.add(u);
+        for (const u of visible) watching.add(u);
         if (hidden.length > 0) {
           this.reply(new AppError('not_found', 'no such contact', { details: { users: hidden } }), 'presence.subscribe');
         }
@@ -350,15 +428,15 @@ export class DeviceSession implements LocalDevice {
     this.socket.ping();
   }
 
-  private async onClose(): Promise<void> {
-    this.closed = true;
-    this.deps.onClosed?.();
-    clearInterval(this.pinger);
+  private async closedSocket(): Promise<void> {
+    this.ended = true;
+    this.deps.onClosed?.(this);
+    HeartbeatWheel.of(this.deps.limits.heartbeatMs).remove(this, this.beatSlot);
     clearTimeout(this.readPause);
     this.deps.budgets.release(this.userId);
     this.deps.metrics.connections.dec();
     if (this.connectionId) {
-      // (If open() is still attaching, it detaches itself when it sees `closed`.)
+      // (If open() is still attaching, it detaches itself when it sees `ended`.)
       await this.deps.delivery.detach(this, this.connectionId).catch((err) => {
         this.deps.metrics.backendFailures.inc({ backend: 'presence', operation: 'detach' });
         this.deps.log.error({ err }, 'presence detach failed');

@@ -9,19 +9,26 @@ import { DeviceStream, type StreamOutlet } from './device-stream.js';
 const C = 'conversation-1';
 
 /** A store holding one conversation's rows; rows with a null body carry nothing for this device. */
-function storeOf(rows: StoredMessage[]) {
+function storeOf(rows: StoredMessage[], direct = true) {
   const cursors: { delivered: number }[] = [];
   const fetches: number[] = [];
+  const reads = { conversations: 0, receipts: 0 };
   const store = {
-    deviceConversations: async () => [{ conversationId: C, lastSeq: rows.length, delivered: 0 }],
+    deviceConversations: async () => {
+      reads.conversations++;
+      return [{ conversationId: C, lastSeq: rows.length, delivered: 0, direct }];
+    },
     fetch: async (_c: string, _d: string, _u: string, after: number, limit: number) => {
       fetches.push(after);
       return rows.filter((r) => r.seq > after).slice(0, limit);
     },
     advanceCursor: async (c: { delivered: number }) => void cursors.push(c),
-    receiptState: async () => [],
+    receiptState: async () => {
+      reads.receipts++;
+      return [{ conversationId: C, userId: 'bob', delivered: 1, read: 0 }];
+    },
   };
-  return { store: store as unknown as MessageStore, cursors, fetches };
+  return { store: store as unknown as MessageStore, cursors, fetches, reads };
 }
 
 function row(seq: number, body: string | null): StoredMessage {
@@ -79,6 +86,19 @@ describe('DeviceStream', () => {
     await s.settled();
     expect(s.stream.acknowledge(C, 1)).toEqual({ delivered: 1, before: 0 });
     expect(s.stream.acknowledge(C, 2)).toEqual({ delivered: 2, before: 1 });
+  });
+
+  it('syncs from the conversations read when it connected, and reads receipts only when one of them is direct', async () => {
+    for (const direct of [true, false]) {
+      const { store, reads } = storeOf([row(1, 'b1'), row(2, 'b2')], direct);
+      const s = streamOver(store);
+      const conversations = await s.stream.loadCursors();
+      await s.stream.sync(conversations);
+      expect(s.seqs()).toEqual([1, 2]);
+      expect(s.sent.at(direct ? -2 : -1)).toEqual({ type: 'caught_up' });
+      expect(reads).toEqual({ conversations: 1, receipts: direct ? 1 : 0 });
+      if (direct) expect(s.sent.at(-1)).toEqual({ type: 'receipt', kind: 'delivered', conversationId: C, seq: 1, by: 'bob' });
+    }
   });
 
   it('counts its own sends as covered, so a later message is not taken for a gap', async () => {

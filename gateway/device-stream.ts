@@ -33,6 +33,19 @@ const SYNC_HIGH_WATER = 1 << 20;
 /** Deliveries waiting behind a sync or gap fill; a device this far behind is closed as a slow consumer (it resyncs). */
 const MAX_QUEUED = 20_000;
 
+/** A settled promise: the chain of a stream with nothing queued (one for all streams). */
+const IDLE: Promise<void> = Promise.resolve();
+
+/** Where the device stands in one conversation. */
+interface Position {
+  /** The highest seq it has been given, or that carries nothing for it. */
+  covered: number;
+  /** The highest seq written to it with a body. */
+  lastBody: number;
+  /** Its delivered cursor, as this session moved it. */
+  acked: number;
+}
+
 /**
  * Ordering per conversation: `covered` is the highest seq this device has been given or that
  * carries nothing for it (its own sends, messages from before it existed). A message whose seq
@@ -43,12 +56,14 @@ const MAX_QUEUED = 20_000;
  *
  * Cursors: an `ack` of seq s moves the delivered cursor to s, or to `covered` when nothing with
  * a body lies between s and `covered`, so own messages do not hold the cursor back.
+ *
+ * Memory: an idle connection holds one of these, so what it needs is made when first needed
+ * (the positions when the device has a conversation) and the chain of an idle stream is IDLE.
  */
 export class DeviceStream {
-  private readonly covered = new Map<string, number>();
-  private readonly lastBody = new Map<string, number>();
-  private readonly acked = new Map<string, number>();
-  private chain: Promise<void> = Promise.resolve();
+  /** Positions by conversation; a conversation without one has no position yet. */
+  private positions: Map<string, Position> | undefined;
+  private chain: Promise<void> = IDLE;
   /** Tasks on `chain` not finished yet; while any are, deliveries queue behind them. */
   private queued = 0;
 
@@ -73,32 +88,45 @@ export class DeviceStream {
         this.deps.log.error({ err, deviceId: this.deviceId }, 'delivery to device failed; closing so it resyncs');
         this.out.close(CLOSE.INTERNAL, 'internal error');
       })
-      .finally(() => this.queued--);
+      .finally(() => {
+        // Nothing queued after this task: the next one starts from IDLE, and this chain is let go.
+        if (--this.queued === 0) this.chain = IDLE;
+      });
   }
 
   /** A live message for this device: written now if it is the next seq and nothing waits, else in order on the chain. */
   deliver(frame: MsgFrame): void {
-    if (this.queued === 0 && frame.seq === (this.covered.get(frame.conversationId) ?? -1) + 1) {
+    if (this.queued === 0 && frame.seq === (this.position(frame.conversationId) ?? -1) + 1) {
       this.write(frame);
       return;
     }
     this.enqueue(() => this.inOrder(frame));
   }
 
-  /** Writes everything the device missed, then `caught_up`, then the receipts it missed. */
-  async sync(): Promise<void> {
-    await this.catchUpAll();
+  /**
+   * Writes everything the device missed in `conversations` (as loadCursors read them, after the
+   * route was registered), then `caught_up`, then the receipts it missed.
+   */
+  async sync(conversations: readonly DeviceConversation[]): Promise<void> {
+    if (this.out.closed) return;
+    await this.catchUpAll(conversations);
     this.out.send({ type: 'caught_up' });
+    // Receipts are kept for direct conversations only. None in the list (read after the route
+    // was registered): a direct conversation made since has all its cursor moves relayed live.
+    if (this.out.closed || !conversations.some((c) => c.direct)) return;
     for (const r of await this.deps.store.receiptState(this.userId)) {
       if (r.delivered > 0) this.out.send({ type: 'receipt', kind: 'delivered', conversationId: r.conversationId, seq: r.delivered, by: r.userId });
       if (r.read > 0) this.out.send({ type: 'receipt', kind: 'read', conversationId: r.conversationId, seq: r.read, by: r.userId });
     }
   }
 
-  /** Catches up everything the store has past this device's position, e.g. after deliveries may have been lost. */
-  async catchUpAll(): Promise<void> {
-    for (const c of await this.loadCursors()) {
-      if (c.lastSeq > (this.covered.get(c.conversationId) ?? 0)) await this.catchUp(c.conversationId, c.lastSeq);
+  /**
+   * Catches up everything the store has past this device's position in `conversations` (read
+   * now if not given), e.g. after deliveries may have been lost.
+   */
+  async catchUpAll(conversations?: readonly DeviceConversation[]): Promise<void> {
+    for (const c of conversations ?? (await this.loadCursors())) {
+      if (c.lastSeq > (this.position(c.conversationId) ?? 0)) await this.catchUp(c.conversationId, c.lastSeq);
     }
   }
 
@@ -106,8 +134,9 @@ export class DeviceStream {
   async loadCursors(): Promise<DeviceConversation[]> {
     const conversations = await this.deps.store.deviceConversations(this.deviceId, this.userId);
     for (const c of conversations) {
-      this.covered.set(c.conversationId, Math.max(this.covered.get(c.conversationId) ?? 0, c.delivered));
-      this.acked.set(c.conversationId, Math.max(this.acked.get(c.conversationId) ?? 0, c.delivered));
+      const p = this.place(c.conversationId);
+      p.covered = Math.max(p.covered, c.delivered);
+      p.acked = Math.max(p.acked, c.delivered);
     }
     return conversations;
   }
@@ -120,10 +149,11 @@ export class DeviceStream {
    */
   ownSent(conversationId: string, seq: number, group: boolean): void {
     this.enqueue(async () => {
-      if ((this.covered.get(conversationId) ?? 0) !== seq - 1) return;
-      this.covered.set(conversationId, seq);
-      if (group && (this.lastBody.get(conversationId) ?? 0) <= (this.acked.get(conversationId) ?? 0)) {
-        this.acked.set(conversationId, seq);
+      if ((this.position(conversationId) ?? 0) !== seq - 1) return;
+      const p = this.place(conversationId);
+      p.covered = seq;
+      if (group && p.lastBody <= p.acked) {
+        p.acked = seq;
         await this.deps.store.advanceCursor({ deviceId: this.deviceId, conversationId, delivered: seq, read: 0 });
       }
     });
@@ -131,7 +161,7 @@ export class DeviceStream {
 
   /** The highest seq this device was given (or that carries nothing for it) in the conversation; undefined if it has none. */
   position(conversationId: string): number | undefined {
-    return this.covered.get(conversationId);
+    return this.positions?.get(conversationId)?.covered;
   }
 
   /**
@@ -139,16 +169,25 @@ export class DeviceStream {
    * and the one before it. Delivered moves only over what this device was given.
    */
   acknowledge(conversationId: string, seq: number): { delivered: number; before: number } {
-    const covered = this.covered.get(conversationId) ?? 0;
-    const delivered = seq > covered ? 0 : seq >= (this.lastBody.get(conversationId) ?? 0) ? covered : seq;
-    const before = this.acked.get(conversationId) ?? 0;
-    if (delivered > before) this.acked.set(conversationId, delivered);
+    const p = this.positions?.get(conversationId);
+    const covered = p?.covered ?? 0;
+    const delivered = seq > covered ? 0 : seq >= (p?.lastBody ?? 0) ? covered : seq;
+    const before = p?.acked ?? 0;
+    if (p && delivered > before) p.acked = delivered;
     return { delivered, before };
+  }
+
+  /** The conversation's position, made (at 0) if it has none. */
+  private place(conversationId: string): Position {
+    const positions = (this.positions ??= new Map());
+    let p = positions.get(conversationId);
+    if (!p) positions.set(conversationId, (p = { covered: 0, lastBody: 0, acked: 0 }));
+    return p;
   }
 
   private async inOrder(frame: MsgFrame): Promise<void> {
     if (this.out.closed) return; // a closed session reads nothing more from the store: it syncs when it is back
-    const have = this.covered.get(frame.conversationId) ?? 0;
+    const have = this.position(frame.conversationId) ?? 0;
     if (frame.seq <= have) return;
     if (frame.seq === have + 1) {
       this.write(frame);
@@ -164,15 +203,16 @@ export class DeviceStream {
    * every round writes at least one message, and `covered` records exactly where it stopped.
    */
   private async catchUp(conversationId: string, until = Number.MAX_SAFE_INTEGER): Promise<void> {
+    const p = this.place(conversationId);
     for (;;) {
-      const after = this.covered.get(conversationId) ?? 0;
+      const after = p.covered;
       if (this.out.closed) return;
       if (after >= until) break;
       const rows = await this.deps.store.fetch(conversationId, this.deviceId, this.userId, after, PAGE_ROWS, PAGE_BYTES);
       for (const m of rows) {
-        if (m.seq <= (this.covered.get(conversationId) ?? 0)) continue;
+        if (m.seq <= p.covered) continue;
         if (m.body === null && m.system === null) {
-          this.covered.set(conversationId, m.seq);
+          p.covered = m.seq;
           continue;
         }
         await this.roomToWrite();
@@ -182,11 +222,9 @@ export class DeviceStream {
       if (rows.length === 0 || this.out.closed) break;
     }
     // Nothing for this device since its last ack: move its cursor past the rows it skipped.
-    const covered = this.covered.get(conversationId) ?? 0;
-    const acked = this.acked.get(conversationId) ?? 0;
-    if ((this.lastBody.get(conversationId) ?? 0) <= acked && covered > acked) {
-      this.acked.set(conversationId, covered);
-      await this.deps.store.advanceCursor({ deviceId: this.deviceId, conversationId, delivered: covered, read: 0 });
+    if (p.lastBody <= p.acked && p.covered > p.acked) {
+      p.acked = p.covered;
+      await this.deps.store.advanceCursor({ deviceId: this.deviceId, conversationId, delivered: p.covered, read: 0 });
     }
   }
 
@@ -197,8 +235,9 @@ export class DeviceStream {
   }
 
   private write(frame: MsgFrame): void {
-    this.covered.set(frame.conversationId, frame.seq);
-    this.lastBody.set(frame.conversationId, frame.seq);
+    const p = this.place(frame.conversationId);
+    p.covered = frame.seq;
+    p.lastBody = frame.seq;
     this.deps.metrics.messagesDelivered.inc();
     this.out.send(frame);
   }

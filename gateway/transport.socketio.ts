@@ -218,7 +218,7 @@ class SocketIoSocket implements SessionSocket {
         }
       }
       if (event !== SOCKETIO_EVENT || args.length !== 1) {
-        handlers.invalid(
+        handlers.onInvalid(
           event === SOCKETIO_EVENT
             ? `a ${SOCKETIO_EVENT} event carries exactly one argument: the frame's JSON text`
             : `unknown event; send frames as "${SOCKETIO_EVENT}" events`,
@@ -233,16 +233,16 @@ class SocketIoSocket implements SessionSocket {
           this.close(CLOSE.TOO_BIG, 'frame too big');
           return;
         }
-        handlers.message(data, false);
+        handlers.onMessage(data, false);
       } else if (data instanceof Uint8Array || data instanceof ArrayBuffer) {
-        handlers.message(Buffer.from(data as ArrayBuffer), true);
+        handlers.onMessage(Buffer.from(data as ArrayBuffer), true);
       } else {
-        handlers.invalid(`a ${SOCKETIO_EVENT} event's argument must be the frame's JSON text (a string)`, bytes);
+        handlers.onInvalid(`a ${SOCKETIO_EVENT} event's argument must be the frame's JSON text (a string)`, bytes);
       }
     });
     this.socket.on('disconnect', () => {
       this.pending = 0;
-      handlers.close();
+      handlers.onClose();
     });
   }
 

@@ -5,20 +5,23 @@ import type { WebSocket } from 'ws';
 /** The transports a device session can run on, as metrics and logs name them. */
 export type TransportName = 'ws' | 'socketio';
 
-/** What a session hears from its socket. Each callback is called from the transport's own event handlers. */
+/**
+ * What a session hears from its socket. Each method is called from the transport's own event
+ * handlers. (Named `on…` so that the session can be its own handlers: no closures per socket.)
+ */
 export interface SocketHandlers {
   /** One inbound frame, exactly as the peer sent it (text, or binary data, which the session refuses). */
-  message(data: string | Buffer, isBinary: boolean): void;
+  onMessage(data: string | Buffer, isBinary: boolean): void;
   /**
    * An inbound message that is not a frame at all (Socket.IO: another event name, a non-string
    * argument, extra arguments): answered and charged like malformed JSON, plus its size
    * (`bytes`, as a frame of that size would pay).
    */
-  invalid(reason: string, bytes?: number): void;
+  onInvalid(reason: string, bytes?: number): void;
   /** The peer answered a `ping()`. */
-  pong(): void;
+  onPong(): void;
   /** The socket closed, for whatever reason (called once). */
-  close(): void;
+  onClose(): void;
 }
 
 /**

@@ -1,8 +1,29 @@
 // The WebSocket transport: a `ws` socket as a SessionSocket, with corking and read backpressure on the TCP socket.
 import type { Socket } from 'node:net';
-import type { WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import type { Logger } from '../platform/log.js';
 import { firstEvent, type SessionSocket, type SocketHandlers, tcpOf } from './transport.js';
+
+/** The WsSocket a `ws` WebSocket belongs to, so that one set of listeners serves every socket. */
+const OWNER = Symbol('parley.wsSocket');
+type Owned = WebSocket & { [OWNER]: WsSocket };
+const ownerOf = (ws: WebSocket): WsSocket => (ws as Owned)[OWNER];
+
+// The listeners, shared by every socket (`this` is the WebSocket that emitted): an idle
+// connection then holds no closures of its own.
+function onWsMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  ownerOf(this).handlers?.onMessage(data as Buffer, isBinary);
+}
+function onWsPong(this: WebSocket): void {
+  ownerOf(this).handlers?.onPong();
+}
+function onWsClose(this: WebSocket): void {
+  ownerOf(this).handlers?.onClose();
+}
+function onWsError(this: WebSocket, err: Error): void {
+  // An error ends in 'close' too; the peer caused it (bad framing, a reset), so it is only debug.
+  ownerOf(this).log.debug({ err }, 'socket error');
+}
 
 /**
  * A `ws` WebSocket behind the session's socket interface. `ws` has no public API for corking
@@ -11,11 +32,15 @@ import { firstEvent, type SessionSocket, type SocketHandlers, tcpOf } from './tr
 export class WsSocket implements SessionSocket {
   readonly transport = 'ws' as const;
   private corked = false;
+  /** The session's handlers, once it listens. */
+  handlers: SocketHandlers | undefined;
 
   constructor(
     private readonly ws: WebSocket,
-    private readonly log: Logger,
-  ) {}
+    readonly log: Logger,
+  ) {
+    (ws as Owned)[OWNER] = this;
+  }
 
   /** The TCP socket under the WebSocket (gone once it is closed). */
   private get tcp(): Socket | undefined {
@@ -31,11 +56,11 @@ export class WsSocket implements SessionSocket {
   }
 
   listen(handlers: SocketHandlers): void {
-    this.ws.on('message', (data, isBinary) => handlers.message(data as Buffer, isBinary));
-    this.ws.on('pong', () => handlers.pong());
-    this.ws.on('close', () => handlers.close());
-    // An error ends in 'close' too; the peer caused it (bad framing, a reset), so it is only debug.
-    this.ws.on('error', (err) => this.log.debug({ err }, 'socket error'));
+    this.handlers = handlers;
+    this.ws.on('message', onWsMessage);
+    this.ws.on('pong', onWsPong);
+    this.ws.on('close', onWsClose);
+    this.ws.on('error', onWsError);
   }
 
   /**
