@@ -4,8 +4,9 @@
 // holds at most ~19,900 open files here) and as many holder processes, each holder using its own
 // source addresses on 127.0.0.0/8. Parley runs on PostgreSQL (a fresh database) and Redis (a
 // bench-only key prefix); its users and devices are inserted with SQL and the holders sign the
-// tokens themselves (registering 100k users through scrypt would take an hour). A connection
-// counts once its `ready` frame arrived. Memory is read from each server after all connections
+// tokens themselves (registering 100k users through scrypt would take an hour), all of them
+// before they start connecting. A connection counts once its `ready` frame arrived; the connect
+// time is the slowest holder's, from its first connection to its last `ready`. Memory is read from each server after all connections
 // are held, minus the same reading taken before the first connection: Parley's from its
 // Prometheus /metrics (process_resident_memory_bytes, nodejs_heap_size_used_bytes), the raw
 // servers' from their /mem. BENCH_SERVER_NODE_ARGS (e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof')
