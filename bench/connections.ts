@@ -11,6 +11,7 @@
 // Prometheus /metrics (process_resident_memory_bytes, nodejs_heap_size_used_bytes), the raw
 // servers' from their /mem. BENCH_SERVER_NODE_ARGS (e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof')
 // is given to node for both kinds of server.
+import { Redis } from 'ioredis';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { Child } from './children.js';
 import { type HolderJob, spawnHolders } from './holders.js';
@@ -66,6 +67,22 @@ function hold(kind: HolderJob['kind'], wsUrls: string[], count: number, extra: P
   return spawnHolders({ script: 'bench/holder.ts', kind, urls: wsUrls, count, perProcess: PER_PROCESS, ipBase: IP_BASE[kind], ...extra, defer });
 }
 
+/** Deletes Parley's presence keys of this run (user versions and last-seen times have no TTL). */
+async function dropKeys(url: string, prefix: string): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await redis.connect();
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
 async function settle(): Promise<void> {
   await new Promise((r) => setTimeout(r, 3_000)); // let in-flight work and garbage settle
 }
@@ -94,7 +111,9 @@ async function benchParleyConnections(count: number, settings: Settings, defer: 
   const n = Math.ceil(count / PER_PROCESS);
   const db = await createTestDatabase(settings.pgAdminUrl);
   defer(db.drop);
-  const { env, secret } = realTierEnv(db.url, `bench-conn-${process.pid}:`);
+  const prefix = `bench-conn-${process.pid}:`;
+  const { env, secret } = realTierEnv(db.url, prefix);
+  defer(() => dropKeys(env.REDIS_URL!, prefix)); // after the servers have stopped (cleanups run last first)
   // As bench/gateways.ts startGateways, with node arguments for profiling.
   const servers: Child[] = [];
   const urls: string[] = [];
