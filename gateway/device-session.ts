@@ -21,6 +21,7 @@ import {
 } from './frames.js';
 import { DeviceStream, type StreamOutlet } from './device-stream.js';
 import type { ReceiptCoalescer } from './receipt-coalescer.js';
+import { HeartbeatWheel } from './heartbeats.js';
 import { FrameBudget, type FrameLimits, type UserBudgets } from './rate-limit.js';
 import type { SessionSocket, SocketHandlers } from './transport.js';
 
@@ -51,55 +52,6 @@ const HARD_CLOSE_GRACE_MS = 1_000;
 const MEMBERS_PER_TOKEN = 32;
 /** A settled promise: the send order of a session that has sent nothing (one for all sessions). */
 const SETTLED: Promise<void> = Promise.resolve();
-/** Heartbeats run every this often, each time for the sessions of one slot (at least 16 slots per period). */
-const BEAT_TICK_MS = 100;
-
-/**
- * The heartbeats of every session with the same period, on one timer instead of an interval
- * per session. The period is cut into slots of about BEAT_TICK_MS, visited in turn (so the
- * pings of many sessions are spread over the period, not sent in bursts); a session joins the
- * slot visited last, so it beats once per period, the first time between (1 - 1/slots) and one
- * period after it joined. The timer runs only while some session is in.
- */
-class HeartbeatWheel {
-  private static readonly wheels = new Map<number, HeartbeatWheel>();
-  private readonly slots: Set<DeviceSession>[];
-  /** The slot visited last. */
-  private current = 0;
-  private size = 0;
-  private timer: NodeJS.Timeout | undefined;
-
-  private constructor(private readonly periodMs: number) {
-    this.slots = Array.from({ length: Math.max(16, Math.ceil(periodMs / BEAT_TICK_MS)) }, () => new Set());
-  }
-
-  /** The wheel of sessions that beat every `periodMs`. */
-  static of(periodMs: number): HeartbeatWheel {
-    let w = HeartbeatWheel.wheels.get(periodMs);
-    if (!w) HeartbeatWheel.wheels.set(periodMs, (w = new HeartbeatWheel(periodMs)));
-    return w;
-  }
-
-  /** Adds a session; returns its slot, for `remove`. */
-  add(session: DeviceSession): number {
-    this.slots[this.current]!.add(session);
-    if (this.size++ === 0) {
-      this.timer = setInterval(() => this.tick(), this.periodMs / this.slots.length);
-      this.timer.unref();
-    }
-    return this.current;
-  }
-
-  remove(session: DeviceSession, slot: number): void {
-    if (this.slots[slot]!.delete(session) && --this.size === 0) clearInterval(this.timer);
-  }
-
-  private tick(): void {
-    this.current = (this.current + 1) % this.slots.length;
-    for (const session of this.slots[this.current]!) session.beat();
-  }
-}
-
 /**
  * One device's session: frames in (budgets, validation, handlers), frames out, heartbeats and
  * closes. Message order, sync and cursors are its DeviceStream's (gateway/device-stream.ts).
