@@ -17,7 +17,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { loadConfig } from '../platform/config.js';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { type AbuseTarget, type PhaseMeasure, printTarget, printVerdicts, type TargetOutcome } from './abuse-report.js';
@@ -27,6 +26,7 @@ import { processCpuSeconds } from './cpu.js';
 import { service } from './gateways.js';
 import { machineBusySeconds } from './machine-cpu.js';
 import type { Attack, Settings } from './settings.js';
+import { dropKeys } from './redis-keys.js';
 
 type Defer = (fn: () => Promise<unknown>) => void;
 
@@ -101,21 +101,6 @@ async function startServers(target: AbuseTarget, settings: Settings, defer: Defe
   return servers;
 }
 
-/** Deletes the cluster's Redis keys (the bench's own prefix) once it is done. */
-async function dropKeys(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  await redis.connect();
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
 
 /** The server's own counters: errors by code and transport, handler crashes, backend failures. */
 async function counters(servers: Server[]): Promise<Map<string, number>> {

@@ -11,12 +11,12 @@
 // Prometheus /metrics (process_resident_memory_bytes, nodejs_heap_size_used_bytes), the raw
 // servers' from their /mem. BENCH_SERVER_NODE_ARGS (e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof')
 // is given to node for both kinds of server.
-import { Redis } from 'ioredis';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { Child } from './children.js';
 import { type HolderJob, spawnHolders } from './holders.js';
 import { insertUsers, realTierEnv } from './gateways.js';
 import type { Settings } from './settings.js';
+import { dropKeys } from './redis-keys.js';
 
 const PER_PROCESS = 16_000;
 
@@ -67,21 +67,6 @@ function hold(kind: HolderJob['kind'], wsUrls: string[], count: number, extra: P
   return spawnHolders({ script: 'bench/holder.ts', kind, urls: wsUrls, count, perProcess: PER_PROCESS, ipBase: IP_BASE[kind], ...extra, defer });
 }
 
-/** Deletes Parley's presence keys of this run (user versions and last-seen times have no TTL). */
-async function dropKeys(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  await redis.connect();
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
 
 async function settle(): Promise<void> {
   await new Promise((r) => setTimeout(r, 3_000)); // let in-flight work and garbage settle

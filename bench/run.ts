@@ -93,6 +93,7 @@ import type { LoadResult, Target } from './results.js';
 import { mergeMetrics, type ServerMetrics, serverMetrics } from './server-metrics.js';
 import { service } from './gateways.js';
 import { loadSettings, type Settings, SettingsError } from './settings.js';
+import { dropKeys } from './redis-keys.js';
 
 /** Hard limit for one load generator run (each scenario also gives up by itself after a 15 s stall). */
 const LOAD_TIMEOUT_MS = 10 * 60_000;
@@ -153,7 +154,9 @@ async function benchParley(settings: Settings, transport: BenchTransport): Promi
   }
   if (settings.gateways > 1) {
     const redisUrl = service('redis');
-    Object.assign(env, { PRESENCE_DRIVER: 'redis', REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `bench-${process.pid}:` });
+    const prefix = `bench-${process.pid}:`;
+    Object.assign(env, { PRESENCE_DRIVER: 'redis', REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix });
+    defer(() => dropKeys(redisUrl, prefix));
     engines.redis = { url: redisUrl };
   }
   const servers: Child[] = [];
