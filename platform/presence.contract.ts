@@ -25,7 +25,7 @@ export function presenceContract(name: string, make: () => Promise<PresenceFixtu
     });
 
     it('routes a connected device to its gateway', async () => {
-      expect(await f.presence.connect(alice, 10_000)).toBeNull();
+      expect((await f.presence.connect(alice, 10_000)).previousGateway).toBeNull();
       await f.presence.connect(alice2, 10_000);
       const routes = await f.presence.routes(['u-alice', 'u-nobody']);
       expect(routes.sort((a, b) => a.deviceId.localeCompare(b.deviceId))).toEqual([alice, alice2]);
@@ -37,8 +37,8 @@ export function presenceContract(name: string, make: () => Promise<PresenceFixtu
 
     it('reports the previous gateway when a device moves, and only then', async () => {
       await f.presence.connect(alice, 10_000);
-      expect(await f.presence.connect({ ...alice, gatewayId: 'g1' }, 10_000)).toBeNull();
-      expect(await f.presence.connect({ ...alice, gatewayId: 'g9' }, 10_000)).toBe('g1');
+      expect((await f.presence.connect({ ...alice, gatewayId: 'g1' }, 10_000)).previousGateway).toBeNull();
+      expect((await f.presence.connect({ ...alice, gatewayId: 'g9' }, 10_000)).previousGateway).toBe('g1');
       expect(await f.presence.routes(['u-alice'])).toEqual([{ ...alice, gatewayId: 'g9' }]);
     });
 
@@ -120,6 +120,23 @@ export function presenceContract(name: string, make: () => Promise<PresenceFixtu
       expect(at.versions).toEqual(await f.presence.versions(['u-nobody', 'u-alice']));
       expect(at.versions[0]).toBeNull();
       expect(await f.presence.routesAt([])).toEqual({ routes: [], versions: [] });
+    });
+
+    it('connect tells the user status just before: offline and never seen, online, offline since a disconnect or expiry', async () => {
+      expect(await f.presence.connect(alice, 10_000)).toEqual({ previousGateway: null, wasOnline: false, lastSeen: null });
+      expect(await f.presence.connect(alice2, 10_000)).toEqual({ previousGateway: null, wasOnline: true, lastSeen: null });
+      f.clock.advance(1_000);
+      await f.presence.disconnect(alice);
+      await f.presence.disconnect(alice2);
+      const left = f.clock.now();
+      const again = await f.presence.connect(alice, 1_000);
+      expect(again).toEqual({ previousGateway: null, wasOnline: false, lastSeen: left });
+      await f.expire(1_100); // the route ran out without a disconnect
+      const after = await f.presence.connect(alice2, 10_000);
+      expect(after.wasOnline).toBe(false);
+      expect(after.lastSeen).not.toBeNull();
+      expect(after.lastSeen!).toBeGreaterThanOrEqual(left);
+      expect(await f.presence.status(['u-alice'])).toEqual([{ userId: 'u-alice', online: true, lastSeen: after.lastSeen }]);
     });
   });
 }

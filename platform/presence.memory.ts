@@ -1,6 +1,6 @@
 // In-memory presence: the embedded default. Single process only.
 import type { Clock } from './clock.js';
-import type { Presence, Route, UserStatus, VersionedRoutes } from './presence.js';
+import type { Connected, Presence, Route, UserStatus, VersionedRoutes } from './presence.js';
 
 interface Entry {
   route: Route;
@@ -17,14 +17,19 @@ export class MemoryPresence implements Presence {
 
   constructor(private readonly clock: Clock) {}
 
-  async connect(route: Route, ttlMs: number): Promise<string | null> {
+  async connect(route: Route, ttlMs: number): Promise<Connected> {
+    const [before] = await this.status([route.userId]);
     const prev = this.live(route.deviceId);
     this.byDevice.set(route.deviceId, { route: { ...route }, expiresAt: this.clock.now() + ttlMs });
     let devices = this.byUser.get(route.userId);
     if (!devices) this.byUser.set(route.userId, (devices = new Set()));
     devices.add(route.deviceId);
     this.bump(route.userId);
-    return prev && prev.route.gatewayId !== route.gatewayId ? prev.route.gatewayId : null;
+    return {
+      previousGateway: prev && prev.route.gatewayId !== route.gatewayId ? prev.route.gatewayId : null,
+      wasOnline: before!.online,
+      lastSeen: before!.lastSeen,
+    };
   }
 
   async refresh(gatewayId: string, deviceIds: readonly string[], ttlMs: number): Promise<number> {

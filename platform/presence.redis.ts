@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Clock } from './clock.js';
 import { AppError } from './errors.js';
 import { randomUUID } from 'node:crypto';
-import type { Presence, Route, UserStatus, VersionedRoutes } from './presence.js';
+import type { Connected, Presence, Route, UserStatus, VersionedRoutes } from './presence.js';
 
 /**
  * Key layout (prefix default `parley:`):
@@ -25,13 +25,25 @@ export interface RedisPresenceOptions {
   prefix?: string;
 }
 
+// Also reads the user's status just before, as status() does (pruning expired devices and
+// recording when that was noticed), so announcing a user who came online needs no second call.
 const CONNECT = `
 local prev = redis.call('GET', KEYS[1])
+local online = 0
+for _, d in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if redis.call('EXISTS', ARGV[6] .. d) == 1 then
+    online = 1
+  else
+    redis.call('SREM', KEYS[2], d)
+    redis.call('SET', KEYS[4], ARGV[5])
+  end
+end
+local seen = redis.call('GET', KEYS[4])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[3], ARGV[4])
-if prev and prev ~= ARGV[1] then return prev end
-return false`;
+if not prev or prev == ARGV[1] then prev = false end
+return {prev, online, seen}`;
 
 const REFRESH = `
 local n = 0
@@ -64,21 +76,24 @@ export class RedisPresence implements Presence {
     this.p = options.prefix ?? 'parley:';
   }
 
-  async connect(route: Route, ttlMs: number): Promise<string | null> {
-    const prev = await this.run(() =>
+  async connect(route: Route, ttlMs: number): Promise<Connected> {
+    const [prev, online, seen] = (await this.run(() =>
       this.redis.eval(
         CONNECT,
-        3,
+        4,
         this.routeKey(route.deviceId),
         this.devicesKey(route.userId),
         this.versionKey(route.userId),
+        this.seenKey(route.userId),
         route.gatewayId,
         ttlMs,
         route.deviceId,
         randomUUID(),
+        this.clock.now(),
+        this.routeKey(''),
       ),
-    );
-    return typeof prev === 'string' ? prev : null;
+    )) as [string | null, number, string | null];
+    return { previousGateway: typeof prev === 'string' ? prev : null, wasOnline: online === 1, lastSeen: seen ? Number(seen) : null };
   }
 
   async refresh(gatewayId: string, deviceIds: readonly string[], ttlMs: number): Promise<number> {

@@ -14,6 +14,13 @@ export interface UserStatus {
   lastSeen: number | null;
 }
 
+/** What `connect` found: the gateway that held the device before (if another), and the user's status just before. */
+export interface Connected {
+  previousGateway: string | null;
+  wasOnline: boolean;
+  lastSeen: number | null;
+}
+
 /** Live routes with each user's route version (in the order asked), read before the routes. */
 export interface VersionedRoutes {
   routes: Route[];
@@ -27,7 +34,9 @@ export interface VersionedRoutes {
  * Contract (presence.contract.ts runs it against every adapter):
  * - `connect` records `deviceId → gatewayId` for `ttlMs`; connecting again (any gateway)
  *   replaces the route and refreshes the TTL. It resolves to the gateway that held the device
- *   before, if any and different, so that gateway can close its stale socket.
+ *   before, if any and different, so that gateway can close its stale socket, and to the
+ *   user's status just before (as `status` would have said), so a gateway can announce a user
+ *   who came online without a second call.
  * - `refresh` extends the TTL of routes held by `gatewayId` and returns how many it found;
  *   a route that has moved to another gateway is left alone.
  * - A route not refreshed within its TTL disappears: a dead gateway stops owning its devices.
@@ -43,7 +52,7 @@ export interface VersionedRoutes {
  *   connected or moved since.
  */
 export interface Presence {
-  connect(route: Route, ttlMs: number): Promise<string | null>;
+  connect(route: Route, ttlMs: number): Promise<Connected>;
   refresh(gatewayId: string, deviceIds: readonly string[], ttlMs: number): Promise<number>;
   disconnect(route: Route): Promise<void>;
   routes(userIds: readonly string[]): Promise<Route[]>;

@@ -174,13 +174,12 @@ export class Delivery {
     mine.add(device);
     if (older) older.device.replaced();
     this.routeCache.delete(device.userId);
-    const [before] = await this.presence.status([device.userId]);
-    const previousGateway = await this.presence.connect(
+    const { previousGateway, wasOnline, lastSeen } = await this.presence.connect(
       { userId: device.userId, deviceId: device.deviceId, gatewayId: this.gatewayId },
       this.options.presenceTtlMs,
     );
     if (previousGateway) await this.publish(previousGateway, { t: 'kick', device: device.deviceId, connection });
-    if (!before?.online) await this.announce({ userId: device.userId, online: true, lastSeen: before?.lastSeen ?? null });
+    if (!wasOnline) await this.announce({ userId: device.userId, online: true, lastSeen });
     return connection;
   }
 
