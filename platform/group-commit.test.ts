@@ -1,6 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { GroupCommit } from './group-commit.js';
 
+/** A group commit whose first batch is held until `release()`; `batches` records every batch. */
+function heldFirstBatch(options: { lingerMs?: number; maxBatch?: number }) {
+  const batches: number[][] = [];
+  let unblock: (() => void) | undefined;
+  const gc = new GroupCommit<number, number>(async (items) => {
+    batches.push(items);
+    if (batches.length === 1) await new Promise<void>((r) => (unblock = r));
+    return items;
+  }, options);
+  return { batches, gc, release: () => unblock!() };
+}
+
 describe('GroupCommit', () => {
   it('batches what arrives while a flush runs, and keeps order', async () => {
     const batches: number[][] = [];
@@ -48,16 +60,7 @@ describe('GroupCommit', () => {
     [0, [[1], [2, 3]]],
   ] as const) {
     it(`lingerMs ${String(lingerMs)}: a send that arrives in the same event-loop turn as a commit's result ${lingerMs === undefined ? 'waits for the next batch' : 'joins the batch after it'}`, async () => {
-      const batches: number[][] = [];
-      let release!: () => void;
-      const gc = new GroupCommit<number, number>(
-        async (items) => {
-          batches.push(items);
-          if (batches.length === 1) await new Promise<void>((r) => (release = r));
-          return items;
-        },
-        { lingerMs },
-      );
+      const { batches, gc, release } = heldFirstBatch({ lingerMs });
       const done = [gc.submit(1)];
       await new Promise((r) => setTimeout(r, 5));
       done.push(gc.submit(2));
@@ -71,16 +74,7 @@ describe('GroupCommit', () => {
   }
 
   it('lingerMs n: a busy batch waits up to n ms for more while few wait, and a lone send after an idle spell does not', async () => {
-    const batches: number[][] = [];
-    let release!: () => void;
-    const gc = new GroupCommit<number, number>(
-      async (items) => {
-        batches.push(items);
-        if (batches.length === 1) await new Promise<void>((r) => (release = r));
-        return items;
-      },
-      { lingerMs: 30, maxBatch: 64 },
-    );
+    const { batches, gc, release } = heldFirstBatch({ lingerMs: 30, maxBatch: 64 });
     const first = gc.submit(1);
     await new Promise((r) => setTimeout(r, 5));
     expect(batches).toEqual([[1]]); // not delayed: nothing was in flight
