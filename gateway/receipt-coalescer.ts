@@ -55,6 +55,12 @@ export class ReceiptCoalescer {
    */
   add(reader: Sender, conversationId: string, delivered: number, moved: boolean, read: number): void {
     if (delivered === 0 && read === 0) return;
+    this.fold({ reader, conversationId, delivered, deliveredMoved: moved, read });
+    this.schedule(this.intervalMs);
+  }
+
+  /** Merges into what is pending for the same device and conversation: cursors only move forward. */
+  private fold({ reader, conversationId, delivered, deliveredMoved: moved, read }: Folded): void {
     const key = `${reader.deviceId}\u0000${conversationId}`;
     const f = this.pending.get(key);
     if (f) {
@@ -64,7 +70,6 @@ export class ReceiptCoalescer {
     } else {
       this.pending.set(key, { reader, conversationId, delivered, deliveredMoved: moved, read });
     }
-    this.schedule(this.intervalMs);
   }
 
   private schedule(ms: number): void {
@@ -92,9 +97,8 @@ export class ReceiptCoalescer {
     } catch (err) {
       metrics.backendFailures.inc({ backend: 'sql', operation: 'cursors' });
       log.error({ err, cursors: batch.length }, 'cursor write failed; retrying with the next flush');
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      for (const f of batch) this.add(f.reader, f.conversationId, f.delivered, f.deliveredMoved, f.read);
+      for (const f of batch) this.fold(f);
+      // The store is probably down: the next attempt (with whatever came meanwhile) waits longer.
       clearTimeout(this.timer);
       this.timer = undefined;
       this.schedule(RETRY_MS);
