@@ -561,6 +561,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
         return;
       case 'pong':
         return;
+      case 'expired':
+        return;
       default:
         assertNever(f);
     }

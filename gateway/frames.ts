@@ -14,6 +14,8 @@ export const MAX_DEVICES_PER_SEND = 64;
 export const MAX_DEVICES_PER_GROUP_SEND = 8192;
 export const MAX_KEY_CHARS = 1024;
 
+/** A disappearing message's expiry (epoch ms); the message path checks it against the clock and the retention period. */
+const expiresAt = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 const clientId = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only');
 const base64 = (max: number) => z.string().min(1).max(max).regex(/^[A-Za-z0-9+/]+={0,2}$/, 'base64');
 
@@ -26,6 +28,7 @@ export const clientFrameSchema = z.discriminatedUnion('type', [
       .array(z.object({ device: uuid, body: base64(MAX_BODY_CHARS) }))
       .min(1)
       .max(MAX_DEVICES_PER_SEND),
+    expiresAt: expiresAt.optional(),
   }),
   z.object({
     type: z.literal('group.send'),
@@ -34,6 +37,7 @@ export const clientFrameSchema = z.discriminatedUnion('type', [
     body: base64(MAX_BODY_CHARS),
     payloads: z.array(z.object({ device: uuid, body: base64(MAX_KEY_CHARS) })).max(MAX_DEVICES_PER_GROUP_SEND).optional(),
     devicesHash: z.string().regex(/^[0-9a-f]{32}$/, '32 hex digits').optional(),
+    expiresAt: expiresAt.optional(),
   }),
   z.object({ type: z.literal('ack'), conversationId: uuid, seq }),
   z.object({ type: z.literal('read'), conversationId: uuid, seq }),

@@ -5,7 +5,7 @@ import { AppError } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
 import { type AppendResult, MessageStore } from './message-store.js';
-import { currentMembers, type DeviceRelay, type GroupMessaging, type GroupRecord } from './ports.js';
+import { currentMembers, type DeviceRelay, type GroupMessaging, type GroupRecord, type NoticeSink } from './ports.js';
 
 type SendFrame = Extract<ClientFrame, { type: 'send' }>;
 type GroupSendFrame = Extract<ClientFrame, { type: 'group.send' }>;
@@ -34,6 +34,8 @@ export interface MessagesOptions {
    * to the relay. For fault-injection tests only (test/support/fault-server.ts); unset in production.
    */
   afterCommit?: (info: { conversationId: string; seq: number }) => void;
+  /** Told of each new direct message, for pushes to devices that are not connected. */
+  notices?: NoticeSink;
 }
 
 /**
@@ -85,10 +87,11 @@ export class MessagesManager {
       clientId: frame.id,
       payloads,
     });
-    return { done: appended.then((result) => this.committed(sender, frame, payloads, result, started)) };
+    const recipients = theirs.map((d) => d.id);
+    return { done: appended.then((result) => this.committed(sender, frame, payloads, recipients, result, started)) };
   }
 
-  private committed(sender: Sender, frame: SendFrame, payloads: Record<string, string>, result: AppendResult, started: number): AppendResult {
+  private committed(sender: Sender, frame: SendFrame, payloads: Record<string, string>, recipients: readonly string[], result: AppendResult, started: number): AppendResult {
     const conversationId = result.conversationId;
     if (result.duplicate && conversationId !== MessageStore.directConversationId(sender.userId, frame.to)) {
       // The id was used before for another conversation: never deliver this copy there.
@@ -106,6 +109,9 @@ export class MessagesManager {
       sentAt: result.sentAt,
     };
     this.options.afterCommit?.({ conversationId, seq: result.seq });
+    if (!result.duplicate && this.options.notices) {
+      this.options.notices.stored({ conversationId, seq: result.seq, devices: recipients });
+    }
     this.delivery
       .deliverMessage([frame.to, sender.userId], base, payloads, sender.deviceId)
       .catch((err) => this.log.error({ err, conversationId }, 'live delivery failed; recipients will sync'));

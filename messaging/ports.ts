@@ -55,3 +55,20 @@ export interface GroupMessaging {
 export function currentMembers(m: GroupView): string[] {
   return m.members.filter((r) => r.leftSeq === null).map((r) => r.userId);
 }
+
+/**
+ * A newly stored message, as notifications need it: who it is for. Direct: `devices`, the
+ * recipient devices it carries a ciphertext for (not the sender's own). Group: `users`, the
+ * members who may see it (not the sender); the notifier expands them to their devices.
+ */
+export interface StoredNotice {
+  conversationId: string;
+  seq: number;
+  devices?: readonly string[];
+  users?: readonly string[];
+}
+
+/** Told of each newly stored message, so devices without a live connection get a push (notifications/). */
+export interface NoticeSink {
+  stored(notice: StoredNotice): void;
+}

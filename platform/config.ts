@@ -82,6 +82,45 @@ const schema = z
     FILE_RETENTION_DAYS: int(30, 1, 36_500),
     /** How often each process runs the retention sweep. */
     FILE_SWEEP_INTERVAL_MS: int(600_000, 1000),
+    /**
+     * Message retention (messaging/purge.ts): `acked` (default) erases each device's copy once
+     * that device acknowledged it, the message once every device it was for did, and anything
+     * older than MESSAGE_RETENTION_DAYS; `days` keeps messages until MESSAGE_RETENTION_DAYS
+     * (a device may sync again what it already had); `off` keeps everything (disappearing
+     * messages are still erased at their expiry).
+     */
+    MESSAGE_RETENTION: z.enum(['acked', 'days', 'off']).default('acked'),
+    MESSAGE_RETENTION_DAYS: int(30, 1, 36_500),
+    /** How often each process runs the message purge (acked, old and expired messages). */
+    MESSAGE_SWEEP_INTERVAL_MS: int(60_000, 100),
+    /** Rows one purge run erases at most (per kind of purge), so a run stays short. */
+    MESSAGE_SWEEP_BATCH: int(5_000, 1, 1_000_000),
+    /** Push adapter (notifications/): `webpush` (default; VAPID keys generated and stored when unset), `webhook`, or `none`. */
+    PUSH_DRIVER: z.enum(['webpush', 'webhook', 'none']).default('webpush'),
+    /** At most one push per device per this interval (later messages are coalesced into it). */
+    PUSH_COALESCE_MS: int(10_000, 0, 3_600_000),
+    /** A message waits this long for the device to acknowledge it live before it is pushed (0: push at once). */
+    PUSH_DELAY_MS: int(2_000, 0, 600_000),
+    /** How often each process looks for pushes that are due. */
+    PUSH_POLL_MS: int(500, 10, 60_000),
+    /** Webhook adapter: where pushes are POSTed (the app's own push relay) and the HMAC-SHA256 secret they are signed with. */
+    PUSH_WEBHOOK_URL: z.string().url().optional(),
+    PUSH_WEBHOOK_SECRET: z.string().min(32, 'at least 32 characters').optional(),
+    /** Web Push: VAPID keys (base64url, as `web-push generate-vapid-keys` prints) and the contact (mailto: or https: URL). */
+    VAPID_PUBLIC_KEY: z.string().regex(/^[A-Za-z0-9_-]{80,100}$/, 'a base64url P-256 public key').optional(),
+    VAPID_PRIVATE_KEY: z.string().regex(/^[A-Za-z0-9_-]{40,50}$/, 'a base64url P-256 private key').optional(),
+    VAPID_SUBJECT: z.string().regex(/^(mailto:|https:\/\/)\S+$/, 'a mailto: or https: URL').default('mailto:admin@localhost'),
+    /**
+     * Hosts a Web Push endpoint may point at (comma-separated; `*.example.com` matches
+     * subdomains). The default is the browsers' push services; an endpoint elsewhere is refused
+     * when registered, so a client cannot make the server POST to arbitrary hosts.
+     */
+    PUSH_ENDPOINT_HOSTS: z
+      .string()
+      .default('fcm.googleapis.com,updates.push.services.mozilla.com,*.push.services.mozilla.com,*.notify.windows.com,web.push.apple.com')
+      .transform((v) => v.split(',').map((h) => h.trim().toLowerCase()).filter((h) => h.length > 0)),
+    /** Allows http:// (not only https://) Web Push endpoints: for tests against a local push service only. */
+    PUSH_ALLOW_HTTP: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
     BLOB_DRIVER: z.enum(['disk', 's3']).default('disk'),
     /** Unset: AWS itself; set (e.g. http://127.0.0.1:9000) for an S3-compatible service, with path-style URLs. */
     S3_ENDPOINT: z.string().url().optional(),
@@ -107,6 +146,14 @@ const schema = z
       for (const key of ['S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY'] as const) {
         if (!c[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'required when BLOB_DRIVER=s3' });
       }
+    }
+    if (c.PUSH_DRIVER === 'webhook') {
+      for (const key of ['PUSH_WEBHOOK_URL', 'PUSH_WEBHOOK_SECRET'] as const) {
+        if (!c[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'required when PUSH_DRIVER=webhook' });
+      }
+    }
+    if ((c.VAPID_PUBLIC_KEY === undefined) !== (c.VAPID_PRIVATE_KEY === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['VAPID_PRIVATE_KEY'], message: 'set VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY together' });
     }
     if (c.PRESENCE_TTL_MS <= c.HEARTBEAT_INTERVAL_MS) {
       ctx.addIssue({ code: 'custom', path: ['PRESENCE_TTL_MS'], message: 'must be longer than HEARTBEAT_INTERVAL_MS' });

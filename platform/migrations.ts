@@ -60,6 +60,20 @@ import type { Sql } from './sql.js';
  *   device certificate (protocol/trust.ts). Clients encrypt only to devices vouched
  *   for by devices they already trust; the server stores and checks, but is not trusted.
  *   A device that logs in again with a new key loses its vouch.
+ *
+ * Version 8 (notifications, retention, disappearing messages):
+ * - push_targets: per device, where its pushes go: `kind` webhook (the app's own relay, with
+ *   the app's opaque device `token`) or webpush (an RFC 8030 `endpoint` with the
+ *   subscription's `p256dh` and `auth` keys); `last_sent_at` is when it was last pushed.
+ * - push_pending: at most one row per device: the push it is owed (coalesced). `seq` and
+ *   `conversation_id` name the newest message it is for, `count` how many it stands for,
+ *   `due_at` when it may be sent (coalescing interval, retry backoff), `claimed_until` the lease
+ *   of the process sending it, `attempts` the temporary failures so far, `version` bumped by
+ *   each new message so a sender deletes only what it sent.
+ * - conversation_mutes: per user and conversation, muted until `until` (null: until unmuted).
+ * - messages gains `expires_at`: when a disappearing message's ciphertext must be erased.
+ * - conversations gains `purged_seq`: every seq at or below it was erased for acknowledged
+ *   (the purge sweeper's watermark; messages/purge.ts).
  */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE users (
@@ -174,6 +188,37 @@ export const MIGRATIONS: readonly string[] = [
    CREATE UNIQUE INDEX users_username_skeleton_idx ON users (username_skeleton)`,
   `ALTER TABLE devices ADD COLUMN vouched_by uuid;
    ALTER TABLE devices ADD COLUMN vouch_signature text`,
+  `CREATE TABLE push_targets (
+     device_id uuid PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+     kind text NOT NULL,
+     token text,
+     endpoint text,
+     p256dh text,
+     auth text,
+     created_at bigint NOT NULL,
+     last_sent_at bigint NOT NULL DEFAULT 0
+   );
+   CREATE TABLE push_pending (
+     device_id uuid PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+     conversation_id uuid NOT NULL,
+     seq bigint NOT NULL,
+     count int NOT NULL DEFAULT 1,
+     due_at bigint NOT NULL,
+     claimed_until bigint NOT NULL DEFAULT 0,
+     attempts int NOT NULL DEFAULT 0,
+     version int NOT NULL DEFAULT 1
+   );
+   CREATE INDEX push_pending_due_idx ON push_pending (due_at);
+   CREATE TABLE conversation_mutes (
+     user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+     conversation_id uuid NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+     until bigint,
+     PRIMARY KEY (user_id, conversation_id)
+   );
+   ALTER TABLE messages ADD COLUMN expires_at bigint;
+   CREATE INDEX messages_expires_idx ON messages (expires_at) WHERE expires_at IS NOT NULL;
+   CREATE INDEX messages_sent_at_idx ON messages (sent_at);
+   ALTER TABLE conversations ADD COLUMN purged_seq bigint NOT NULL DEFAULT 0`,
 ];
 
 /**

@@ -61,9 +61,13 @@ export interface GroupInfo {
   members: { userId: string; role: GroupRole; joinedSeq: number }[];
 }
 
+/**
+ * `expiresAt` (epoch ms) on a send: a disappearing message. The server erases its ciphertext at
+ * that time whether or not every device fetched it (docs/protocol.md, "Disappearing messages").
+ */
 export type ClientFrame =
-  | { type: 'send'; id: string; to: string; payloads: DevicePayload[] }
-  | { type: 'group.send'; id: string; group: string; body: string; payloads?: DevicePayload[]; devicesHash?: string }
+  | { type: 'send'; id: string; to: string; payloads: DevicePayload[]; expiresAt?: number }
+  | { type: 'group.send'; id: string; group: string; body: string; payloads?: DevicePayload[]; devicesHash?: string; expiresAt?: number }
   | { type: 'ack'; conversationId: string; seq: number }
   | { type: 'read'; conversationId: string; seq: number }
   | { type: 'typing'; conversationId: string; active: boolean }
@@ -77,6 +81,12 @@ export type ServerFrame =
   | { type: 'sent'; id: string; conversationId: string; seq: number; sentAt: number }
   | MsgFrame
   | { type: 'caught_up' }
+  /**
+   * Seqs `from`..`to` of the conversation are no longer stored (retention, disappearing
+   * messages, delete for everyone) and this device had not been given them: it skips them and
+   * carries on. Sent in seq order, where those messages would have been.
+   */
+  | { type: 'expired'; conversationId: string; from: number; to: number }
   | { type: 'receipt'; kind: ReceiptKind; conversationId: string; seq: number; by: string }
   | { type: 'group_receipt'; conversationId: string; delivered: number; read: number }
   | { type: 'typing'; conversationId: string; from: string; active: boolean }
@@ -103,6 +113,8 @@ export interface MsgFrame {
   groupId?: string;
   key?: string;
   system?: SystemEvent;
+  /** A disappearing message: when the server erases it (the sender's `expiresAt`). */
+  expiresAt?: number;
 }
 
 export interface ErrorFrame {

@@ -6,6 +6,7 @@ import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
 import { sees } from '../groups/group-store.js';
 import type { GroupRecord, GroupsManager } from '../groups/groups.js';
+import type { NoticeSink } from '../messaging/ports.js';
 
 export interface GroupFanoutOptions {
   /** The consumer group every fan-out worker joins. Default `parley-fanout`. */
@@ -21,6 +22,8 @@ export interface GroupFanoutOptions {
    * (one publish per gateway holding any). Default 100.
    */
   broadcastMinMembers?: number;
+  /** Told of each group message (system messages too, for the users they concern), for pushes to members' devices that are not connected. */
+  notices?: NoticeSink;
 }
 
 /**
@@ -70,6 +73,18 @@ export class GroupFanout {
     await this.options.afterDeliver?.(records.length);
   }
 
+  /**
+   * Pushes for members not connected: a message to everyone who may see it but its sender; a
+   * system message only to the users it names (added, removed, ...). A record handed again
+   * after a worker died is coalesced into the push already owed.
+   */
+  private notify(frame: GroupRecord['frame'], users: readonly string[]): void {
+    const sink = this.options.notices;
+    if (!sink) return;
+    const to = frame.system ? users.filter((u) => frame.system!.users?.includes(u) && u !== frame.from) : users.filter((u) => u !== frame.from);
+    if (to.length > 0) sink.stored({ conversationId: frame.conversationId, seq: frame.seq, users: to });
+  }
+
   private async deliver(rec: GroupRecord): Promise<void> {
     const { frame } = rec;
     let membership;
@@ -82,6 +97,7 @@ export class GroupFanout {
       throw err;
     }
     const users = membership.members.filter((m) => sees(m, frame.seq)).map((m) => m.userId);
+    this.notify(frame, users);
     try {
       if (users.length >= (this.options.broadcastMinMembers ?? 100)) {
         await this.delivery.broadcastGroup(frame, rec.keys, rec.membersVersion);
