@@ -19,6 +19,8 @@ export interface Metrics {
   fileBytes: Counter<'direction'>;
   filesExpired: Counter;
   blobsPurged: Counter;
+  messagesPurged: Counter<'reason'>;
+  messageBytesPurged: Counter<'reason'>;
   routeCacheStale: Counter;
   deliveryPublishes: Counter;
 }
@@ -113,5 +115,17 @@ export function createMetrics(): Metrics {
     }),
     filesExpired: new Counter({ name: 'parley_files_expired_total', help: 'Files deleted by the retention sweep', registers }),
     blobsPurged: new Counter({ name: 'parley_blobs_purged_total', help: 'Unreferenced blobs deleted from the blob store', registers }),
+    messagesPurged: new Counter({
+      name: 'parley_messages_purged_total',
+      help: 'Message rows erased by the purge (messaging/purge.ts), by reason: acked, age or expired',
+      labelNames: ['reason'],
+      registers,
+    }),
+    messageBytesPurged: new Counter({
+      name: 'parley_message_bytes_purged_total',
+      help: 'Ciphertext bytes erased by the purge, by reason (acked also counts one device’s copy erased from a row that stays)',
+      labelNames: ['reason'],
+      registers,
+    }),
   };
 }

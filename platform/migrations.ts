@@ -72,8 +72,10 @@ import type { Sql } from './sql.js';
  *   each new message so a sender deletes only what it sent.
  * - conversation_mutes: per user and conversation, muted until `until` (null: until unmuted).
  * - messages gains `expires_at`: when a disappearing message's ciphertext must be erased.
- * - conversations gains `purged_seq`: every seq at or below it was erased for acknowledged
- *   (the purge sweeper's watermark; messages/purge.ts).
+ * - device_cursors gains `swept_seq`: the delivered cursor the message purge last handled for
+ *   this device (messaging/purge.ts): a cursor with delivered_seq > swept_seq has acknowledged
+ *   messages the purge has not erased yet. Only the purge writes it; it is not indexed, so
+ *   cursor writes stay as cheap as before.
  */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE users (
@@ -218,7 +220,7 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE messages ADD COLUMN expires_at bigint;
    CREATE INDEX messages_expires_idx ON messages (expires_at) WHERE expires_at IS NOT NULL;
    CREATE INDEX messages_sent_at_idx ON messages (sent_at);
-   ALTER TABLE conversations ADD COLUMN purged_seq bigint NOT NULL DEFAULT 0`,
+   ALTER TABLE device_cursors ADD COLUMN swept_seq bigint NOT NULL DEFAULT 0`,
 ];
 
 /**
