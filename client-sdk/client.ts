@@ -1,5 +1,5 @@
 // The Parley client: a façade over accounts, the socket (socket.ts), the outbox (outbox.ts), the inbox (inbox.ts) and end-to-end encryption per device.
-import { type Content, encodeContent } from './content.js';
+import { type Decoded, encodeContent, isControl, MAX_TIMER_SECONDS, validTimer } from './content.js';
 import { sodiumReady, toB64 } from '../protocol/bytes.js';
 import { restDirectory } from './e2e.directory.js';
 import { signLoginProof } from '../protocol/login-proof.js';
@@ -7,7 +7,12 @@ import { SESSION_RESET_PAYLOAD, SessionManager } from './e2e.session-manager.js'
 import type { DeviceRecord } from './e2e.store.js';
 import { memoryKeyStore } from './e2e.store.memory.js';
 import type { ListedDevice } from '../protocol/trust.js';
-import type { ClientEvents, ClientOptions, SendFileOptions, SendFileResult, SendResult } from './client.types.js';
+import type { ClientEvents, ClientOptions, Message, SendFileOptions, SendFileResult, SendResult } from './client.types.js';
+import { DisappearingSettings } from './disappearing.js';
+import { ExpiryTimers } from './expiry.js';
+import type { PushPayload, PushTarget } from '../protocol/push.js';
+import { PushedLog, pushedMessage } from './push.js';
+import { ReceivedMessages } from './received.js';
 import { type Clock, systemClock } from './clock.js';
 import { Emitter } from './emitter.js';
 import { Envelopes } from './envelopes.js';
@@ -69,6 +74,12 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private readonly files: FileSharing;
   /** Ids known to be groups (from group messages and events), so sendFile knows how to share. */
   private readonly knownGroups = new Set<string>();
+  private readonly pushed: PushedLog;
+  private readonly settings: DisappearingSettings;
+  private readonly timers: ExpiryTimers;
+  private readonly received: ReceivedMessages;
+  /** Sends take their timer from the store in call order, so they reach the outbox in that order. */
+  private sendQueue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: ClientOptions) {
     super();
@@ -100,14 +111,20 @@ export class ParleyClient extends Emitter<ClientEvents> {
         this.userDevices.delete(entry.to);
         this.userDevices.delete(this.userId);
       },
-      acknowledged: (e) => this.envelopes.acknowledged(e),
+      acknowledged: (e, r) => this.acknowledged(e, r),
       ...(options.maxInFlight !== undefined ? { maxInFlight: options.maxInFlight } : {}),
       clock: this.clock,
     });
     this.inbox = new Inbox({
       handle: (f) => this.onMessage(f),
       send: (frame) => this.sendFrame(frame),
-      failed: (err) => this.emit('error', err instanceof ParleyError ? err : new ParleyError('internal', String(err))),
+      failed: (err) => this.failed(err),
+      handledElsewhere: (c, seq) => this.pushed.has(c, seq),
+      acked: (c, seq) => void this.pushed.acked(c, seq).catch((err: unknown) => this.failed(err)),
+      expired: async (range) => {
+        await this.pushed.forget(range.conversationId, range.to);
+        this.emit('expired', range);
+      },
       clock: this.clock,
     });
     this.sessions = new SessionManager({
@@ -159,6 +176,18 @@ export class ParleyClient extends Emitter<ClientEvents> {
       me: () => ({ userId: this.userId, deviceId: this.device!.deviceId! }),
       sendControl: (userId, deviceId, payload) => this.sendControl(userId, deviceId, payload),
       clock: this.clock,
+    });
+    const kv = this.sessions.store.kv;
+    this.pushed = new PushedLog(kv);
+    this.settings = new DisappearingSettings(kv);
+    this.timers = new ExpiryTimers({ kv, clock: this.clock, expired: (m) => this.emit('expire', m), failed: (err) => this.failed(err) });
+    this.received = new ReceivedMessages({
+      open: (f) => this.envelopes.open(f),
+      settings: this.settings,
+      timers: this.timers,
+      file: (ref) => this.files.received(ref),
+      me: () => this.userId,
+      changed: (e) => this.emit('disappearing', e),
     });
   }
 
@@ -286,12 +315,14 @@ export class ParleyClient extends Emitter<ClientEvents> {
   connect(): Promise<void> {
     if (this.isReady) return Promise.resolve();
     const p = new Promise<void>((resolve, reject) => this.connectWaiters.push({ resolve, reject }));
+    this.timers.start().catch((err: unknown) => this.failed(err));
     this.socket.open();
     return p;
   }
 
   /** Closes the connection for good. Unacknowledged sends stay in the outbox for a later connect(). */
   async close(): Promise<void> {
+    this.timers.stop();
     this.inbox.flushAcks();
     this.isReady = false;
     this.outbox.disconnected();
@@ -322,10 +353,26 @@ export class ParleyClient extends Emitter<ClientEvents> {
     return this.files.send(to, data, options);
   }
 
-  /** Encrypts content for the recipient's (or group's) devices and sends it through the outbox. The one path every send takes. */
-  private sendContent(to: string, group: boolean, content: Content): Promise<SendResult> {
+  /**
+   * Encrypts content for the recipient's (or group's) devices and sends it through the outbox.
+   * The one path every send takes. Content in a conversation with a disappearing timer carries
+   * it (inside the encryption, for the recipients' devices, and as `expiresAt` for the server).
+   */
+  private sendContent(to: string, group: boolean, content: Decoded): Promise<SendResult> {
     if (group) this.knownGroups.add(to);
-    return this.outbox.enqueue(to, group, encodeContent(content));
+    const queued = this.sendQueue.then(async () => {
+      const timer = isControl(content) ? null : await this.settings.forSend(to, group);
+      const body = timer ? { ...content, timer } : content;
+      return { sent: this.outbox.enqueue(to, group, encodeContent(body), timer ? { timer } : {}) };
+    });
+    this.sendQueue = queued.catch(() => undefined);
+    return queued.then((q) => q.sent);
+  }
+
+  /** The server stored a send: a group send's key holders are known; our own disappearing message starts its countdown. */
+  private acknowledged(entry: OutboxEntry, r: SendResult): void {
+    this.envelopes.acknowledged(entry);
+    if (entry.timer) this.timers.track(r, entry.timer, true).catch((err: unknown) => this.failed(err));
   }
 
   /** Whether `id` is a group of ours (else it is taken for a user id). */
@@ -407,9 +454,13 @@ export class ParleyClient extends Emitter<ClientEvents> {
     return this.groups.receipts(groupId);
   }
 
-  /** Marks everything up to `seq` in the conversation read; the sender's devices get a 'read' receipt. */
+  /**
+   * Marks everything up to `seq` in the conversation read; the sender's devices get a 'read'
+   * receipt. Disappearing messages up to `seq` start their countdown.
+   */
   async markRead(conversationId: string, seq: number): Promise<void> {
     this.inbox.markRead(conversationId, seq);
+    await this.timers.read(conversationId, seq);
   }
 
   /** Tells the other members you are (or stopped) typing. Ephemeral: dropped when offline. */
@@ -423,15 +474,113 @@ export class ParleyClient extends Emitter<ClientEvents> {
     this.sendFrame({ type: 'presence.subscribe', users: userIds });
   }
 
-  /** A control message (inner kind CONTROL) to one device of `userId`, over the pairwise session. */
-  private sendControl(userId: string, deviceId: string, payload: Uint8Array): void {
-    void this.outbox.enqueue(userId, false, payload, deviceId).catch((e: ParleyError) => this.emit('error', e));
+  /**
+   * Where this device's pushes go (after login; the device only, with its own token): a Web
+   * Push subscription (`subscription.toJSON()` of PushManager.subscribe with
+   * `applicationServerKey: await client.vapidPublicKey()`), or a token for the app's push relay.
+   * A push carries no plaintext: at most this device's own ciphertext, for handlePush.
+   */
+  async registerPush(target: PushTarget): Promise<void> {
+    const token = await this.freshToken();
+    await this.call('PUT', `/v1/devices/${this.deviceId}/push`, { body: target, token });
   }
 
-  /** The frame for an outbox entry, once this device may encrypt. */
+  /** Stops pushes to this device. */
+  async unregisterPush(): Promise<void> {
+    const token = await this.freshToken();
+    await this.call('DELETE', `/v1/devices/${this.deviceId}/push`, { token });
+  }
+
+  /** The server's VAPID public key (base64url), the `applicationServerKey` for PushManager.subscribe. */
+  async vapidPublicKey(): Promise<string> {
+    return (await this.call<{ publicKey: string }>('GET', '/v1/push/vapid', { token: await this.freshToken() })).publicKey;
+  }
+
+  /**
+   * No pushes for this conversation until `until` (epoch ms; default: until unmute). Messages
+   * still arrive. The server learns which conversations you mute and until when.
+   */
+  async mute(conversationId: string, until?: number): Promise<void> {
+    await this.call('PUT', `/v1/conversations/${encodeURIComponent(conversationId)}/mute`, { body: { until: until ?? null }, token: await this.freshToken() });
+  }
+
+  async unmute(conversationId: string): Promise<void> {
+    await this.call('DELETE', `/v1/conversations/${encodeURIComponent(conversationId)}/mute`, { token: await this.freshToken() });
+  }
+
+  /**
+   * For a service worker or a background handler: the message a push carries (the payload's
+   * JSON text, or the parsed object), decrypted with this device's stores, without a
+   * connection or a login; null for a wake-up push, a group change, one already reported, or
+   * one it cannot decrypt (the sync brings it then). The message is reported here only:
+   * when the sync brings it again, to this client or any other over the same key store, it
+   * is acknowledged without a 'message' event (its keys were used once). A timer change it
+   * carried is applied (and reported as 'disappearing' here).
+   * @example self.addEventListener('push', (e) => e.waitUntil(client.handlePush(e.data.text()).then(show)))
+   */
+  async handlePush(payload: string | PushPayload): Promise<Message | null> {
+    const f = pushedMessage(payload);
+    if (!f || !(await this.storedDevice())) return null;
+    return this.inbox.outOfBand(f, async () => {
+      if (await this.pushed.has(f.conversationId, f.seq)) return null;
+      let m: Message | null;
+      try {
+        m = await this.received.open(f);
+      } catch {
+        return null; // nothing was used up: the sync tries again, and reports what fails
+      }
+      await this.pushed.add(f.conversationId, f.seq);
+      return m;
+    });
+  }
+
+  /**
+   * Sets a conversation's disappearing timer (seconds, 1 s to 4 weeks) or turns it off (null),
+   * for every member: an end-to-end-encrypted control message to the conversation, which every
+   * member's device applies (a 'disappearing' event everywhere, yours included once the
+   * server stored it). From then on each message sent there is erased by the server at send
+   * time + timer, and by each device that long after it was read there. `conversation`: a
+   * group id, a user id (your direct conversation with them), or a direct conversation's id
+   * this client has seen.
+   */
+  async setDisappearing(conversation: string, seconds: number | null): Promise<void> {
+    if (seconds !== null && !validTimer(seconds)) throw new ParleyError('invalid', `a disappearing timer is whole seconds from 1 to ${MAX_TIMER_SECONDS}`);
+    const group = await this.isGroup(conversation);
+    const peer = group ? null : ((await this.received.peerOf(conversation)) ?? conversation);
+    const r = await this.sendContent(peer ?? conversation, group, { type: 'disappearing', seconds, ...(peer ? { to: peer } : {}) });
+    await this.received.apply({ conversationId: r.conversationId, seconds, by: this.userId, seq: r.seq, peer });
+  }
+
+  /** A conversation's disappearing timer in seconds (null: off), as this device last applied it. */
+  async disappearingTimer(conversationId: string): Promise<number | null> {
+    return (await this.settings.get(conversationId))?.seconds ?? null;
+  }
+
+  /** A control message (inner kind CONTROL) to one device of `userId`, over the pairwise session. */
+  private sendControl(userId: string, deviceId: string, payload: Uint8Array): void {
+    void this.outbox.enqueue(userId, false, payload, { controlFor: deviceId }).catch((e: ParleyError) => this.emit('error', e));
+  }
+
+  /** The frame for an outbox entry, once this device may encrypt; a disappearing message's `expiresAt` counts from now. */
   private async encryptFor(entry: OutboxEntry): Promise<SendFrame> {
     await this.mayEncrypt();
-    return this.envelopes.seal(entry);
+    const frame = await this.envelopes.seal(entry);
+    return entry.timer ? { ...frame, expiresAt: this.clock.now() + entry.timer * 1000 } : frame;
+  }
+
+  /** This device as the key store knows it, for work without a login (handlePush); false before its first login. */
+  private async storedDevice(): Promise<boolean> {
+    if (this.device?.deviceId && this._userId) return true;
+    const d = await this.sessions.store.device();
+    if (!d?.deviceId || !d.userId) return false;
+    await this.sessions.useDevice(d);
+    this.device = d;
+    this._userId = d.userId;
+    return true;
+  }
+
+  private failed(err: unknown): void {
+    this.emit('error', err instanceof ParleyError ? err : new ParleyError('internal', String(err)));
   }
 
   /** Sending needs this device's trust set up, and its approval by its user. */
@@ -543,6 +692,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
       case 'receipt': {
         const r = this.inbox.receipt(f);
         if (r) this.emit('receipt', r);
+        // Read on another of our devices: disappearing messages count down here too.
+        if (r?.kind === 'read' && r.by === this._userId) this.timers.read(r.conversationId, r.seq).catch((err: unknown) => this.failed(err));
         return;
       }
       case 'typing':
@@ -562,6 +713,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
       case 'pong':
         return;
       case 'expired':
+        this.inbox.onExpired(f);
         return;
       default:
         assertNever(f);
@@ -573,19 +725,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
     await this.readyTrust().catch(() => {}); // (failures surface as the decryption's own)
     if (f.system) return this.onGroupEvent({ ...f.system, groupId: f.conversationId, seq: f.seq, by: f.from, sentAt: f.sentAt }, f.key);
     try {
-      const content = await this.envelopes.open(f);
-      if (!content) return;
-      this.emit('message', {
-        id: f.id,
-        from: f.from,
-        fromDevice: f.fromDevice!,
-        conversationId: f.conversationId,
-        ...(f.groupId ? { groupId: f.groupId } : {}),
-        seq: f.seq,
-        text: content.text,
-        sentAt: f.sentAt,
-        ...(content.file ? { file: this.files.received(content.file) } : {}),
-      });
+      const m = await this.received.open(f);
+      if (m) this.emit('message', m);
     } catch (err) {
       // `details.reason` is the e2e code (no_session, auth_failed, unknown_sender_key, …); a session_reset or sender key request follows.
       const reason = err instanceof ParleyError ? err.code : 'malformed';

@@ -23,6 +23,20 @@ export interface Message {
   sentAt: number;
   /** Present when the message carries a file. */
   file?: ReceivedFile;
+  /**
+   * A disappearing message: seconds after it was read (markRead, or a read on another of your
+   * devices) the SDK erases its copy and emits 'expire'; the app deletes its own then.
+   */
+  timer?: number;
+  /** A disappearing message: when the server erases it (epoch ms), whether or not every device fetched it. */
+  expiresAt?: number;
+}
+
+/** A conversation's disappearing-message timer changed (`seconds` null: off), set by member `by`. */
+export interface DisappearingChange {
+  conversationId: string;
+  seconds: number | null;
+  by: string;
 }
 
 /** A file in a received message. Its key and hash stay inside the SDK. */
@@ -102,6 +116,18 @@ export interface ClientEvents extends Record<string, unknown> {
   device_pending: DeviceEvent;
   /** A session with a device was started again: we could not decrypt its message ('me'), or it could not decrypt ours ('peer'). */
   session_reset: SessionReset;
+  /**
+   * A member set a conversation's disappearing timer (you too: after your setDisappearing was
+   * stored). From then on your sends there carry it. In the conversation's seq order, once per change.
+   */
+  disappearing: DisappearingChange;
+  /**
+   * A disappearing message's time is up (its timer, counted from when it was read; your own
+   * sends from when they were stored): the SDK erased its copy; delete yours.
+   */
+  expire: { conversationId: string; id: string; seq: number };
+  /** Seqs `from`..`to` of a conversation were erased on the server (retention, disappearing timers) before this device got them: they will never come. */
+  expired: { conversationId: string; from: number; to: number };
 }
 
 export interface ClientOptions {

@@ -8,8 +8,24 @@ import type { TrustRecord } from '../protocol/trust.js';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
-/** The sections of a key store; ids are opaque strings within each. */
-export type KeySection = 'device' | 'signedPrekeys' | 'oneTimePrekeys' | 'sessions' | 'senderKeys' | 'identities' | 'trust' | 'groupMeta';
+/**
+ * The sections of a key store; ids are opaque strings within each. Besides keys, three hold
+ * message state that must survive a restart and be shared by every client over the store (a
+ * page and its service worker): `pushed` (messages handlePush decrypted: push.ts),
+ * `disappearing` (conversations' timers) and `expiring` (timers of received messages): disappearing.ts.
+ */
+export type KeySection =
+  | 'device'
+  | 'signedPrekeys'
+  | 'oneTimePrekeys'
+  | 'sessions'
+  | 'senderKeys'
+  | 'identities'
+  | 'trust'
+  | 'groupMeta'
+  | 'pushed'
+  | 'disappearing'
+  | 'expiring';
 
 export interface KeyChange {
   section: KeySection;

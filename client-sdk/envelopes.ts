@@ -3,7 +3,7 @@ import { fromB64, toB64 } from '../protocol/bytes.js';
 import type { MsgFrame } from '../protocol/frames.js';
 import type { ListedDevice } from '../protocol/trust.js';
 import type { Clock } from './clock.js';
-import { type Content, decodeContent } from './content.js';
+import { type Decoded, decodeContent } from './content.js';
 import { senderKeyRequest, type SessionManager } from './e2e.session-manager.js';
 import { EMPTY_REASON, emptyBody, INNER } from './e2e.wire.js';
 import type { GroupDirectory, SenderKeyTracker } from './groups.js';
@@ -59,8 +59,11 @@ export class Envelopes {
     if (entry.group && entry.keyedDevices && entry.keyId !== undefined) this.o.senderKeys.delivered(entry.to, entry.keyId, entry.keyedDevices);
   }
 
-  /** A message's content for the app, or null when it carried something the SDK handles itself (session_reset, sender keys, a replay). */
-  async open(f: MsgFrame): Promise<Content | null> {
+  /**
+   * A message's content (or a conversation control), or null when it carried something the SDK
+   * handles itself (session_reset, sender keys, a replay) or a content type it does not know.
+   */
+  async open(f: MsgFrame): Promise<Decoded | null> {
     const from = f.fromDevice!;
     if (f.groupId) {
       // Our copy of the sender's key distribution travels with the message, over our pairwise

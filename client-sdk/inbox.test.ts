@@ -1,4 +1,4 @@
-// Unit tests of the inbox: seq dedupe per conversation, handling in arrival order, ack and read batching, receipt dedupe.
+// Unit tests of the inbox: seq dedupe per conversation, handling in arrival order, expired ranges, messages a push handled, ack and read batching, receipt dedupe.
 import { describe, expect, it } from 'vitest';
 import type { ClientFrame, MsgFrame } from '../protocol/frames.js';
 import { ManualClock, settle } from './clock.test-support.js';
@@ -6,11 +6,13 @@ import { Inbox } from './inbox.js';
 
 const msg = (conversationId: string, seq: number): MsgFrame => ({ type: 'msg', id: `${conversationId}#${seq}`, conversationId, seq, from: 'u', fromDevice: 'd', sentAt: 0, body: '' });
 
-function setup(handle?: (f: MsgFrame) => Promise<void>) {
+function setup(handle?: (f: MsgFrame) => Promise<void>, elsewhere: string[] = []) {
   const clock = new ManualClock();
   const handled: string[] = [];
   const wire: ClientFrame[] = [];
   const failures: unknown[] = [];
+  const expired: string[] = [];
+  const acked: string[] = [];
   let connected = true;
   const inbox = new Inbox({
     handle: async (f) => {
@@ -23,9 +25,12 @@ function setup(handle?: (f: MsgFrame) => Promise<void>) {
       return true;
     },
     failed: (err) => failures.push(err),
+    handledElsewhere: async (c, seq) => elsewhere.includes(`${c}#${seq}`),
+    acked: (c, seq) => acked.push(`${c}#${seq}`),
+    expired: (r) => void expired.push(`${r.conversationId}#${r.from}-${r.to}`),
     clock,
   });
-  return { clock, inbox, handled, wire, failures, setConnected: (c: boolean) => void (connected = c) };
+  return { clock, inbox, handled, wire, failures, expired, acked, setConnected: (c: boolean) => void (connected = c) };
 }
 
 describe('Inbox', () => {
@@ -134,5 +139,55 @@ describe('Inbox', () => {
     expect(g(2, 1)).toBeNull();
     expect(g(1, 1)).toBeNull();
     expect(g(2, 2)).not.toBeNull();
+  });
+
+  it('skips an expired range in its place, reports it once, and acknowledges its end', async () => {
+    const t = setup();
+    t.inbox.onMessage(msg('a', 1));
+    t.inbox.onExpired({ type: 'expired', conversationId: 'a', from: 2, to: 4 });
+    t.inbox.onMessage(msg('a', 3)); // inside the range: never handled
+    t.inbox.onMessage(msg('a', 5));
+    t.inbox.onExpired({ type: 'expired', conversationId: 'a', from: 2, to: 4 }); // a resend
+    await t.inbox.idle();
+    expect(t.handled).toEqual(['a#1', 'a#5']);
+    expect(t.expired).toEqual(['a#2-4']);
+    await t.clock.advance(10);
+    expect(t.wire).toEqual([{ type: 'ack', conversationId: 'a', seq: 5 }]);
+    // A range that is all the device has: acknowledged on its own.
+    t.inbox.onExpired({ type: 'expired', conversationId: 'b', from: 1, to: 7 });
+    await t.inbox.idle();
+    await t.clock.advance(10);
+    expect(t.wire.at(-1)).toEqual({ type: 'ack', conversationId: 'b', seq: 7 });
+    expect(t.acked).toEqual(['a#5', 'b#7']);
+  });
+
+  it('skips a message handled elsewhere (a push) but acknowledges it, and handles the seqs around it', async () => {
+    const t = setup(undefined, ['a#2']);
+    for (const s of [1, 2, 3]) t.inbox.onMessage(msg('a', s));
+    await t.inbox.idle();
+    expect(t.handled).toEqual(['a#1', 'a#3']);
+    await t.clock.advance(10);
+    expect(t.wire).toEqual([{ type: 'ack', conversationId: 'a', seq: 3 }]);
+  });
+
+  it('runs out-of-band work in turn, and not for a seq this inbox handled already (nor does it count it as handled)', async () => {
+    const t = setup();
+    t.inbox.onMessage(msg('a', 2));
+    const ran: string[] = [];
+    const late = t.inbox.outOfBand(msg('a', 2), async () => ran.push('a#2'));
+    const fresh = t.inbox.outOfBand(msg('a', 3), async () => ran.push('a#3'));
+    expect(await late).toBeNull();
+    expect(await fresh).toBe(1);
+    expect(ran).toEqual(['a#3']);
+    // a#3 still comes through the socket (skipping it is the store's job: handledElsewhere).
+    t.inbox.onMessage(msg('a', 3));
+    await t.inbox.idle();
+    expect(t.handled).toEqual(['a#2', 'a#3']);
+    // A failure of the work goes to its caller, and the inbox goes on.
+    await expect(t.inbox.outOfBand(msg('a', 9), () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    t.inbox.onMessage(msg('a', 4));
+    await t.inbox.idle();
+    expect(t.handled.at(-1)).toBe('a#4');
+    expect(t.failures).toEqual([]);
   });
 });

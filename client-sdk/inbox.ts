@@ -1,4 +1,4 @@
-// The SDK's inbox: messages handled one at a time in arrival order, each seq once per conversation, acks and reads batched, receipts deduplicated.
+// The SDK's inbox: messages and expired ranges handled one at a time in arrival order, each seq once per conversation, acks and reads batched, receipts deduplicated.
 import type { ClientFrame, MsgFrame, ServerFrame } from '../protocol/frames.js';
 import type { Receipt } from './client.types.js';
 import { type Clock, systemClock } from './clock.js';
@@ -11,6 +11,16 @@ export interface InboxOptions {
   send(frame: Extract<ClientFrame, { type: 'ack' | 'read' }>): boolean;
   /** A handler failed in a way it did not report itself. */
   failed(err: unknown): void;
+  /**
+   * Whether this message was already reported outside the socket (handlePush, by this client
+   * or another over the same key store): then it is not handled again (its keys were used
+   * once), only acknowledged. Default: never.
+   */
+  handledElsewhere?(conversationId: string, seq: number): Promise<boolean>;
+  /** An ack for everything up to `seq` went on the wire. */
+  acked?(conversationId: string, seq: number): void;
+  /** Seqs `from`..`to` were erased on the server before this device got them (an `expired` frame, in order). */
+  expired?(range: { conversationId: string; from: number; to: number }): void | Promise<void>;
   /** How long acks wait to be sent together. Default 10 ms. */
   ackDelayMs?: number;
   clock?: Clock;
@@ -20,6 +30,7 @@ export interface InboxOptions {
  * Messages are handled strictly one after another, in the order the server sent them (its
  * per-conversation seq order); a seq at or below the last one handled in its conversation is a
  * resend and is skipped, but acknowledged again (the server resent it because it had no ack).
+ * A seq that handlePush already reported (`handledElsewhere`) is skipped the same way.
  * Acks are sent after the handler ran, the highest seq per conversation, at most every
  * `ackDelayMs`; reads wait for a connection and go out the highest per conversation.
  */
@@ -41,11 +52,44 @@ export class Inbox {
     this.after(async () => {
       if ((this.lastSeq.get(f.conversationId) ?? 0) < f.seq) {
         this.lastSeq.set(f.conversationId, f.seq);
-        await this.options.handle(f);
+        if (!(await this.options.handledElsewhere?.(f.conversationId, f.seq))) await this.options.handle(f);
       }
-      this.pendingAcks.set(f.conversationId, Math.max(f.seq, this.pendingAcks.get(f.conversationId) ?? 0));
-      this.ackTimer ??= this.clock.setTimeout(() => this.flushAcks(), this.options.ackDelayMs ?? 10);
+      this.ack(f.conversationId, f.seq);
     });
+  }
+
+  /**
+   * An `expired` range, in its place among the messages: the seqs are skipped (as handled),
+   * reported once, and acknowledged, so the server moves this device's cursor past them.
+   */
+  onExpired(f: Extract<ServerFrame, { type: 'expired' }>): void {
+    this.after(async () => {
+      if ((this.lastSeq.get(f.conversationId) ?? 0) < f.to) {
+        this.lastSeq.set(f.conversationId, f.to);
+        await this.options.expired?.({ conversationId: f.conversationId, from: f.from, to: f.to });
+      }
+      this.ack(f.conversationId, f.to);
+    });
+  }
+
+  /**
+   * Runs `fn` for a message that came outside the socket (a push), in turn with the socket's
+   * messages: not when this inbox handled that seq already (null then). It does not count as
+   * handled here: seqs before it may still be on their way, and the sync will bring it again
+   * (the caller records it for `handledElsewhere`).
+   */
+  outOfBand<T>(f: MsgFrame, fn: () => Promise<T>): Promise<T | null> {
+    return new Promise<T | null>((resolve, reject) => {
+      this.after(async () => {
+        if ((this.lastSeq.get(f.conversationId) ?? 0) >= f.seq) return resolve(null);
+        await fn().then(resolve, reject);
+      });
+    });
+  }
+
+  private ack(conversationId: string, seq: number): void {
+    this.pendingAcks.set(conversationId, Math.max(seq, this.pendingAcks.get(conversationId) ?? 0));
+    this.ackTimer ??= this.clock.setTimeout(() => this.flushAcks(), this.options.ackDelayMs ?? 10);
   }
 
   /** Runs `fn` once every message that arrived before it was handled (e.g. 'caught_up'). */
@@ -69,7 +113,9 @@ export class Inbox {
     this.clock.clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
     for (const [conversationId, seq] of this.pendingAcks) {
-      if (this.options.send({ type: 'ack', conversationId, seq })) this.pendingAcks.delete(conversationId);
+      if (!this.options.send({ type: 'ack', conversationId, seq })) continue;
+      this.pendingAcks.delete(conversationId);
+      this.options.acked?.(conversationId, seq);
     }
   }
 

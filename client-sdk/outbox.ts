@@ -16,6 +16,8 @@ export interface OutboxEntry {
   plaintext: Uint8Array;
   /** Set for a control message (session_reset, sender_key_request) to this one device of `to` (the others get an empty body). */
   controlFor?: string;
+  /** A disappearing message's timer (seconds): its frame asks the server to erase it that long after it is sealed (`expiresAt`). */
+  timer?: number;
   /** Group sends: the devices this frame distributes our sender key to (they hold it once it is acknowledged). */
   keyedDevices?: string[];
   /** Group sends: the id of the sender key it was made with. */
@@ -78,10 +80,10 @@ export class Outbox {
   }
 
   /** Queues a send; resolves with the server's acknowledgement, rejects when it is refused for good. */
-  enqueue(to: string, group: boolean, plaintext: Uint8Array, controlFor?: string): Promise<SendResult> {
+  enqueue(to: string, group: boolean, plaintext: Uint8Array, extra: Pick<OutboxEntry, 'controlFor' | 'timer'> = {}): Promise<SendResult> {
     return new Promise<SendResult>((resolve, reject) => {
       const id = this.options.newId?.() ?? crypto.randomUUID();
-      this.entries.set(id, { id, to, group, plaintext, ...(controlFor ? { controlFor } : {}), inFlight: false, resolve, reject });
+      this.entries.set(id, { id, to, group, plaintext, ...extra, inFlight: false, resolve, reject });
       void this.pump();
     });
   }
