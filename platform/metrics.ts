@@ -21,6 +21,9 @@ export interface Metrics {
   blobsPurged: Counter;
   messagesPurged: Counter<'reason'>;
   messageBytesPurged: Counter<'reason'>;
+  pushesQueued: Counter;
+  pushesCoalesced: Counter;
+  pushesSent: Counter<'adapter' | 'outcome'>;
   routeCacheStale: Counter;
   deliveryPublishes: Counter;
 }
@@ -125,6 +128,18 @@ export function createMetrics(): Metrics {
       name: 'parley_message_bytes_purged_total',
       help: 'Ciphertext bytes erased by the purge, by reason (acked also counts one device’s copy erased from a row that stays)',
       labelNames: ['reason'],
+      registers,
+    }),
+    pushesQueued: new Counter({ name: 'parley_pushes_queued_total', help: 'Pushes queued for devices without a live connection (notifications/)', registers }),
+    pushesCoalesced: new Counter({
+      name: 'parley_pushes_coalesced_total',
+      help: 'Messages folded into a push a device was already owed (coalescing)',
+      registers,
+    }),
+    pushesSent: new Counter({
+      name: 'parley_pushes_total',
+      help: 'Push attempts by adapter (webhook, webpush) and outcome (sent, gone, retry, failed)',
+      labelNames: ['adapter', 'outcome'],
       registers,
     }),
   };
