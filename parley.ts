@@ -15,6 +15,10 @@ import { type Config, ConfigError, loadConfig } from './platform/config.js';
 import { createLogger, type Logger } from './platform/log.js';
 import { createMetrics } from './platform/metrics.js';
 import { migrate } from './platform/migrations.js';
+import { createPushSender } from './platform/push.js';
+import { vapidKeys } from './platform/push.vapid.js';
+import { MessagePurge } from './messaging/purge.js';
+import { Notifier } from './notifications/notifier.js';
 import { Tokens } from './platform/tokens.js';
 import { openAdapters } from './platform/wiring.js';
 
@@ -71,16 +75,34 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
   delivery.useGroupAudience((groupId, minVersion, seq) => groups.audience(groupId, minVersion, seq));
   const receipts = new GroupReceipts(groupStore, groups, delivery, metrics, log, { intervalMs: config.GROUP_RECEIPT_INTERVAL_MS });
   receipts.start();
+  // Pushes: Web Push whenever VAPID keys exist (generated and kept when unset), webhooks when the relay is configured.
+  const vapid = config.PUSH_DRIVER === 'webpush' || config.VAPID_PUBLIC_KEY ? await vapidKeys(adapters.sql, config) : null;
+  const pushSender = createPushSender(config, vapid);
+  const notifier = new Notifier(adapters.sql, clock, pushSender, log, metrics, {
+    coalesceMs: config.PUSH_COALESCE_MS,
+    delayMs: config.PUSH_DELAY_MS,
+    pollMs: config.PUSH_POLL_MS,
+    leaseMs: config.PUSH_LEASE_MS,
+  });
+  notifier.start();
+  const purge = new MessagePurge(adapters.sql, clock, log, metrics, {
+    policy: config.MESSAGE_RETENTION,
+    retentionMs: config.MESSAGE_RETENTION_DAYS * 86_400_000,
+    intervalMs: config.MESSAGE_SWEEP_INTERVAL_MS,
+    batch: config.MESSAGE_SWEEP_BATCH,
+  });
+  purge.start();
   const messages = new MessagesManager(store, accounts, delivery, metrics, log, {
     groups,
     log: adapters.groupLog,
     receipts,
     typingMaxMembers: config.GROUP_TYPING_MAX_MEMBERS,
-  }, { afterCommit: options.afterCommit });
+  }, { afterCommit: options.afterCommit, notices: notifier });
   const fanout = config.FANOUT_WORKER
     ? new GroupFanout(adapters.groupLog, groups, delivery, metrics, log, {
         afterDeliver: options.afterFanoutDeliver,
         broadcastMinMembers: config.GROUP_BROADCAST_MIN_MEMBERS,
+        notices: notifier,
       })
     : null;
   await fanout?.start();
@@ -90,7 +112,16 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
   });
   const sweeper = new RetentionSweeper(files, clock, log, metrics, { intervalMs: config.FILE_SWEEP_INTERVAL_MS });
   sweeper.start();
-  const gateway = await buildGateway({ config, log, metrics, clock, sql: adapters.sql, tokens, accounts, store, messages, delivery, groups, files });
+  const push = {
+    notifier,
+    options: {
+      vapidPublicKey: pushSender?.serves('webpush') ? vapid!.publicKey : null,
+      webhook: pushSender?.serves('webhook') ?? false,
+      endpointHosts: config.PUSH_ENDPOINT_HOSTS,
+      allowHttp: config.PUSH_ALLOW_HTTP,
+    },
+  };
+  const gateway = await buildGateway({ config, log, metrics, clock, sql: adapters.sql, tokens, accounts, store, messages, delivery, groups, files, push });
 
   const address = await gateway.http.listen({ port: config.PORT, host: config.HOST });
   const port = new URL(address).port;
@@ -106,6 +137,8 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
       await fanout?.stop();
       await receipts.stop();
       await sweeper.stop();
+      await purge.stop();
+      await notifier.stop();
       await delivery.stop();
       await store.flush();
       await adapters.close();

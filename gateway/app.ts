@@ -28,6 +28,8 @@ import { keyRoutes } from './keys.routes.js';
 import { FORBIDDEN_ORIGIN_MESSAGE, OriginPolicy, registerCors } from './origins.js';
 import { KeyedLimiter, UserBudgets } from './rate-limit.js';
 import { Routes } from './routes.js';
+import { type PushRouteOptions, pushRoutes } from './push.routes.js';
+import type { Notifier } from '../notifications/notifier.js';
 import type { SessionSocket } from './transport.js';
 import { attachSocketIo } from './transport.socketio.js';
 import { WsSocket } from './transport.ws.js';
@@ -52,6 +54,8 @@ export interface GatewayDeps {
   groups: GroupsManager;
   /** The file service; its REST routes are served when it is given. */
   files?: FileService;
+  /** Push targets and mutes; their REST routes are served when it is given. */
+  push?: { notifier: Notifier; options: PushRouteOptions };
 }
 
 export interface Gateway {
@@ -150,6 +154,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   const bundleLimiter = new KeyedLimiter(config.KEY_FETCH_RATE_PER_MINUTE / 60, config.KEY_FETCH_RATE_PER_MINUTE, deps.clock);
   keyRoutes(routes, keyDirectory, bundleLimiter);
   if (deps.files) fileRoutes(http, routes, deps.files, authenticate);
+  if (deps.push) pushRoutes(routes, deps.push.notifier, deps.messages, deps.push.options);
 
   http.get('/healthz', async () => ({ ok: true }));
   http.get('/readyz', async (_req, reply) => {

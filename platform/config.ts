@@ -101,6 +101,8 @@ const schema = z
     PUSH_COALESCE_MS: int(10_000, 0, 3_600_000),
     /** A message waits this long for the device to acknowledge it live before it is pushed (0: push at once). */
     PUSH_DELAY_MS: int(2_000, 0, 600_000),
+    /** How long a process owns a push it claimed; a push still claimed after that (its process died) is sent by another. */
+    PUSH_LEASE_MS: int(30_000, 1000, 3_600_000),
     /** How often each process looks for pushes that are due. */
     PUSH_POLL_MS: int(500, 10, 60_000),
     /** Webhook adapter: where pushes are POSTed (the app's own push relay) and the HMAC-SHA256 secret they are signed with. */

@@ -13,9 +13,10 @@ const RANK: Record<string, number> = {
   messaging: 3,
   groups: 4,
   files: 5,
-  routing: 6,
-  gateway: 7,
-  '.': 8, // the composition root (top-level files)
+  notifications: 6,
+  routing: 7,
+  gateway: 8,
+  '.': 9, // the composition root (top-level files)
 };
 
 /** Files that exist for tests: they may also import test support code. */

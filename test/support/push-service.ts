@@ -43,6 +43,10 @@ export interface PushService {
   rejected(): RefusedRequest[];
   /** Resolves with the pushes received once there are at least `n` (for `endpoint`, if given). */
   waitFor(n: number, endpoint?: string): Promise<ReceivedPush[]>;
+  /** From now on, accepted pushes are recorded but not answered (the sender waits) until `release`. */
+  hold(): void;
+  /** Answers every held push (201) and stops holding. */
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -98,8 +102,12 @@ export async function startPushService(): Promise<PushService> {
       bodyBytes: body.length,
       vapidKey: vapid.key,
     });
-    answer(res, 201, { location: `${origin}/message/${randomBytes(8).toString('hex')}` });
+    const reply = () => answer(res, 201, { location: `${origin}/message/${randomBytes(8).toString('hex')}` });
+    if (holding) held.push(reply);
+    else reply();
   };
+  let holding = false;
+  const held: (() => void)[] = [];
 
   const server = await listen(handle);
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -124,6 +132,13 @@ export async function startPushService(): Promise<PushService> {
     waitFor: async (n, endpoint) => {
       await until(() => received(endpoint).length >= n, () => `${n} pushes (have ${received(endpoint).length}; refused: ${JSON.stringify(refused)})`);
       return received(endpoint);
+    },
+    hold: () => {
+      holding = true;
+    },
+    release: () => {
+      holding = false;
+      for (const reply of held.splice(0)) reply();
     },
     close: () => close(server),
   };
@@ -292,6 +307,7 @@ function header(req: IncomingMessage, name: string): string | undefined {
 }
 
 function answer(res: ServerResponse, status: number, headers: Record<string, string> = {}): void {
+  if (res.destroyed) return; // the sender went away (a held push whose process was killed)
   res.writeHead(status, headers).end();
 }
 
