@@ -1,6 +1,6 @@
 // One device's stream of messages: per-conversation seq order, gap fill and sync from the store, and its delivered cursors.
 import { CLOSE, type MsgFrame, type ServerFrame } from '../protocol/frames.js';
-import type { DeviceConversation, MessageStore } from '../messaging/message-store.js';
+import type { DeviceConversation, MembershipWindow, MessageStore } from '../messaging/message-store.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
 import { storedToFrame } from './frames.js';
@@ -40,8 +40,8 @@ const IDLE: Promise<void> = Promise.resolve();
 interface Position {
   /** The highest seq it has been given, or that carries nothing for it. */
   covered: number;
-  /** The highest seq written to it with a body. */
-  lastBody: number;
+  /** The highest seq written to it that it acknowledges: a message with a body, or the end of an `expired` range. */
+  lastAckable: number;
   /** Its delivered cursor, as this session moved it. */
   acked: number;
 }
@@ -54,8 +54,17 @@ interface Position {
  * `covered`. All of this runs on one promise chain per device session, so sync and live
  * delivery never interleave.
  *
- * Cursors: an `ack` of seq s moves the delivered cursor to s, or to `covered` when nothing with
- * a body lies between s and `covered`, so own messages do not hold the cursor back.
+ * Erased messages: seqs missing from the store inside the user's membership window were erased
+ * (retention, disappearing messages: messaging/purge.ts). The device is told with one `expired`
+ * frame per run of them, written where they were in seq order; it counts as covered and the
+ * device acknowledges its `to` like a message. "Exact" means: every seq the store no longer
+ * has, that this device was not given and that lies inside its window. The server cannot tell
+ * any more whether an erased seq carried something for this device (its own sends and messages
+ * from before it existed are reported too); seqs outside the window (before the user joined a
+ * group, after they left) are never reported. A sync never stalls on them and never errs.
+ *
+ * Cursors: an `ack` of seq s moves the delivered cursor to s, or to `covered` when nothing it
+ * must acknowledge lies between s and `covered`, so own messages do not hold the cursor back.
  *
  * Memory: an idle connection holds one of these, so what it needs is made when first needed
  * (the positions when the device has a conversation) and the chain of an idle stream is IDLE.
@@ -152,7 +161,7 @@ export class DeviceStream {
       if ((this.position(conversationId) ?? 0) !== seq - 1) return;
       const p = this.place(conversationId);
       p.covered = seq;
-      if (group && p.lastBody <= p.acked) {
+      if (group && p.lastAckable <= p.acked) {
         p.acked = seq;
         await this.deps.store.advanceCursor({ deviceId: this.deviceId, conversationId, delivered: seq, read: 0 });
       }
@@ -171,7 +180,7 @@ export class DeviceStream {
   acknowledge(conversationId: string, seq: number): { delivered: number; before: number } {
     const p = this.positions?.get(conversationId);
     const covered = p?.covered ?? 0;
-    const delivered = seq > covered ? 0 : seq >= (p?.lastBody ?? 0) ? covered : seq;
+    const delivered = seq > covered ? 0 : seq >= (p?.lastAckable ?? 0) ? covered : seq;
     const before = p?.acked ?? 0;
     if (p && delivered > before) p.acked = delivered;
     return { delivered, before };
@@ -181,7 +190,7 @@ export class DeviceStream {
   private place(conversationId: string): Position {
     const positions = (this.positions ??= new Map());
     let p = positions.get(conversationId);
-    if (!p) positions.set(conversationId, (p = { covered: 0, lastBody: 0, acked: 0 }));
+    if (!p) positions.set(conversationId, (p = { covered: 0, lastAckable: 0, acked: 0 }));
     return p;
   }
 
@@ -197,20 +206,28 @@ export class DeviceStream {
   }
 
   /**
-   * Writes what is stored after `covered` for this conversation, up to `until` (or all of it),
-   * in pages of rows and bytes. Before each message it waits until the socket has room, so a
-   * backlog of large messages drains at the reader's pace instead of overflowing the buffer;
-   * every round writes at least one message, and `covered` records exactly where it stopped.
+   * Writes what is stored after `covered` for this conversation, up to `until` (a seq that
+   * exists: the conversation's last as the device may see it, or a live message's), in pages of
+   * rows and bytes, with an `expired` frame where seqs are missing (see the class comment).
+   * Before each frame it waits until the socket has room, so a backlog of large messages drains
+   * at the reader's pace instead of overflowing the buffer; every round writes at least one
+   * frame, and `covered` records exactly where it stopped.
    */
-  private async catchUp(conversationId: string, until = Number.MAX_SAFE_INTEGER): Promise<void> {
+  private async catchUp(conversationId: string, until: number): Promise<void> {
     const p = this.place(conversationId);
+    let window: Promise<MembershipWindow> | undefined;
+    const windowOf = () => (window ??= this.deps.store.membershipWindow(conversationId, this.userId));
     for (;;) {
       const after = p.covered;
       if (this.out.closed) return;
       if (after >= until) break;
       const rows = await this.deps.store.fetch(conversationId, this.deviceId, this.userId, after, PAGE_ROWS, PAGE_BYTES);
+      // None left: everything up to `until` was erased.
+      if (rows.length === 0) await this.skipErased(conversationId, p, until, windowOf);
       for (const m of rows) {
         if (m.seq <= p.covered) continue;
+        if (m.seq > p.covered + 1) await this.skipErased(conversationId, p, m.seq - 1, windowOf);
+        if (this.out.closed) return;
         if (m.body === null && m.system === null) {
           p.covered = m.seq;
           continue;
@@ -222,10 +239,28 @@ export class DeviceStream {
       if (rows.length === 0 || this.out.closed) break;
     }
     // Nothing for this device since its last ack: move its cursor past the rows it skipped.
-    if (p.lastBody <= p.acked && p.covered > p.acked) {
+    if (p.lastAckable <= p.acked && p.covered > p.acked) {
       p.acked = p.covered;
       await this.deps.store.advanceCursor({ deviceId: this.deviceId, conversationId, delivered: p.covered, read: 0 });
     }
+  }
+
+  /**
+   * Seqs `covered + 1 .. to` are not in the store. Those inside the user's membership window
+   * were erased: one `expired` frame tells the device, which must acknowledge it. Those outside
+   * are not the device's to see. Either way they are covered from now on.
+   */
+  private async skipErased(conversationId: string, p: Position, to: number, windowOf: () => Promise<MembershipWindow>): Promise<void> {
+    const { joinedSeq, leftSeq } = await windowOf();
+    const from = Math.max(p.covered + 1, joinedSeq);
+    const last = leftSeq === null ? to : Math.min(to, leftSeq);
+    if (from <= last) {
+      await this.roomToWrite();
+      if (this.out.closed) return;
+      this.out.send({ type: 'expired', conversationId, from, to: last });
+      p.lastAckable = last;
+    }
+    p.covered = Math.max(p.covered, to);
   }
 
   /** Resolves once less than SYNC_HIGH_WATER is buffered for the socket (or the session closed). */
@@ -237,7 +272,7 @@ export class DeviceStream {
   private write(frame: MsgFrame): void {
     const p = this.place(frame.conversationId);
     p.covered = frame.seq;
-    p.lastBody = frame.seq;
+    p.lastAckable = frame.seq;
     this.deps.metrics.messagesDelivered.inc();
     this.out.send(frame);
   }

@@ -222,5 +222,6 @@ export function storedToFrame(m: StoredMessage): MsgFrame {
     ...(m.group ? { groupId: m.conversationId } : {}),
     ...(m.key === null ? {} : { key: m.key }),
     ...(m.system === null ? {} : { system: m.system }),
+    ...(m.expiresAt === null ? {} : { expiresAt: m.expiresAt }),
   };
 }

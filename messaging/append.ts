@@ -19,6 +19,8 @@ export interface AppendInput {
   body?: string;
   /** The membership version the sender encrypted for: refused with `devices_changed` if it moved. */
   membersVersion?: number;
+  /** A disappearing message: when the purge erases it (epoch ms; checked by MessagesManager). */
+  expiresAt?: number;
 }
 
 export interface AppendResult {
@@ -52,7 +54,7 @@ export async function appendBatch(db: SqlTx, items: AppendInput[], now: number):
   const rows = await db.query(
     `WITH k AS (
        SELECT * FROM json_to_recordset($1::json)
-         AS k(i int, conversation_id uuid, sender_id uuid, sender_device_id uuid, client_id text, payloads jsonb, body text, members_version bigint)
+         AS k(i int, conversation_id uuid, sender_id uuid, sender_device_id uuid, client_id text, payloads jsonb, body text, members_version bigint, expires_at bigint)
      ),
      existing AS (
        SELECT k.i, m.conversation_id, m.seq, m.sent_at, cv.members_version
@@ -89,8 +91,8 @@ export async function appendBatch(db: SqlTx, items: AppendInput[], now: number):
         RETURNING c.id, c.last_seq, c.members_version
      ),
      inserted AS (
-       INSERT INTO messages (conversation_id, seq, sender_id, sender_device_id, client_id, payloads, body, sent_at)
-       SELECT nb.conversation_id, b.last_seq - nb.n + nb.r, nb.sender_id, nb.sender_device_id, nb.client_id, nb.payloads, nb.body, $2::bigint
+       INSERT INTO messages (conversation_id, seq, sender_id, sender_device_id, client_id, payloads, body, sent_at, expires_at)
+       SELECT nb.conversation_id, b.last_seq - nb.n + nb.r, nb.sender_id, nb.sender_device_id, nb.client_id, nb.payloads, nb.body, $2::bigint, nb.expires_at
          FROM numbered nb JOIN bumped b ON b.id = nb.conversation_id
        RETURNING 1
      )
@@ -111,6 +113,7 @@ export async function appendBatch(db: SqlTx, items: AppendInput[], now: number):
           payloads: it.payloads,
           body: it.body ?? null,
           members_version: it.membersVersion ?? null,
+          expires_at: it.expiresAt ?? null,
         })),
       ),
       now,

@@ -24,6 +24,8 @@ export interface StoredMessage {
   key: string | null;
   system: SystemEvent | null;
   group: boolean;
+  /** A disappearing message: when it is erased (epoch ms); null for others. */
+  expiresAt: number | null;
 }
 
 export interface DeviceConversation {
@@ -33,6 +35,12 @@ export interface DeviceConversation {
   delivered: number;
   /** A direct conversation (receipts are kept for these: see receiptState), not a group. */
   direct: boolean;
+}
+
+/** The seqs of a conversation a user may see: `joinedSeq` through `leftSeq` (null: still a member). */
+export interface MembershipWindow {
+  joinedSeq: number;
+  leftSeq: number | null;
 }
 
 export interface CursorUpdate {
@@ -64,6 +72,8 @@ function shardOf(conversationId: string, shards: number): number {
  *   one conversation's sends stay in one shard, in submission order.
  * - A client id already stored for the sending device returns the original seq (idempotent).
  * - Cursor writes are batched the same way and only ever move forward (greatest()).
+ * - Rows are erased by the purge (messaging/purge.ts): acknowledged, too old, or expired. A seq
+ *   at or below `last_seq` with no row was erased; `fetch` never returns an expired message.
  */
 export class MessageStore {
   /** One group commit per shard; a conversation always uses the same shard, so its sends commit in order. */
@@ -75,7 +85,8 @@ export class MessageStore {
 
   constructor(
     private readonly sql: Sql,
-    private readonly clock: Clock,
+    /** Stamps `sent_at` and hides expired messages; the message path checks a send's expiry against it too. */
+    readonly clock: Clock,
     options: { batchMax?: number; onBatch?: (size: number) => void; shards?: number; lingerMs?: number } = {},
   ) {
     this.appends = Array.from(
@@ -196,10 +207,26 @@ export class MessageStore {
   }
 
   /**
+   * The user's current membership window: from the system message that added them to a group
+   * (0 for a direct conversation, or when they are not a member) to the one that removed them
+   * (null while a member). Read only when a device's sync finds seqs missing, to tell erased
+   * messages from ones it may never see.
+   */
+  async membershipWindow(conversationId: string, userId: string): Promise<MembershipWindow> {
+    const [row] = await this.sql.query(`SELECT joined_seq, left_seq FROM conversation_members WHERE conversation_id = $1 AND user_id = $2`, [
+      conversationId,
+      userId,
+    ]);
+    return { joinedSeq: num(row?.joined_seq), leftSeq: row?.left_seq === null || row?.left_seq === undefined ? null : num(row.left_seq) };
+  }
+
+  /**
    * Messages after `afterSeq` that the user may see (within their membership window), in seq
    * order, as `deviceId` sees them: at most `limit` rows and, when `maxBytes` is given, only the
    * rows that start before `maxBytes` bytes of ciphertext (body and key) were returned: always
-   * the first row, however big, so that paging by bytes always makes progress.
+   * the first row, however big, so that paging by bytes always makes progress. A disappearing
+   * message is left out from its expiry on, even before the purge erased it. Seqs that are
+   * missing in between were erased (messaging/purge.ts).
    */
   async fetch(
     conversationId: string,
@@ -215,19 +242,20 @@ export class MessageStore {
          SELECT p.*, coalesce(octet_length(p.body), 0) + coalesce(octet_length(p.key), 0) AS size,
                 sum(coalesce(octet_length(p.body), 0) + coalesce(octet_length(p.key), 0)) OVER (ORDER BY p.seq) AS upto
            FROM (
-             SELECT m.seq, m.client_id, m.sender_id, m.sender_device_id, m.sent_at, m.system, c.kind,
+             SELECT m.seq, m.client_id, m.sender_id, m.sender_device_id, m.sent_at, m.system, m.expires_at, c.kind,
                     CASE WHEN m.system IS NOT NULL OR m.sender_device_id = $3::uuid THEN NULL ELSE coalesce(m.body, m.payloads ->> $3::text) END AS body,
                     CASE WHEN m.body IS NULL AND m.system IS NULL THEN NULL ELSE m.payloads ->> $3::text END AS key
                FROM messages m
                JOIN conversations c ON c.id = m.conversation_id
                JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = $5
               WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq >= cm.joined_seq AND (cm.left_seq IS NULL OR m.seq <= cm.left_seq)
+                AND (m.expires_at IS NULL OR m.expires_at > $7)
               ORDER BY m.seq LIMIT $4
            ) p
        ) page
        WHERE page.upto - page.size < $6::bigint
        ORDER BY page.seq`,
-      [conversationId, afterSeq, deviceId, limit, userId, maxBytes],
+      [conversationId, afterSeq, deviceId, limit, userId, maxBytes, this.clock.now()],
     );
     return rows.map((r) => ({
       conversationId,
@@ -240,6 +268,7 @@ export class MessageStore {
       key: (r.key as string | null) ?? null,
       system: (r.system as SystemEvent | null) ?? null,
       group: r.kind === 'group',
+      expiresAt: r.expires_at === null || r.expires_at === undefined ? null : num(r.expires_at),
     }));
   }
 

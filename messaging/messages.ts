@@ -36,7 +36,14 @@ export interface MessagesOptions {
   afterCommit?: (info: { conversationId: string; seq: number }) => void;
   /** Told of each new direct message, for pushes to devices that are not connected. */
   notices?: NoticeSink;
+  /**
+   * Disappearing messages: how far ahead a send's `expiresAt` may be (MESSAGE_RETENTION_DAYS in
+   * ms, since nothing outlives the retention period anyway). Default 30 days.
+   */
+  expiry?: { maxAheadMs: number };
 }
+
+const DEFAULT_MAX_AHEAD_MS = 30 * 86_400_000;
 
 /**
  * The sender comes from the authenticated connection, never from the frame. A send must
@@ -68,6 +75,7 @@ export class MessagesManager {
    */
   async submit(sender: Sender, frame: SendFrame): Promise<{ done: Promise<AppendResult> }> {
     if (frame.to === sender.userId) throw new AppError('invalid', 'cannot send a direct message to yourself');
+    this.checkExpiry(frame.expiresAt);
     const started = performance.now();
     const [theirs, mine] = await Promise.all([this.accounts.devices(frame.to), this.accounts.devices(sender.userId)]);
     if (theirs.length === 0) throw new AppError('not_found', 'no such user');
@@ -86,6 +94,7 @@ export class MessagesManager {
       senderDeviceId: sender.deviceId,
       clientId: frame.id,
       payloads,
+      ...(frame.expiresAt === undefined ? {} : { expiresAt: frame.expiresAt }),
     });
     const recipients = theirs.map((d) => d.id);
     return { done: appended.then((result) => this.committed(sender, frame, payloads, recipients, result, started)) };
@@ -107,6 +116,7 @@ export class MessagesManager {
       from: sender.userId,
       fromDevice: sender.deviceId,
       sentAt: result.sentAt,
+      ...(frame.expiresAt === undefined ? {} : { expiresAt: frame.expiresAt }),
     };
     this.options.afterCommit?.({ conversationId, seq: result.seq });
     if (!result.duplicate && this.options.notices) {
@@ -129,6 +139,7 @@ export class MessagesManager {
    */
   async submitGroup(sender: Sender, frame: GroupSendFrame): Promise<{ done: Promise<AppendResult>; audience: number }> {
     const started = performance.now();
+    this.checkExpiry(frame.expiresAt);
     const { groups, log } = this.group;
     const membership = await groups.currentMembership(frame.group, sender.userId).catch((err) => {
       if (err instanceof AppError && err.code === 'not_found') return null;
@@ -155,6 +166,7 @@ export class MessagesManager {
       payloads: keys,
       body: frame.body,
       membersVersion: membership.version,
+      ...(frame.expiresAt === undefined ? {} : { expiresAt: frame.expiresAt }),
     });
     const done = appended.then(
       async (result) => {
@@ -172,6 +184,7 @@ export class MessagesManager {
             fromDevice: sender.deviceId,
             sentAt: result.sentAt,
             body: frame.body,
+            ...(frame.expiresAt === undefined ? {} : { expiresAt: frame.expiresAt }),
           },
           ...(payloads.length > 0 ? { keys } : {}),
           membersVersion: result.membersVersion,
@@ -188,6 +201,25 @@ export class MessagesManager {
       },
     );
     return { done, audience: currentMembers(membership).length };
+  }
+
+  /**
+   * A disappearing message's `expiresAt` must lie after now (the store's clock, which also
+   * stamps `sentAt`) and at most `expiry.maxAheadMs` ahead; `invalid` otherwise. The purge erases
+   * the message at that time whether or not its devices fetched it.
+   */
+  private checkExpiry(expiresAt: number | undefined): void {
+    if (expiresAt === undefined) return;
+    const now = this.store.clock.now();
+    const maxAheadMs = this.options.expiry?.maxAheadMs ?? DEFAULT_MAX_AHEAD_MS;
+    if (expiresAt <= now) {
+      throw new AppError('invalid', 'expiresAt must be later than the server’s time', { details: { now } });
+    }
+    if (expiresAt > now + maxAheadMs) {
+      throw new AppError('invalid', `expiresAt may be at most ${maxAheadMs / 86_400_000} days ahead (the retention period)`, {
+        details: { now, maxAheadMs },
+      });
+    }
   }
 
   /**
