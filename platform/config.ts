@@ -71,6 +71,8 @@ const schema = z
       .optional(),
     KAFKA_TOPIC: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'letters, digits, . _ - only').default('parley.group-messages'),
     KAFKA_PARTITIONS: int(8, 1, 1024),
+    /** How long the group log keeps records (group message ciphertext) when it creates the topic. */
+    KAFKA_RETENTION_HOURS: int(24, 1, 8760),
     FANOUT_WORKER: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
     GROUP_MAX_MEMBERS: int(1024, 2, 100_000),
     GROUP_RECEIPT_INTERVAL_MS: int(250, 10, 60_000),

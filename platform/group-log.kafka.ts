@@ -19,6 +19,13 @@ export interface KafkaGroupLogOptions {
    * even when records are waiting (kafkajs#370, #1397), so it bounds the log's added latency.
    */
   maxWaitMs?: number;
+  /**
+   * How long records (group message ciphertext) stay in the topic, set when the topic is
+   * created (`retention.ms`, with `segment.ms` at most an hour so Kafka can delete a closed
+   * segment soon after). Default 24 h. A record is gone at most this plus an hour after it was
+   * appended; an existing topic keeps its own settings (change them with kafka-configs.sh).
+   */
+  retentionMs?: number;
 }
 
 /**
@@ -120,11 +127,15 @@ export class KafkaGroupLog implements GroupLog {
 
   /** Creates the topic if needed and connects the producer. Takes a ready `Kafka` client. */
   static async open(kafka: Kafka, log: Logger, options: KafkaGroupLogOptions): Promise<KafkaGroupLog> {
-    const full = { partitions: 8, concurrency: 4, retryMs: 250, maxWaitMs: 10, ...options };
+    const full = { partitions: 8, concurrency: 4, retryMs: 250, maxWaitMs: 10, retentionMs: 86_400_000, ...options };
     const admin = kafka.admin();
     try {
       await admin.connect();
-      await admin.createTopics({ waitForLeaders: true, topics: [{ topic: full.topic, numPartitions: full.partitions }] });
+      const configEntries = [
+        { name: 'retention.ms', value: String(full.retentionMs) },
+        { name: 'segment.ms', value: String(Math.min(full.retentionMs, 3_600_000)) },
+      ];
+      await admin.createTopics({ waitForLeaders: true, topics: [{ topic: full.topic, numPartitions: full.partitions, configEntries }] });
     } catch (err) {
       throw new AppError('unavailable', `cannot create Kafka topic ${full.topic}`, { cause: err });
     } finally {

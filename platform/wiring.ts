@@ -74,7 +74,11 @@ export async function openAdapters(config: Config, clock: Clock, log: Logger, me
       brokers: config.KAFKA_BROKERS!.split(','),
       logCreator: kafkaLogCreator(log),
     });
-    groupLog = await KafkaGroupLog.open(kafka, log, { topic: config.KAFKA_TOPIC, partitions: config.KAFKA_PARTITIONS });
+    groupLog = await KafkaGroupLog.open(kafka, log, {
+      topic: config.KAFKA_TOPIC,
+      partitions: config.KAFKA_PARTITIONS,
+      retentionMs: config.KAFKA_RETENTION_HOURS * 3_600_000,
+    });
   } else {
     groupLog = new MemoryGroupLog();
   }
