@@ -311,12 +311,16 @@ export class Notifier implements NoticeSink {
    * What a Web Push carries: this device's own ciphertext of the newest message when it fits
    * (it is encrypted to this device already), else a content-free wake-up. System messages
    * (group changes) carry only a wake-up: their names are sealed for the device in other ways.
+   * So do disappearing messages: a push service may keep an undelivered push for its TTL, and
+   * their ciphertext must not outlive its expiry anywhere.
    */
   private payload(c: Claimed, d: Record<string, unknown>): PushPayload {
     const body = d.body as string | null | undefined;
-    if (typeof body !== 'string' || d.system !== null || d.client_id === null || d.client_id === undefined) return { v: 1, kind: 'wake', count: c.count };
+    const disappearing = d.expires_at !== null && d.expires_at !== undefined;
+    if (typeof body !== 'string' || d.system !== null || d.client_id === null || d.client_id === undefined || disappearing) {
+      return { v: 1, kind: 'wake', count: c.count };
+    }
     const key = d.key as string | null;
-    const expiresAt = d.expires_at === null || d.expires_at === undefined ? undefined : num(d.expires_at);
     const msg: MsgFrame = {
       type: 'msg',
       id: d.client_id as string,
@@ -328,7 +332,6 @@ export class Notifier implements NoticeSink {
       body,
       ...(d.conversation_kind === 'group' ? { groupId: c.conversationId } : {}),
       ...(key ? { key } : {}),
-      ...(expiresAt !== undefined ? { expiresAt } : {}),
     };
     const full: PushPayload = { v: 1, kind: 'message', count: c.count, msg };
     return Buffer.byteLength(JSON.stringify(full)) <= PUSH_PAYLOAD_MAX ? full : { v: 1, kind: 'wake', count: c.count };

@@ -4,11 +4,13 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
+import postgres from 'postgres';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createS3Client } from '../platform/blob-store.s3.js';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { newUser, type Recorded } from './support/clients.js';
+import { type PushService, startPushService, startWebhookReceiver, type WebhookReceiver } from './support/push-service.js';
 import { forms } from './support/scan.js';
 import { type ServerProcess, startServer } from './support/server.js';
 import { until } from './support/wait.js';
@@ -24,8 +26,11 @@ function findLeaks(haystack: string, canaries: string[]): string[] {
   return canaries.flatMap((c) => forms(c).map((f) => f.toString('latin1')).filter((f) => haystack.includes(f)).map((f) => `${c} as ${f}`));
 }
 
-describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kafka, the blob store (S3) or the logs', () => {
+describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kafka, the blob store (S3), pushes or the logs; nothing of expired messages', () => {
   let db: { url: string; drop(): Promise<void> };
+  let pushService: PushService;
+  let webhook: WebhookReceiver;
+  const webhookSecret = randomBytes(32).toString('hex');
   const gateways: ServerProcess[] = [];
   const users: Recorded[] = [];
   const prefix = `canary-${randomBytes(4).toString('hex')}:`;
@@ -39,6 +44,8 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
   beforeAll(async () => {
     db = await createTestDatabase(adminUrl!);
     await bucketClient!.send(new CreateBucketCommand({ Bucket: bucket }));
+    pushService = await startPushService();
+    webhook = await startWebhookReceiver(webhookSecret);
     for (let i = 1; i <= 2; i++) {
       gateways.push(
         await startServer({
@@ -58,6 +65,14 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
             S3_BUCKET: bucket,
             S3_ACCESS_KEY_ID: s3!.accessKeyId,
             S3_SECRET_ACCESS_KEY: s3!.secretAccessKey,
+            PUSH_ENDPOINT_HOSTS: '127.0.0.1',
+            PUSH_ALLOW_HTTP: 'true',
+            PUSH_WEBHOOK_URL: webhook.url,
+            PUSH_WEBHOOK_SECRET: webhookSecret,
+            PUSH_DELAY_MS: '0',
+            PUSH_COALESCE_MS: '0',
+            PUSH_POLL_MS: '50',
+            MESSAGE_SWEEP_INTERVAL_MS: '200',
           },
         }),
       );
@@ -66,6 +81,8 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
   afterAll(async () => {
     for (const u of users) await u.client.close();
     for (const g of gateways) await g.dispose();
+    await pushService?.close();
+    await webhook?.close();
     await db?.drop();
     const admin = new Kafka({ clientId: 'canary', brokers: [brokers!], logLevel: logLevel.NOTHING }).admin();
     await admin.connect();
@@ -107,7 +124,37 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
     await until(() => carol.groupEvents.some((e) => e.kind === 'renamed' && e.name === groupRename), 'carol reads the new name');
     expect((await bob.client.getGroup(id)).name).toBe(groupRename);
     expect(carol.groupEvents.find((e) => e.kind === 'created')?.name).toBe(groupName);
-    const canaries = [...direct, ...group, fileText, fileName, groupFileText, groupFileName, groupName, groupRename];
+
+    // Pushes: an offline device with a Web Push subscription and one with the app's webhook relay.
+    const [dave, erin] = [await newUser(gateways[0]!.url, 'dave', false), await newUser(gateways[1]!.url, 'erin', false)];
+    users.push(dave, erin);
+    await dave.client.registerPush({ kind: 'webpush', ...pushService.subscribe() });
+    await erin.client.registerPush({ kind: 'webhook', token: `token-${randomBytes(8).toString('hex')}` });
+    const pushed = [canary(), canary()];
+    await alice.client.sendText(dave.client.userId, `push ${pushed[0]}`);
+    await alice.client.sendText(erin.client.userId, `push ${pushed[1]}`);
+    await pushService.waitFor(1);
+    await webhook.waitFor(1);
+    expect((await dave.client.handlePush(pushService.received()[0]!.payload))?.text).toBe(`push ${pushed[0]}`); // it carried the message
+
+    // Disappearing messages, 1:1 and in the group, to an offline member: their ciphertext as stored, then gone.
+    const frank = await newUser(gateways[0]!.url, 'frank', false);
+    users.push(frank);
+    await frank.client.registerPush({ kind: 'webpush', ...pushService.subscribe() });
+    await alice.client.addMember(id, frank.client.userId);
+    await alice.client.setDisappearing(frank.client.userId, 3);
+    await alice.client.setDisappearing(id, 3);
+    const vanishing = [canary(), canary()];
+    const sent = [await alice.client.sendText(frank.client.userId, vanishing[0]!), await alice.client.sendGroupText(id, vanishing[1]!)];
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    const stored = await sql`SELECT conversation_id, seq, expires_at, payloads::text AS payloads, body FROM messages
+                              WHERE (conversation_id, seq) IN ((${sent[0]!.conversationId}::uuid, ${sent[0]!.seq}), (${sent[1]!.conversationId}::uuid, ${sent[1]!.seq}))`;
+    expect(stored.map((r) => r.expires_at === null)).toEqual([false, false]);
+    const expiredCiphertext = stored.flatMap((r) => [...Object.values(JSON.parse(r.payloads as string) as Record<string, string>), (r.body as string | null) ?? '']).filter((c) => c.length > 40);
+    expect(expiredCiphertext.length).toBeGreaterThanOrEqual(2);
+    await until(async () => (await sql`SELECT count(*)::int AS n FROM messages WHERE expires_at IS NOT NULL`)[0]!.n === 0, 'the disappearing messages are erased at expiry');
+    await sql.end();
+    const canaries = [...direct, ...group, fileText, fileName, groupFileText, groupFileName, groupName, groupRename, ...pushed, ...vanishing];
 
     // PostgreSQL: every row of every table.
     const { stdout: sqlDump } = await run('pg_dump', ['--data-only', '--no-owner', db.url], { maxBuffer: 256 << 20 });
@@ -129,7 +176,7 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({ eachMessage: async ({ message }) => void records.push(`${message.key?.toString('utf8')} ${message.value?.toString('utf8')}`) });
-    await until(() => records.length >= 1 + group.length, 'the group log records (created + messages)');
+    await until(() => records.length >= 1 + group.length + 3, 'the group log records (created + messages + added + timer + vanishing)');
     await consumer.disconnect();
     const kafkaDump = records.join('\n');
     // The blob store: every object in the bucket, as bytes (read as latin1 so every byte maps to a character).
@@ -141,6 +188,8 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
     const blobDump = blobParts.join('\n');
     // Logs: everything both gateways printed.
     const logDump = gateways.flatMap((g) => g.logs).join('\n');
+    // Pushes: every payload as the push service decrypted it, every webhook body as it arrived.
+    const pushDump = [...pushService.received().map((p) => p.payload), ...webhook.received().map((w) => w.rawBody.toString('utf8'))].join('\n');
 
     // The dumps are real: each holds something we know it must (so an empty dump cannot pass).
     expect(sqlDump).toContain(alice.username);
@@ -156,6 +205,13 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
     expect(findLeaks(kafkaDump, canaries)).toEqual([]);
     expect(findLeaks(logDump, canaries)).toEqual([]);
     expect(findLeaks(blobDump, canaries)).toEqual([]);
+    expect(pushDump).toContain(erin.client.deviceId!);
+    expect(findLeaks(pushDump, canaries)).toEqual([]);
+    // Expired messages: their ciphertext is nowhere, but in the group log (Kafka keeps records for
+    // KAFKA_RETENTION_HOURS, as the fan-out needs them) — pushes for them carry no ciphertext.
+    const remains = (dump: string) => expiredCiphertext.filter((c) => dump.includes(c)).length;
+    expect([remains(sqlDump), remains(redisDump), remains(logDump), remains(pushDump), remains(blobDump)]).toEqual([0, 0, 0, 0, 0]);
+    expect(remains(kafkaDump)).toBeGreaterThan(0); // the group message (body, sealed keys) until the topic’s retention
   });
 
   it('would find a canary in each form it checks (the detector works)', () => {
