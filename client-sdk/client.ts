@@ -67,6 +67,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
   /** Whether this device's trust (its vouch, the user id in its sessions) was set up since login. */
   private trustReady: Promise<void> | null = null;
   private approved = false;
+  /** Whether this device's keys are in the directory: published by this client's login, or by the client that set up the store (handlePush). */
+  private keysPublished = false;
   private readonly identityReported = new Set<string>();
   private readonly groups = new GroupDirectory(async (method, path, body) => this.call(method, path, { body, token: await this.freshToken() }));
   private readonly names: GroupNames;
@@ -228,6 +230,16 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   /** Logs in this device (creating it on first login), registers its identity key and publishes its prekeys. */
   async login(): Promise<void> {
+    await this.authenticate();
+    await this.sessions.publishKeys();
+    // A user's only device vouches for itself at once, so contacts can encrypt to it.
+    this.approved = await this.trust.ensureVouched();
+    this.trustReady ??= Promise.resolve();
+    this.keysPublished = true;
+  }
+
+  /** A session token for this device (the device is created at its first login); the device record saved. */
+  private async authenticate(): Promise<void> {
     await sodiumReady();
     this.device ??= await this.sessions.loadDevice();
     // Prove we hold the identity key we register: sign a fresh server challenge with it.
@@ -245,10 +257,6 @@ export class ParleyClient extends Emitter<ClientEvents> {
     this._userId = s.userId;
     this.device = { ...this.device, deviceId: s.deviceId, userId: s.userId };
     await this.sessions.useDevice(this.device);
-    await this.sessions.publishKeys();
-    // A user's only device vouches for itself at once, so contacts can encrypt to it.
-    this.approved = await this.trust.ensureVouched();
-    this.trustReady ??= Promise.resolve();
   }
 
   /**
@@ -576,6 +584,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     await this.sessions.useDevice(d);
     this.device = d;
     this._userId = d.userId;
+    this.keysPublished = true; // by the client that logged this device in
     return true;
   }
 
@@ -635,8 +644,13 @@ export class ParleyClient extends Emitter<ClientEvents> {
     }
   }
 
+  /**
+   * A valid token. Once this device's keys are out, a new token is all it needs: a full login
+   * would wait for the session manager, which may be what is asking (a decryption that lists
+   * the sender's devices), and neither would go on.
+   */
   private async freshToken(): Promise<string> {
-    if (!this.token || this.tokenExpiresAt - this.clock.now() < 60_000) await this.login();
+    if (!this.token || this.tokenExpiresAt - this.clock.now() < 60_000) await (this.keysPublished ? this.authenticate() : this.login());
     return this.token!;
   }
 
@@ -761,7 +775,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   }
 }
 
-export type { ClientEvents, ClientOptions, Message, Receipt, ReceivedFile, SendFileOptions, SendFileResult, SendResult, TransportChoice, TransportName } from './client.types.js';
+export type { ClientEvents, ClientOptions, DisappearingChange, Message, Receipt, ReceivedFile, SendFileOptions, SendFileResult, SendResult, TransportChoice, TransportName } from './client.types.js';
 
 export function createClient(options: ClientOptions): ParleyClient {
   return new ParleyClient(options);

@@ -1,6 +1,6 @@
 // Public surface of the Parley client SDK (browser-safe; the Node disk key store is client-sdk/e2e.store.disk.ts).
 export { createClient, ParleyClient } from './client.js';
-export type { ClientEvents, ClientOptions, Message, Receipt, ReceivedFile, SendFileOptions, SendFileResult, SendResult, TransportChoice, TransportName } from './client.js';
+export type { ClientEvents, ClientOptions, DisappearingChange, Message, Receipt, ReceivedFile, SendFileOptions, SendFileResult, SendResult, TransportChoice, TransportName } from './client.js';
 export type { Clock } from './clock.js';
 export type { FileRef, Progress } from './files.js';
 export type { IdentityChange, SessionReset } from './e2e.session-manager.js';
@@ -9,4 +9,5 @@ export { memoryKeyStore } from './e2e.store.memory.js';
 export type { JsonValue, KeyChange, KeySection, KeyStore } from './e2e.store.js';
 export { ParleyError } from './http.js';
 export type { GroupEvent, GroupInfo, GroupReceipt, GroupReceipts, GroupRole, GroupSummary } from './groups.js';
+export type { PushPayload, PushTarget } from '../protocol/push.js';
 export { CLOSE, PROTOCOL, SOCKETIO_CLOSE_EVENT, SOCKETIO_EVENT, SOCKETIO_PATH, WS_PATH } from '../protocol/frames.js';
