@@ -120,5 +120,14 @@ export function messageStoreSuite(name: string, open: () => Promise<{ sql: Sql; 
       await expect(bad).rejects.toMatchObject({ code: 'not_found' });
       expect((await good).seq).toBe(163);
     });
+
+    it('stores a disappearing message with its expiry and returns it until then; a direct conversation’s window is everything', async () => {
+      const r = await store.append({ conversationId: conv, senderId: alice, senderDeviceId: aliceDev, clientId: 'vanishing', payloads: { [bobDev]: 'v' }, expiresAt: clock.now() + 10 });
+      expect(await store.fetch(conv, bobDev, bob, r.seq - 1, 1)).toMatchObject([{ seq: r.seq, body: 'v', expiresAt: clock.now() + 10 }]);
+      expect((await store.fetch(conv, bobDev, bob, r.seq - 2, 1))[0]!.expiresAt).toBeNull();
+      clock.advance(10);
+      expect(await store.fetch(conv, bobDev, bob, r.seq - 1, 1)).toEqual([]);
+      expect(await store.membershipWindow(conv, bob)).toEqual({ joinedSeq: 0, leftSeq: null });
+    });
   });
 }
