@@ -115,6 +115,11 @@ export interface MsgFrame {
   system?: SystemEvent;
   /** A disappearing message: when the server erases it (the sender's `expiresAt`). */
   expiresAt?: number;
+  /**
+   * A tombstone: the sender deleted this message for everyone before this device fetched it
+   * (`DELETE /v1/conversations/{id}/messages/{seq}`); its ciphertext is gone and `body` is ''.
+   */
+  deleted?: true;
 }
 
 export interface ErrorFrame {
