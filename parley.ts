@@ -97,7 +97,7 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     log: adapters.groupLog,
     receipts,
     typingMaxMembers: config.GROUP_TYPING_MAX_MEMBERS,
-  }, { afterCommit: options.afterCommit, notices: notifier });
+  }, { afterCommit: options.afterCommit, notices: notifier, expiry: { maxAheadMs: config.MESSAGE_RETENTION_DAYS * 86_400_000 } });
   const fanout = config.FANOUT_WORKER
     ? new GroupFanout(adapters.groupLog, groups, delivery, metrics, log, {
         afterDeliver: options.afterFanoutDeliver,
