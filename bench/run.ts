@@ -77,6 +77,21 @@
 //     BENCH_ABUSE_PRESENCE_FRAMES      presence.subscribe frames of 256 random users per batch [400]
 //     BENCH_ABUSE_STALLED              HTTP connections stalling in their request body [200]
 //     BENCH_ABUSE_LOGIN_ADDRESSES      source addresses 127.0.0.2… guessing one password [8]
+//   --soak              instead: steady 1:1 traffic for minutes, twice, each against a fresh server and
+//                       database: purge on (MESSAGE_RETENTION=acked), then off; samples the rows and
+//                       size of `messages`, the database's size, the server's RSS and the pushes a local
+//                       Web Push service received, and prints their growth per minute over the last half
+//                       of each run (see bench/soak.ts). One Parley process, on PostgreSQL unless
+//                       BENCH_SQL=pglite (then only the data directory's size, WAL left out); BENCH_PAIRS pairs:
+//     BENCH_SOAK_SECONDS         how long each run sends [120]
+//     BENCH_SOAK_RATE            messages per second in total, round-robin over the pairs [500]
+//     BENCH_SOAK_OFFLINE         share of the pairs whose recipient is an offline device with a Web Push
+//                                subscription (registered through the SDK) [0.2]
+//     BENCH_SOAK_WAKE_SECONDS    each offline device visits (connects, syncs, acks, leaves after 2 s) every
+//                                this many seconds, staggered; 0: never, its rows then stay until
+//                                MESSAGE_RETENTION_DAYS [30]
+//     BENCH_SOAK_SAMPLE_SECONDS  between samples [10]
+//     BENCH_SOAK_SWEEP_MS        MESSAGE_SWEEP_INTERVAL_MS of the purge-on run [2000]
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,6 +108,7 @@ import type { LoadResult, Target } from './results.js';
 import { mergeMetrics, type ServerMetrics, serverMetrics } from './server-metrics.js';
 import { service } from './gateways.js';
 import { loadSettings, type Settings, SettingsError } from './settings.js';
+import { benchSoak } from './soak.js';
 import { dropKeys } from './redis-keys.js';
 
 /** Hard limit for one load generator run (each scenario also gives up by itself after a 15 s stall). */
@@ -186,7 +202,7 @@ async function main(): Promise<void> {
     await benchCrypto();
     return;
   }
-  const other = { connections: benchConnections, fanout: benchFanout, files: benchFiles, abuse: benchAbuse } as const;
+  const other = { connections: benchConnections, fanout: benchFanout, files: benchFiles, abuse: benchAbuse, soak: benchSoak } as const;
   if (settings.scenario !== 'messages') {
     console.log(machine());
     await other[settings.scenario](settings, defer);

@@ -27,7 +27,7 @@ export interface Settings {
   /** How the 1:1 scenarios reach Parley, each against a fresh server, in this order (BENCH_TRANSPORTS). */
   transports: BenchTransport[];
   /** Which scenario: the 1:1 ones, or the one its flag names (SCENARIO_FLAGS). */
-  scenario: 'messages' | 'connections' | 'fanout' | 'crypto' | 'files' | 'abuse';
+  scenario: 'messages' | 'connections' | 'fanout' | 'crypto' | 'files' | 'abuse' | 'soak';
   /** Idle connections to hold in the connections scenario. */
   connections: number;
   /** Fan-out: online members of the group, gateway processes, spaced messages and their interval, burst size. */
@@ -42,6 +42,22 @@ export interface Settings {
   sdkFiles: number;
   /** `--abuse`: a bystander pair beside each attack (see bench/abuse.ts). */
   abuse: AbuseSettings;
+  /** `--soak`: steady traffic with the message purge on, then off (see bench/soak.ts). */
+  soak: SoakSettings;
+}
+
+export interface SoakSettings {
+  /** How long each run sends, and its total rate (messages per second, round-robin over BENCH_PAIRS pairs). */
+  seconds: number;
+  rate: number;
+  /** Share of the pairs whose recipient is an offline device with a Web Push subscription (0 to 1). */
+  offline: number;
+  /** Seconds between samples of the database and the server. */
+  sampleSeconds: number;
+  /** MESSAGE_SWEEP_INTERVAL_MS of the purge-on run. */
+  sweepMs: number;
+  /** Each offline device comes online for a short visit (sync, ack) every this many seconds; 0: never. */
+  wakeSeconds: number;
 }
 
 /** The attacks of `--abuse`, in the order they run (the variant that ignores retryAfterMs last: it leaves the server busy longest). */
@@ -80,6 +96,7 @@ const SCENARIO_FLAGS = {
   '--crypto': 'crypto',
   '--files': 'files',
   '--abuse': 'abuse',
+  '--soak': 'soak',
 } as const satisfies Record<string, Settings['scenario']>;
 
 export class SettingsError extends Error {
@@ -111,7 +128,8 @@ export function loadSettings(env: Record<string, string | undefined>, argv: read
     }
   }
   const cluster = argv.includes('--cluster');
-  const sql = argv.includes('--postgres') || cluster ? 'postgres' : (env.BENCH_SQL ?? 'pglite');
+  // The soak measures the database's size and rows from outside the server: PostgreSQL unless BENCH_SQL says otherwise.
+  const sql = argv.includes('--postgres') || cluster ? 'postgres' : (env.BENCH_SQL ?? (argv.includes('--soak') ? 'postgres' : 'pglite'));
   if (sql !== 'pglite' && sql !== 'postgres') throw new SettingsError(`BENCH_SQL=${sql}: expected pglite or postgres`);
   const pgAdminUrl = env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   const pgHost = new URL(pgAdminUrl).hostname;
@@ -142,7 +160,24 @@ export function loadSettings(env: Record<string, string | undefined>, argv: read
     fileMiB: int(env, 'BENCH_FILE_MIB', 50, 1, 1024),
     sdkFiles: int(env, 'BENCH_SDK_FILES', 2, 0, 100),
     abuse: abuseSettings(env),
+    soak: {
+      seconds: int(env, 'BENCH_SOAK_SECONDS', 120, 10, 3_600),
+      rate: int(env, 'BENCH_SOAK_RATE', 500, 1, 100_000),
+      offline: share(env, 'BENCH_SOAK_OFFLINE', 0.2),
+      sampleSeconds: int(env, 'BENCH_SOAK_SAMPLE_SECONDS', 10, 1, 600),
+      sweepMs: int(env, 'BENCH_SOAK_SWEEP_MS', 2_000, 100, 600_000),
+      wakeSeconds: int(env, 'BENCH_SOAK_WAKE_SECONDS', 30, 0, 3_600),
+    },
   };
+}
+
+/** A share from 0 to 1. */
+function share(env: Record<string, string | undefined>, name: string, def: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0 || n > 1) throw new SettingsError(`${name}=${raw}: expected a number from 0 to 1`);
+  return n;
 }
 
 function abuseSettings(env: Record<string, string | undefined>): AbuseSettings {
