@@ -164,8 +164,6 @@ async function soakRun(settings: Settings, purge: boolean, defer: Defer): Promis
 /** Sends for the run's duration with the offline devices visiting, sampling on schedule; CPU from /proc over exactly that time. */
 async function measure(settings: Settings, purge: boolean, server: Child, probe: DbProbe, traffic: Traffic, log: (line: string) => void): Promise<RunResult> {
   const s = settings.soak;
-  const visits = new Visits(traffic.url, traffic.offline.devices, s.wakeSeconds * 1000);
-  traffic.visits = visits;
   const sample = async (t: number): Promise<Sample> => ({
     t,
     ...(await probe.read()),
@@ -178,7 +176,6 @@ async function measure(settings: Settings, purge: boolean, server: Child, probe:
   const cpu0 = treeCpuSeconds([server.pid, probe.postmaster ?? -1]);
   const t0 = performance.now();
   traffic.start(s.rate, s.seconds);
-  visits.start();
   for (let t = s.sampleSeconds; t < s.seconds + s.sampleSeconds; t += s.sampleSeconds) {
     const at = Math.min(t, s.seconds);
     await sleep(t0 + at * 1000 - performance.now());
@@ -186,8 +183,7 @@ async function measure(settings: Settings, purge: boolean, server: Child, probe:
     log(`${at} s: ${int(traffic.accepted)} messages accepted, ${int(samples.at(-1)!.pushes)} pushes`);
   }
   const cpu1 = treeCpuSeconds([server.pid, probe.postmaster ?? -1]);
-  traffic.stop();
-  await visits.stop();
+  await traffic.stop();
   const perMessage = (i: number) => {
     const [a, b] = [cpu0[i], cpu1[i]];
     return a === null || a === undefined || b === null || b === undefined || traffic.accepted === 0 ? null : ((b - a) * 1e6) / traffic.accepted;
@@ -214,8 +210,6 @@ class Traffic {
   dropped = 0;
   readonly errors: Record<string, number> = {};
   readonly errorSamples: string[] = [];
-  /** The offline devices' visits of this run, once started. */
-  visits: Visits | null = null;
   /** Each pair's sender and what follows the client id in its send frames, in pair order. */
   private pairs: { sender: DeviceLink; frameTail: string }[] = [];
   private readonly links: DeviceLink[] = [];
@@ -225,6 +219,8 @@ class Traffic {
   private constructor(
     readonly url: string,
     readonly offline: OfflineRecipients,
+    /** The offline devices' visits, while messages flow. */
+    readonly visits: Visits,
   ) {}
 
   /** Registers the users (offline recipients first: pairs 0…offline-1), makes each pair's body, and connects. */
@@ -240,7 +236,7 @@ class Traffic {
     const offline = await offlineRecipients(url, indexes(offlineCount).map((i) => `${prefix}-o${i}`));
     const recipients: BenchDevice[] = [...offline.devices, ...online];
     log(`registered ${2 * n} users via the SDK (${offlineCount} with a push target) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    const traffic = new Traffic(url, offline);
+    const traffic = new Traffic(url, offline, new Visits(url, offline.devices, settings.soak.wakeSeconds * 1000));
     try {
       await traffic.connect(senders, recipients, offlineCount, settings.textChars);
     } catch (err) {
@@ -250,8 +246,9 @@ class Traffic {
     return traffic;
   }
 
-  /** Sends `rate` messages per second in total, round-robin over the pairs, for `seconds`. */
+  /** Sends `rate` messages per second in total, round-robin over the pairs, for `seconds`; the offline devices start visiting. */
   start(rate: number, seconds: number): void {
+    this.visits.start();
     const planned = Math.round(rate * seconds);
     const t0 = performance.now();
     let sent = 0;
@@ -265,14 +262,16 @@ class Traffic {
     }, 5);
   }
 
-  stop(): void {
+  /** Stops sending and waits for the visits in progress. */
+  async stop(): Promise<void> {
     clearInterval(this.timer);
+    await this.visits.stop();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.stop();
+    await this.stop();
     for (const link of this.links) link.close();
     await this.offline.service.close();
   }
@@ -405,9 +404,10 @@ async function runLines(r: RunResult, traffic: Traffic, server: Child, url: stri
   const metrics = await fetch(new URL('/metrics', url)).then((res) => res.text(), () => '');
   const errors = Object.entries(traffic.errors).map(([c, n]) => `${c}×${n}`).join(' ');
   const v = traffic.visits;
+  const visits = v.visits > 0 || v.failures > 0 ? `${v.visits} visits synced ${int(v.synced)} messages${v.failures > 0 ? `, ${v.failures} visits failed (${v.errorSamples.join('; ')})` : ''}` : 'no visits';
   const lines = [
     `${int(traffic.accepted)} messages accepted, ${int(traffic.delivered)} delivered live, ${traffic.failed} failed${errors ? ` (${errors})` : ''}, ${traffic.dropped} sockets dropped; ` +
-      `offline devices: ${v ? `${v.visits} visits synced ${int(v.synced)} messages${v.failures > 0 ? `, ${v.failures} visits failed (${v.errorSamples.join('; ')})` : ''}` : 'no visits'}`,
+      `offline devices: ${visits}`,
     `pushes received ${int(r.samples.at(-1)!.pushes)} (${r.pushesPerSecond.toFixed(1)}/s), refused by the push service ${traffic.offline.service.rejected().length}; ` +
       `server push attempts: ${metricLine(metrics, 'parley_pushes_total', 'outcome')}; rows purged: ${metricLine(metrics, 'parley_messages_purged_total', 'reason')}`,
     `CPU per accepted message: server ${us(r.gatewayUs)} µs, PostgreSQL ${r.postgresUs === null ? '-' : `${us(r.postgresUs)} µs (its whole process tree, server-wide)`}`,
