@@ -4,8 +4,8 @@ import type { GroupLog } from '../platform/group-log.js';
 
 /** Live delivery to users' devices, wherever they are connected (routing/delivery.ts). */
 export interface DeviceRelay {
-  /** Delivers a stored message to every device of `userIds` except `exceptDevice`, each with its own payload. */
-  deliverMessage(userIds: readonly string[], base: Omit<MsgFrame, 'body' | 'type'>, payloads: Record<string, string>, exceptDevice?: string): Promise<void>;
+  /** Delivers a stored message to every online device of `userIds` except `exceptDevice`, each with its own payload; resolves to the devices it was handed to. */
+  deliverMessage(userIds: readonly string[], base: Omit<MsgFrame, 'body' | 'type'>, payloads: Record<string, string>, exceptDevice?: string): Promise<ReadonlySet<string>>;
   /** Sends a frame that is not stored (receipts, typing) to every device of `userIds` except `exceptDevice`. */
   relay(userIds: readonly string[], frame: ServerFrame, exceptDevice?: string): Promise<void>;
 }
@@ -57,15 +57,18 @@ export function currentMembers(m: GroupView): string[] {
 }
 
 /**
- * A newly stored message, as notifications need it: who it is for. Direct: `devices`, the
- * recipient devices it carries a ciphertext for (not the sender's own). Group: `users`, the
- * members who may see it (not the sender); the notifier expands them to their devices.
+ * A newly stored message, as notifications need it: who it is for, among the devices live
+ * delivery did not reach. Direct: `devices`, the recipient devices it carries a ciphertext for
+ * (not the sender's own). Group: `users`, the members who may see it (not the sender); the
+ * notifier expands them to their devices, less `reached`.
  */
 export interface StoredNotice {
   conversationId: string;
   seq: number;
   devices?: readonly string[];
   users?: readonly string[];
+  /** Group: devices of `users` that live delivery reached (no push for them). */
+  reached?: readonly string[];
 }
 
 /** Told of each newly stored message, so devices without a live connection get a push (notifications/). */

@@ -43,8 +43,10 @@ export function retryDelayMs(attempts: number, retryAfterMs = 0): number {
 
 /**
  * The queue (push_pending, migrations.ts version 8) holds at most one row per device: the push
- * it is owed. A stored message for devices with a push target upserts their rows in one
- * statement per event-loop turn (muted conversations skipped in the same statement): a new row
+ * it is owed. Only devices live delivery did not reach are noticed (so a conversation between
+ * connected devices costs nothing here); a stored message for such devices with a push target
+ * upserts their rows in one statement per event-loop turn (muted conversations skipped in the
+ * same statement): a new row
  * is due after `delayMs`, and not before `coalesceMs` after the device's last push; an existing
  * row only takes the newer message and counts it. The worker claims due rows (FOR UPDATE SKIP
  * LOCKED, with a lease), skips devices whose delivered cursor already passed the message (they
@@ -182,9 +184,9 @@ export class Notifier implements NoticeSink {
   /** One upsert for a turn's notices: direct ones name devices, group ones users (expanded to their devices here). */
   private async enqueue(notices: StoredNotice[]): Promise<void> {
     const now = this.clock.now();
-    const rows = notices.map((n, i) => ({ i, c: n.conversationId, s: n.seq, d: n.devices ?? null, u: n.users ?? null }));
+    const rows = notices.map((n, i) => ({ i, c: n.conversationId, s: n.seq, d: n.devices ?? null, u: n.users ?? null, r: n.reached ?? null }));
     const queued = await this.sql.query(
-      `WITH n AS (SELECT * FROM json_to_recordset($1::json) AS n(i int, c uuid, s bigint, d json, u json)),
+      `WITH n AS (SELECT * FROM json_to_recordset($1::json) AS n(i int, c uuid, s bigint, d json, u json, r json)),
        addressed AS (
          SELECT n.i, n.c, n.s, dv.id AS device_id, dv.user_id
            FROM n CROSS JOIN LATERAL json_array_elements_text(n.d) AS x(id)
@@ -193,6 +195,7 @@ export class Notifier implements NoticeSink {
          SELECT n.i, n.c, n.s, dv.id, dv.user_id
            FROM n CROSS JOIN LATERAL json_array_elements_text(n.u) AS x(id)
            JOIN devices dv ON dv.user_id = x.id::uuid
+          WHERE NOT EXISTS (SELECT 1 FROM json_array_elements_text(n.r) AS y(id) WHERE y.id = dv.id::text)
        ),
        wanted AS (
          SELECT DISTINCT ON (a.device_id) a.device_id, a.c, a.s, count(*) OVER (PARTITION BY a.device_id) AS k, t.last_sent_at

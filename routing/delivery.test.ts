@@ -65,7 +65,8 @@ describe('Delivery across two gateways', () => {
     await g2.attach(phone);
     await g2.attach(laptop);
     await g1.attach(aliceOther);
-    await g1.deliverMessage(['bob', 'alice'], base, { b1: 'for-b1', b2: 'for-b2', a2: 'for-a2' }, 'a1');
+    const reached = await g1.deliverMessage(['bob', 'alice'], base, { b1: 'for-b1', b2: 'for-b2', a2: 'for-a2', b3: 'offline' }, 'a1');
+    expect([...reached].sort()).toEqual(['a2', 'b1', 'b2']); // b3 has no route: it is the notifier's
     await tick();
     expect(envelopesToG2).toHaveLength(1);
     expect(phone.frames).toEqual([{ type: 'msg', ...base, body: 'for-b1' }]);

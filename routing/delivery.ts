@@ -194,23 +194,27 @@ export class Delivery {
     if (after && !after.online) await this.announce(after);
   }
 
-  /** Delivers a stored message to the online devices among `payloads`' keys, except `exceptDevice`. */
+  /**
+   * Delivers a stored message to the online devices among `payloads`' keys, except
+   * `exceptDevice`; resolves to the devices it was handed to (their gateways' publishes issued).
+   */
   async deliverMessage(
     userIds: readonly string[],
     base: Omit<MsgFrame, 'body' | 'type'>,
     payloads: Record<string, string>,
     exceptDevice: string,
-  ): Promise<void> {
+  ): Promise<ReadonlySet<string>> {
+    const reached = new Set<string>();
     await this.enqueue(userIds, exceptDevice, (batch, devices) => {
-      let n = 0;
       for (const device of devices) {
         const body = payloads[device];
         if (body === undefined) continue;
         batch.msgs.push({ device, frame: { type: 'msg', ...base, body } });
-        n++;
+        reached.add(device);
       }
-      return n;
+      return reached.size;
     });
+    return reached;
   }
 
   /**
@@ -218,12 +222,15 @@ export class Delivery {
    * `exceptDevice`: per gateway the frame once, with only the per-device keys of that
    * gateway's devices. Resolves to the number of devices addressed.
    */
-  deliverGroup(userIds: readonly string[], frame: MsgFrame, keys: Record<string, string> | undefined, exceptDevice: string | null): Promise<number> {
-    return this.enqueue(userIds, exceptDevice ?? undefined, (batch, devices) => {
+  async deliverGroup(userIds: readonly string[], frame: MsgFrame, keys: Record<string, string> | undefined, exceptDevice: string | null): Promise<ReadonlySet<string>> {
+    const reached = new Set<string>();
+    await this.enqueue(userIds, exceptDevice ?? undefined, (batch, devices) => {
       const mine = keys ? Object.fromEntries(devices.filter((d) => keys[d] !== undefined).map((d) => [d, keys[d]!])) : undefined;
       batch.groups.push({ frame, devices: [...devices], ...(mine ? { keys: mine } : {}) });
+      for (const d of devices) reached.add(d);
       return devices.length;
     });
+    return reached;
   }
 
   /**

@@ -78,11 +78,11 @@ export class GroupFanout {
    * system message only to the users it names (added, removed, ...). A record handed again
    * after a worker died is coalesced into the push already owed.
    */
-  private notify(frame: GroupRecord['frame'], users: readonly string[]): void {
+  private notify(frame: GroupRecord['frame'], users: readonly string[], reached: ReadonlySet<string>): void {
     const sink = this.options.notices;
     if (!sink) return;
     const to = frame.system ? users.filter((u) => frame.system!.users?.includes(u) && u !== frame.from) : users.filter((u) => u !== frame.from);
-    if (to.length > 0) sink.stored({ conversationId: frame.conversationId, seq: frame.seq, users: to });
+    if (to.length > 0) sink.stored({ conversationId: frame.conversationId, seq: frame.seq, users: to, reached: [...reached] });
   }
 
   private async deliver(rec: GroupRecord): Promise<void> {
@@ -97,18 +97,22 @@ export class GroupFanout {
       throw err;
     }
     const users = membership.members.filter((m) => sees(m, frame.seq)).map((m) => m.userId);
-    this.notify(frame, users);
+    // What live delivery reached gets no push; a broadcast (no route lookups) or a failure leaves
+    // it to the notifier, which checks each device's cursor after PUSH_DELAY_MS.
+    let reached: ReadonlySet<string> = new Set();
     try {
       if (users.length >= (this.options.broadcastMinMembers ?? 100)) {
         await this.delivery.broadcastGroup(frame, rec.keys, rec.membersVersion);
         this.metrics.groupFanoutBroadcasts.inc();
         return;
       }
-      const devices = await this.delivery.deliverGroup(users, frame, rec.keys, frame.fromDevice);
-      this.metrics.groupFanoutDevices.inc(devices);
+      reached = await this.delivery.deliverGroup(users, frame, rec.keys, frame.fromDevice);
+      this.metrics.groupFanoutDevices.inc(reached.size);
     } catch (err) {
       this.metrics.backendFailures.inc({ backend: 'presence', operation: 'fanout' });
       this.logger.error({ err, groupId: frame.conversationId, seq: frame.seq }, 'live group delivery failed; members will catch up from the store');
+    } finally {
+      this.notify(frame, users, reached);
     }
   }
 }
