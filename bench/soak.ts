@@ -431,18 +431,20 @@ function metricLine(text: string, name: string, label: string): string {
   return parts.join(', ') || 'none';
 }
 
-/** Least-squares growth per minute of `value` over the samples in the last half of the run (null without two such samples with values). */
+/**
+ * Growth per minute of `value` over the samples in the last half of the run: the Theil–Sen
+ * estimate (the median of the slopes between every two samples), so one step (a GC, a VACUUM,
+ * an offline device's visit) does not set it. Null without two such samples with values.
+ */
 function slopePerMinute(samples: Sample[], seconds: number, value: (s: Sample) => number | null): number | null {
   const points = samples.filter((x) => x.t >= seconds / 2).flatMap((x) => {
     const y = value(x);
     return y === null || !Number.isFinite(y) ? [] : [[x.t, y] as const];
   });
-  if (points.length < 2) return null;
-  const mt = points.reduce((a, [t]) => a + t, 0) / points.length;
-  const my = points.reduce((a, [, y]) => a + y, 0) / points.length;
-  const num = points.reduce((a, [t, y]) => a + (t - mt) * (y - my), 0);
-  const den = points.reduce((a, [t]) => a + (t - mt) ** 2, 0);
-  return den === 0 ? null : (num / den) * 60;
+  const slopes = points.flatMap(([t1, y1], i) => points.slice(i + 1).map(([t2, y2]) => (y2 - y1) / (t2 - t1))).sort((a, b) => a - b);
+  if (slopes.length === 0) return null;
+  const mid = slopes.length >> 1;
+  return (slopes.length % 2 === 1 ? slopes[mid]! : (slopes[mid - 1]! + slopes[mid]!) / 2) * 60;
 }
 
 /** ON beside OFF: growth per minute in the last half of each run, pushes per second, CPU per message; and what "flat" means for offline devices. */
@@ -475,7 +477,7 @@ function summary(runs: RunResult[], settings: Settings): string[] {
       : `offline devices never connect (BENCH_SOAK_WAKE_SECONDS=0): under MESSAGE_RETENTION=acked their rows stay until MESSAGE_RETENTION_DAYS, ` +
         `so rows grow by ~${int(offlineRate * 60)}/min with the purge on too; only the online recipients' rows are erased.`;
   return [
-    `summary: growth per minute over the last half of each run (least squares over the samples from ${s.seconds / 2} s), pushes received per second, CPU per accepted message`,
+    `summary: growth per minute over the last half of each run (Theil–Sen over the samples from ${s.seconds / 2} s), pushes received per second, CPU per accepted message`,
     line(header),
     widths.map((w) => '-'.repeat(w)).join('-|-'),
     ...rows.map(line),
