@@ -13,9 +13,24 @@ import { until } from './support/wait.js';
 const adminUrl = inject('postgresAdminUrl');
 const WEBHOOK_SECRET = randomBytes(32).toString('hex');
 
-/** A server on its own PostgreSQL database (so the test can look at the push queue), pushing to local receivers. */
-async function pushServer(pushService: PushService, webhook: WebhookReceiver, db: { url: string }, extra: Record<string, string> = {}) {
-  return startServer({
+/** A server on its own PostgreSQL database (so the test can look at the push queue), pushing to local receivers, and its users. */
+interface PushWorld {
+  db: { url: string; drop(): Promise<void> };
+  sql: postgres.Sql;
+  pushService: PushService;
+  webhook: WebhookReceiver;
+  server: ServerProcess;
+  users: Recorded[];
+  user(prefix: string, connect?: boolean): Promise<Recorded>;
+  dispose(): Promise<void>;
+}
+
+async function pushWorld(extra: Record<string, string> = {}): Promise<PushWorld> {
+  const db = await createTestDatabase(adminUrl!);
+  const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+  const pushService = await startPushService();
+  const webhook = await startWebhookReceiver(WEBHOOK_SECRET);
+  const server = await startServer({
     env: {
       SQL_DRIVER: 'postgres',
       DATABASE_URL: db.url,
@@ -25,47 +40,54 @@ async function pushServer(pushService: PushService, webhook: WebhookReceiver, db
       PUSH_ALLOW_HTTP: 'true',
       PUSH_WEBHOOK_URL: webhook.url,
       PUSH_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      // A message waits 1 s for a live ack, then is pushed; later ones within 10 minutes are coalesced.
+      // A message for a device without a connection is pushed after 1 s; later ones within 10 minutes are coalesced.
       PUSH_DELAY_MS: '1000',
       PUSH_COALESCE_MS: '600000',
       PUSH_POLL_MS: '50',
       ...extra,
     },
   });
+  const users: Recorded[] = [];
+  return {
+    db,
+    sql,
+    pushService,
+    webhook,
+    server,
+    users,
+    user: async (prefix, connect = false) => {
+      const u = await newUser(server.url, prefix, connect);
+      users.push(u);
+      return u;
+    },
+    dispose: async () => {
+      for (const u of users) await u.client.close();
+      await server.dispose();
+      await pushService.close();
+      await webhook.close();
+      await sql.end();
+      await db.drop();
+    },
+  };
 }
 
 describe.skipIf(adminUrl === null)('pushes to devices without a connection (PostgreSQL, local push service and webhook relay)', () => {
-  let db: { url: string; drop(): Promise<void> };
+  let world: PushWorld;
   let sql: postgres.Sql;
   let pushService: PushService;
   let webhook: WebhookReceiver;
   let server: ServerProcess;
   let alice: Recorded;
-  const users: Recorded[] = [];
-
-  const user = async (prefix: string, connect = false) => {
-    const u = await newUser(server.url, prefix, connect);
-    users.push(u);
-    return u;
-  };
+  let users: Recorded[];
+  const user = (prefix: string, connect = false) => world.user(prefix, connect);
   const pending = async (deviceId: string) => (await sql`SELECT count, seq, due_at FROM push_pending WHERE device_id = ${deviceId}`)[0];
 
   beforeAll(async () => {
-    db = await createTestDatabase(adminUrl!);
-    sql = postgres(db.url, { max: 1, onnotice: () => {} });
-    pushService = await startPushService();
-    webhook = await startWebhookReceiver(WEBHOOK_SECRET);
-    server = await pushServer(pushService, webhook, db);
+    world = await pushWorld();
+    ({ sql, pushService, webhook, server, users } = world);
     alice = await user('alice', true);
   });
-  afterAll(async () => {
-    for (const u of users) await u.client.close();
-    await server?.dispose();
-    await pushService?.close();
-    await webhook?.close();
-    await sql?.end();
-    await db?.drop();
-  });
+  afterAll(() => world?.dispose());
 
   it('an offline device gets an RFC 8291 push carrying only its own ciphertext, which the SDK decrypts; the later sync does not repeat it', async () => {
     const bob = await user('bob');
@@ -195,38 +217,20 @@ describe.skipIf(adminUrl === null)('pushes to devices without a connection (Post
 });
 
 describe.skipIf(adminUrl === null)('a gateway killed while pushes are in flight', () => {
-  let db: { url: string; drop(): Promise<void> };
-  let sql: postgres.Sql;
-  let pushService: PushService;
-  let webhook: WebhookReceiver;
-  let server: ServerProcess;
-  const users: Recorded[] = [];
-
+  let world: PushWorld;
   beforeAll(async () => {
-    db = await createTestDatabase(adminUrl!);
-    sql = postgres(db.url, { max: 1, onnotice: () => {} });
-    pushService = await startPushService();
-    webhook = await startWebhookReceiver(WEBHOOK_SECRET);
-    server = await pushServer(pushService, webhook, db, { PUSH_DELAY_MS: '0', PUSH_LEASE_MS: '1500' });
+    world = await pushWorld({ PUSH_DELAY_MS: '0', PUSH_LEASE_MS: '1500' });
   });
-  afterAll(async () => {
-    for (const u of users) await u.client.close();
-    await server?.dispose();
-    await pushService?.close();
-    await webhook?.close();
-    await sql?.end();
-    await db?.drop();
-  });
+  afterAll(() => world?.dispose());
 
   it('repeats at most the pushes that were in flight, once each, with the same collapse key', async () => {
-    const sender = await newUser(server.url, 'burst-sender');
-    users.push(sender);
+    const { sql, pushService, server } = world;
+    const sender = await world.user('burst-sender', true);
     const devices: { user: Recorded; endpoint: string }[] = [];
     for (let i = 0; i < 6; i++) {
-      const u = await newUser(server.url, `burst-${i}`, false);
+      const u = await world.user(`burst-${i}`);
       const subscription = pushService.subscribe();
       await u.client.registerPush({ kind: 'webpush', ...subscription });
-      users.push(u);
       devices.push({ user: u, endpoint: subscription.endpoint });
     }
     // The push service takes the pushes but does not answer: they are in flight when the process dies.
