@@ -2,8 +2,11 @@
 import { FileService } from './files/files.js';
 import { RetentionSweeper } from './files/retention-sweeper.js';
 import { Accounts, signingSecret } from './accounts/accounts.js';
+import { Blocks } from './accounts/blocks.js';
+import { Reports } from './accounts/reports.js';
 import { buildGateway } from './gateway/app.js';
 import { Delivery } from './routing/delivery.js';
+import { Conversations } from './messaging/conversations.js';
 import { MessageStore } from './messaging/message-store.js';
 import { MessagesManager, type MessagesOptions } from './messaging/messages.js';
 import { GroupFanout, type GroupFanoutOptions } from './routing/group-fanout.js';
@@ -58,6 +61,7 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     loginFailuresFree: config.LOGIN_FAILURES_FREE,
     loginBackoffMaxMs: config.LOGIN_BACKOFF_MAX_MS,
   });
+  const blocks = new Blocks(adapters.sql, clock);
   const store = new MessageStore(adapters.sql, clock, {
     batchMax: config.SEND_BATCH_MAX,
     shards: config.SEND_COMMIT_SHARDS ?? 1,
@@ -97,7 +101,7 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     log: adapters.groupLog,
     receipts,
     typingMaxMembers: config.GROUP_TYPING_MAX_MEMBERS,
-  }, { afterCommit: options.afterCommit, notices: notifier, expiry: { maxAheadMs: config.MESSAGE_RETENTION_DAYS * 86_400_000 } });
+  }, { afterCommit: options.afterCommit, notices: notifier, expiry: { maxAheadMs: config.MESSAGE_RETENTION_DAYS * 86_400_000 }, blocks });
   const fanout = config.FANOUT_WORKER
     ? new GroupFanout(adapters.groupLog, groups, delivery, metrics, log, {
         afterDeliver: options.afterFanoutDeliver,
@@ -121,7 +125,24 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
       allowHttp: config.PUSH_ALLOW_HTTP,
     },
   };
-  const gateway = await buildGateway({ config, log, metrics, clock, sql: adapters.sql, tokens, accounts, store, messages, delivery, groups, files, push });
+  const gateway = await buildGateway({
+    config,
+    log,
+    metrics,
+    clock,
+    sql: adapters.sql,
+    tokens,
+    accounts,
+    store,
+    messages,
+    delivery,
+    groups,
+    files,
+    push,
+    blocks,
+    reports: new Reports(adapters.sql, clock),
+    conversations: new Conversations(adapters.sql),
+  });
 
   const address = await gateway.http.listen({ port: config.PORT, host: config.HOST });
   const port = new URL(address).port;

@@ -1,5 +1,7 @@
 // Accounts: users, their devices and public keys, and login into a device session.
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { decodeJwt } from 'jose';
 import { fromB64 } from '../protocol/bytes.js';
 import { verifyLoginProof } from '../protocol/login-proof.js';
 import type { Cache } from '../platform/cache.js';
@@ -7,9 +9,10 @@ import { vouchValid } from '../protocol/trust.js';
 import { listedDevice, type ListedDeviceJson } from '../protocol/frames.js';
 import type { Clock } from '../platform/clock.js';
 import { AppError } from '../platform/errors.js';
+import { GroupCommit } from '../platform/group-commit.js';
 import { DUMMY_HASH_PROMISE, hashPassword, verifyPassword } from '../platform/passwords.js';
-import { num, type Sql } from '../platform/sql.js';
-import type { Tokens } from '../platform/tokens.js';
+import { num, type Sql, type SqlTx } from '../platform/sql.js';
+import type { TokenClaims, Tokens } from '../platform/tokens.js';
 import { LoginBackoff } from './login-backoff.js';
 import { LOGIN_CHALLENGE_KEY_LABEL, LoginChallenges } from './login-challenges.js';
 import { usernameSkeleton } from './username.js';
@@ -30,6 +33,15 @@ export interface Session {
   expiresAt: number;
   userId: string;
   deviceId: string;
+}
+
+/** A device as its own user lists them (`GET /v1/account/devices`). */
+export interface OwnDevice {
+  id: string;
+  name: string;
+  createdAt: number;
+  /** Its last connect, disconnect or login (epoch ms). */
+  lastSeenAt: number;
 }
 
 /** How long a user's device list may be served from this process's cache. */
@@ -53,11 +65,19 @@ export interface AccountsOptions {
  *
  * Usernames arrive validated and NFKC-normalized (accounts/username.ts); a new one must not
  * share its lookalike skeleton with an existing one (a unique column, migration 6).
+ *
+ * Revoking sessions: a device's `tokens_not_before` (epoch seconds, migration 9) refuses every
+ * token of it issued (`iat`) before then; `sessionValid` checks it in the same single-row read
+ * that already checked the device exists, on every REST request and every connect. Tokens
+ * carry whole seconds, so a revocation refuses the rest of its second too, and a device that
+ * logs in again within that second waits for the next one (at most a second) before its new
+ * token is issued.
  */
 export class Accounts {
   private readonly deviceCache = new Map<string, { at: number; devices: DeviceKey[] }>();
   private readonly backoff: LoginBackoff;
   private readonly challenges: LoginChallenges;
+  private readonly lastSeen = new GroupCommit((items: { deviceId: string; at: number }[]) => this.writeSeen(items), { maxBatch: 1024 });
 
   constructor(
     private readonly sql: Sql,
@@ -142,19 +162,17 @@ export class Accounts {
     if (deviceId) {
       // Logging an existing device in again is always allowed, whatever the cap.
       // A new key voids the device's vouch (it certified the old key), and the vouches it signed.
-      const updated = await this.sql.query(
-        `UPDATE devices SET public_key = $3, name = $4,
+      const [updated] = await this.sql.query(
+        `UPDATE devices SET public_key = $3, name = $4, last_seen_at = $5,
                 vouched_by = CASE WHEN public_key = $3 THEN vouched_by END,
                 vouch_signature = CASE WHEN public_key = $3 THEN vouch_signature END
-          WHERE id = $1 AND user_id = $2 RETURNING id`,
-        [
-        deviceId,
-        user.id,
-          device.publicKey,
-          device.name,
-        ],
+          WHERE id = $1 AND user_id = $2 RETURNING tokens_not_before`,
+        [deviceId, user.id, device.publicKey, device.name, this.clock.now()],
       );
-      if (updated.length === 0) throw new AppError('not_found', 'no such device');
+      if (!updated) throw new AppError('not_found', 'no such device');
+      // Revoked within this second: a token issued now would be refused (see the class comment).
+      const wait = num(updated.tokens_not_before) * 1000 - this.clock.now();
+      if (wait > 0) await sleep(Math.min(wait, 1000));
     } else {
       deviceId = await this.addDevice(user.id, device);
     }
@@ -177,12 +195,13 @@ export class Accounts {
         throw new AppError('limit_exceeded', `at most ${maxDevices} devices per user: remove one first`, { details: { maxDevices } });
       }
       const id = randomUUID();
-      await tx.query(`INSERT INTO devices (id, user_id, name, public_key, created_at) VALUES ($1, $2, $3, $4, $5)`, [
+      const now = this.clock.now();
+      await tx.query(`INSERT INTO devices (id, user_id, name, public_key, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $5)`, [
         id,
         userId,
         device.name,
         device.publicKey,
-        this.clock.now(),
+        now,
       ]);
       return id;
     });
@@ -243,10 +262,101 @@ export class Accounts {
     this.deviceCache.delete(userId);
   }
 
-  /** Whether the device exists and belongs to the user (checked on every WebSocket upgrade). */
-  async deviceBelongs(userId: string, deviceId: string): Promise<boolean> {
-    const rows = await this.sql.query(`SELECT 1 FROM devices WHERE id = $1 AND user_id = $2`, [deviceId, userId]);
-    return rows.length > 0;
+  /**
+   * Whether a verified token still opens a session: its device exists, belongs to its user, and
+   * the token was issued no earlier than the device's `tokens_not_before` (checked on every REST
+   * request and every connect; one row read by primary key).
+   */
+  async sessionValid(claims: TokenClaims, token: string): Promise<boolean> {
+    const [row] = await this.sql.query(`SELECT tokens_not_before FROM devices WHERE id = $1 AND user_id = $2`, [claims.deviceId, claims.userId]);
+    if (!row) return false;
+    const notBefore = num(row.tokens_not_before);
+    return notBefore === 0 || (decodeJwt(token).iat ?? 0) >= notBefore;
+  }
+
+  /**
+   * Checks `password` against the user's, counted by the login backoff exactly like a login (so
+   * a stolen token cannot be used to guess the password faster): `unauthorized` when wrong,
+   * `rate_limited` while the username waits.
+   */
+  async checkPassword(userId: string, password: string): Promise<void> {
+    const [user] = await this.sql.query<{ username: string; password_hash: string }>(`SELECT username, password_hash FROM users WHERE id = $1`, [userId]);
+    if (!user) throw new AppError('unauthorized', 'no such account');
+    const ok = await this.backoff.attempt(user.username, () => verifyPassword(password, user.password_hash));
+    if (!ok) throw new AppError('unauthorized', 'wrong password');
+  }
+
+  /**
+   * Changes the password after checking the current one (see checkPassword) and revokes the
+   * sessions of every other device of the user; returns their ids, to close their sockets.
+   * The calling device's tokens stay valid.
+   */
+  async changePassword(userId: string, deviceId: string, current: string, next: string): Promise<string[]> {
+    await this.checkPassword(userId, current);
+    const hash = await hashPassword(next);
+    return this.sql.transaction(async (tx) => {
+      await tx.query(`UPDATE users SET password_hash = $2 WHERE id = $1`, [userId, hash]);
+      return this.revoke(tx, userId, deviceId);
+    });
+  }
+
+  /** Revokes the tokens of every device of the user; returns their ids. */
+  revokeAll(userId: string): Promise<string[]> {
+    return this.revoke(this.sql, userId, null);
+  }
+
+  /** Sets `tokens_not_before` to the next second for the user's devices but `except`. */
+  private async revoke(db: SqlTx | Sql, userId: string, except: string | null): Promise<string[]> {
+    const rows = await db.query<{ id: string }>(
+      `UPDATE devices SET tokens_not_before = $3 WHERE user_id = $1 AND ($2::uuid IS NULL OR id <> $2::uuid) RETURNING id`,
+      [userId, except, Math.floor(this.clock.now() / 1000) + 1],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /** The user's devices with names and when each was last seen, oldest first. */
+  async ownDevices(userId: string): Promise<OwnDevice[]> {
+    const rows = await this.sql.query(
+      `SELECT id, name, created_at, coalesce(last_seen_at, created_at) AS last_seen_at FROM devices WHERE user_id = $1 ORDER BY created_at, id`,
+      [userId],
+    );
+    return rows.map((r) => ({ id: r.id as string, name: r.name as string, createdAt: num(r.created_at), lastSeenAt: num(r.last_seen_at) }));
+  }
+
+  /** Records that the device was just seen (a connect or disconnect); writes are batched, one statement per batch. */
+  seen(deviceId: string): Promise<void> {
+    return this.lastSeen.submit({ deviceId, at: this.clock.now() });
+  }
+
+  /** Waits for last-seen writes in flight. */
+  flush(): Promise<void> {
+    return this.lastSeen.idle();
+  }
+
+  /**
+   * Deletes the user and, by the schema's cascades, its devices (their keys, cursors, push
+   * targets and pending pushes), its memberships, mutes and blocks (both ways). Its uploads
+   * are marked expired in the same transaction, for the file service to erase (expireFiles,
+   * purgeBlobs). Groups it owned must have been handed on before (groups' leave), and its
+   * messages erased (MessageStore.eraseUser): neither is this layer's to do.
+   */
+  async deleteAccount(userId: string): Promise<void> {
+    const now = this.clock.now();
+    await this.sql.transaction(async (tx) => {
+      await tx.query(`UPDATE files SET expires_at = least(expires_at, $2) WHERE uploader_id = $1`, [userId, now]);
+      await tx.query(`DELETE FROM users WHERE id = $1`, [userId]);
+    });
+    this.deviceCache.delete(userId);
+  }
+
+  private async writeSeen(items: { deviceId: string; at: number }[]): Promise<void[]> {
+    await this.sql.query(
+      `UPDATE devices d SET last_seen_at = greatest(coalesce(d.last_seen_at, 0), v.at)
+         FROM (SELECT device_id, max(at) AS at FROM json_to_recordset($1::json) AS x(device_id uuid, at bigint) GROUP BY device_id) v
+        WHERE d.id = v.device_id`,
+      [JSON.stringify(items.map((i) => ({ device_id: i.deviceId, at: i.at })))],
+    );
+    return items.map(() => undefined);
   }
 }
 

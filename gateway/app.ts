@@ -19,7 +19,12 @@ import type { Metrics } from '../platform/metrics.js';
 import type { Sql } from '../platform/sql.js';
 import type { TokenClaims, Tokens } from '../platform/tokens.js';
 import type { Accounts } from '../accounts/accounts.js';
+import type { Blocks } from '../accounts/blocks.js';
+import type { Reports } from '../accounts/reports.js';
+import type { Conversations } from '../messaging/conversations.js';
 import { accountRoutes } from './accounts.routes.js';
+import { controlRoutes } from './control.routes.js';
+import { conversationRoutes } from './conversations.routes.js';
 import { DeviceSession, type DeviceSessionDeps } from './device-session.js';
 import { ReceiptCoalescer } from './receipt-coalescer.js';
 import type { Delivery } from '../routing/delivery.js';
@@ -56,6 +61,10 @@ export interface GatewayDeps {
   files?: FileService;
   /** Push targets and mutes; their REST routes are served when it is given. */
   push?: { notifier: Notifier; options: PushRouteOptions };
+  /** Blocks (shared with the message path, whose cache they invalidate), reports and the inbox. */
+  blocks: Blocks;
+  reports: Reports;
+  conversations: Conversations;
 }
 
 export interface Gateway {
@@ -132,11 +141,16 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     reply.code(404).send({ error: { code: 'not_found', message: 'no such route' } });
   });
 
-  const authenticate = async (req: FastifyRequest) => {
-    const claims = await deps.tokens.verify(bearerToken(req.raw));
-    if (!(await deps.accounts.deviceBelongs(claims.userId, claims.deviceId))) {
-      throw new AppError('unauthorized', 'device no longer exists');
+  /** A token opens a session while its device exists and its sessions were not revoked since it was issued (Accounts.sessionValid). */
+  const checkSession = async (claims: TokenClaims, token: string): Promise<void> => {
+    if (!(await deps.accounts.sessionValid(claims, token))) {
+      throw new AppError('unauthorized', 'this session was ended: the device was removed or its sessions were revoked');
     }
+  };
+  const authenticate = async (req: FastifyRequest) => {
+    const token = bearerToken(req.raw);
+    const claims = await deps.tokens.verify(token);
+    await checkSession(claims, token!);
     req.auth = claims;
   };
   const routes = new Routes(http, authenticate);
@@ -155,6 +169,20 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   keyRoutes(routes, keyDirectory, bundleLimiter);
   if (deps.files) fileRoutes(http, routes, deps.files, authenticate);
   if (deps.push) pushRoutes(routes, deps.push.notifier, deps.messages, deps.push.options);
+  conversationRoutes(routes, deps.conversations, deps.store, deps.clock, { unsendWindowMs: config.MESSAGE_UNSEND_WINDOW_SECONDS * 1000 });
+  controlRoutes(routes, {
+    accounts: deps.accounts,
+    blocks: deps.blocks,
+    reports: deps.reports,
+    messages: deps.messages,
+    store: deps.store,
+    groups: deps.groups,
+    delivery: deps.delivery,
+    clock: deps.clock,
+    files: deps.files,
+    reportLimiter: new KeyedLimiter(config.REPORT_RATE_PER_HOUR / 3600, config.REPORT_RATE_PER_HOUR, deps.clock),
+    adminToken: config.ADMIN_TOKEN,
+  });
 
   http.get('/healthz', async () => ({ ok: true }));
   http.get('/readyz', async (_req, reply) => {
@@ -192,10 +220,16 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     const claims = await deps.tokens.verify(token);
     const wait = connectLimiter.take(claims.userId);
     if (wait > 0) throw new AppError('rate_limited', 'too many connections; wait', { details: { retryAfterMs: wait } });
-    if (!(await deps.accounts.deviceBelongs(claims.userId, claims.deviceId))) {
-      throw new AppError('unauthorized', 'device no longer exists');
-    }
+    await checkSession(claims, token!);
+    lastSeen(claims.deviceId);
     return claims;
+  };
+  /** Records a connect or disconnect as the device's last-seen time (batched; a failed write is logged and counted, never fatal). */
+  const lastSeen = (deviceId: string): void => {
+    deps.accounts.seen(deviceId).catch((err: unknown) => {
+      metrics.backendFailures.inc({ backend: 'sql', operation: 'last_seen' });
+      log.error({ err }, 'recording last seen failed');
+    });
   };
 
   /** What every device session of this gateway shares (one object: an idle connection holds only a reference). */
@@ -215,7 +249,10 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
       heartbeatMs: config.HEARTBEAT_INTERVAL_MS,
       maxPresenceWatch: config.PRESENCE_WATCH_MAX,
     },
-    onClosed: (session) => sessions.delete(session),
+    onClosed: (closed) => {
+      sessions.delete(closed);
+      lastSeen(closed.deviceId);
+    },
   };
 
   /** Starts a device session on an admitted socket of either transport. */
@@ -317,6 +354,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
       await http.close();
       clearTimeout(rest);
       await receipts.flush(); // the last acks and reads, before the store closes
+      await deps.accounts.flush(); // the last disconnects' last-seen times
     },
   };
 }

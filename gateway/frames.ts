@@ -208,7 +208,7 @@ export function sniffSendId(data: string | Buffer): string | undefined {
   return /^\{\s*"type"\s*:\s*"(?:group\.)?send"\s*,\s*"id"\s*:\s*"([A-Za-z0-9_-]{1,64})"/.exec(head)?.[1];
 }
 
-/** The frame a device receives for a stored message. */
+/** The frame a device receives for a stored message (a tombstone, `deleted: true` with body '', for one deleted for everyone). */
 export function storedToFrame(m: StoredMessage): MsgFrame {
   return {
     type: 'msg',
@@ -223,5 +223,6 @@ export function storedToFrame(m: StoredMessage): MsgFrame {
     ...(m.key === null ? {} : { key: m.key }),
     ...(m.system === null ? {} : { system: m.system }),
     ...(m.expiresAt === null ? {} : { expiresAt: m.expiresAt }),
+    ...(m.deleted ? { deleted: true as const } : {}),
   };
 }

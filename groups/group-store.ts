@@ -72,15 +72,19 @@ export class LockedGroup {
     return appendSystemTx(this.tx, this.id, actorId, event, this.now, membership, keys);
   }
 
-  /** Adds (or re-adds) users as members from `seq` on; `not_found` if any user does not exist. */
-  async add(userIds: readonly string[], seq: number): Promise<void> {
+  /**
+   * Adds (or re-adds) users as members from `seq` on; `not_found` if any user does not exist,
+   * or blocks `addedBy`: the same answer, so a refused add does not tell a block from a typo.
+   */
+  async add(userIds: readonly string[], seq: number, addedBy: string | null = null): Promise<void> {
     const rows = await this.tx.query(
       `INSERT INTO conversation_members (conversation_id, user_id, role, joined_seq, left_seq, joined_at)
-       SELECT $1, u.id, 'member', $3, NULL, $4 FROM users u WHERE u.id IN ${IDS}
+       SELECT $1, u.id, 'member', $3, NULL, $4 FROM users u
+        WHERE u.id IN ${IDS} AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = u.id AND b.blocked_id = $5)
        ON CONFLICT (conversation_id, user_id) DO UPDATE
          SET role = 'member', joined_seq = excluded.joined_seq, left_seq = NULL, joined_at = excluded.joined_at
        RETURNING user_id`,
-      [this.id, jsonIds(userIds), seq, this.now],
+      [this.id, jsonIds(userIds), seq, this.now, addedBy],
     );
     if (rows.length !== new Set(userIds).size) throw new AppError('not_found', 'no such user');
   }
@@ -148,7 +152,7 @@ export class GroupStore {
       const g = new LockedGroup(tx, now, id, name, ownerId, new Map());
       const event: SystemEvent = { kind: 'created', name, users: [ownerId, ...others], ...(options.device ? { device: options.device } : {}) };
       const seq = await g.record(ownerId, event, options.keys);
-      await g.add([ownerId, ...others], seq);
+      await g.add([ownerId, ...others], seq, ownerId);
       await g.setRole(ownerId, 'owner');
       return { id, seq };
     });
@@ -239,19 +243,29 @@ export class GroupStore {
     });
   }
 
-  /** Each current member's highest delivered and read seq over their devices (members without devices are left out). */
-  async receipts(groupId: string): Promise<MemberReceipts[]> {
+  /**
+   * Each current member's highest delivered and read seq over their devices (members without
+   * devices are left out). With `viewer`, a member who blocks the viewer is marked `blocksViewer`
+   * (their receipts are hidden from the users they block).
+   */
+  async receipts(groupId: string, viewer?: string): Promise<(MemberReceipts & { blocksViewer?: true })[]> {
     const rows = await this.sql.query(
-      `SELECT m.user_id, coalesce(max(dc.delivered_seq), 0) AS delivered, coalesce(max(dc.read_seq), 0) AS read
+      `SELECT m.user_id, coalesce(max(dc.delivered_seq), 0) AS delivered, coalesce(max(dc.read_seq), 0) AS read,
+              EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = m.user_id AND b.blocked_id = $2::uuid) AS blocks_viewer
          FROM conversation_members m
          JOIN devices d ON d.user_id = m.user_id
          LEFT JOIN device_cursors dc ON dc.device_id = d.id AND dc.conversation_id = m.conversation_id
         WHERE m.conversation_id = $1 AND m.left_seq IS NULL
         GROUP BY m.user_id
         ORDER BY m.user_id`,
-      [groupId],
+      [groupId, viewer ?? null],
     );
-    return rows.map((r) => ({ userId: r.user_id as string, delivered: num(r.delivered), read: num(r.read) }));
+    return rows.map((r) => ({
+      userId: r.user_id as string,
+      delivered: num(r.delivered),
+      read: num(r.read),
+      ...(r.blocks_viewer === true ? { blocksViewer: true as const } : {}),
+    }));
   }
 
   /** The devices (id and public key) of each of the users. */

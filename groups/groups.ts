@@ -130,7 +130,7 @@ export class GroupsManager {
       const keys = await this.memberKeys(meta, () => g.deviceIds(fresh));
       const event: SystemEvent = { kind: 'member_added', users: fresh, ...(meta.device && keys ? { device: meta.device } : {}) };
       const seq = await g.record(actor, event, keys);
-      await g.add(fresh, seq);
+      await g.add(fresh, seq, actor);
       return [{ event, seq, keys }];
     });
   }
@@ -208,12 +208,30 @@ export class GroupsManager {
     });
   }
 
-  /** Per-member delivered/read seqs and the aggregates (everyone has it / has read it), for members only. */
+  /**
+   * Per-member delivered/read seqs and the aggregates (everyone has it / has read it), for
+   * members only. A member who blocks `actor` is left out of the list (not of the aggregates,
+   * which are over every member and name nobody).
+   */
   async receipts(actor: string, groupId: string) {
     await this.get(actor, groupId);
-    const members = await this.store.receipts(groupId);
-    return { ...aggregate(members), members };
+    const members = await this.store.receipts(groupId, actor);
+    const listed = members.filter((m) => !m.blocksViewer).map(({ userId, delivered, read }) => ({ userId, delivered, read }));
+    return { ...aggregate(members), members: listed };
   }
+
+  /**
+   * Leaves every group the user is a member of (as `leave`: owners hand their groups on, the
+   * last member deletes it); for a user whose account is being deleted.
+   */
+  async leaveAll(userId: string): Promise<void> {
+    for (const g of await this.store.listFor(userId)) {
+      await this.leave(userId, g.id).catch((err: unknown) => {
+        if (!(err instanceof AppError && err.code === 'not_found')) throw err; // left meanwhile
+      });
+    }
+  }
+
 
   /**
    * The group's membership with every window, at least as new as `minVersion`: from this

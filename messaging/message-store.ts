@@ -26,7 +26,12 @@ export interface StoredMessage {
   group: boolean;
   /** A disappearing message: when it is erased (epoch ms); null for others. */
   expiresAt: number | null;
+  /** Deleted for everyone by its sender: a tombstone, `body` '' (for the devices it was for) and no key. */
+  deleted?: true;
 }
+
+/** What became of a delete for everyone (MessageStore.unsend). */
+export type UnsendOutcome = 'deleted' | 'not_found' | 'too_late';
 
 export interface DeviceConversation {
   conversationId: string;
@@ -242,9 +247,9 @@ export class MessageStore {
          SELECT p.*, coalesce(octet_length(p.body), 0) + coalesce(octet_length(p.key), 0) AS size,
                 sum(coalesce(octet_length(p.body), 0) + coalesce(octet_length(p.key), 0)) OVER (ORDER BY p.seq) AS upto
            FROM (
-             SELECT m.seq, m.client_id, m.sender_id, m.sender_device_id, m.sent_at, m.system, m.expires_at, c.kind,
+             SELECT m.seq, m.client_id, m.sender_id, m.sender_device_id, m.sent_at, m.system, m.expires_at, m.deleted_at, c.kind,
                     CASE WHEN m.system IS NOT NULL OR m.sender_device_id = $3::uuid THEN NULL ELSE coalesce(m.body, m.payloads ->> $3::text) END AS body,
-                    CASE WHEN m.body IS NULL AND m.system IS NULL THEN NULL ELSE m.payloads ->> $3::text END AS key
+                    CASE WHEN (m.body IS NULL AND m.system IS NULL) OR m.deleted_at IS NOT NULL THEN NULL ELSE m.payloads ->> $3::text END AS key
                FROM messages m
                JOIN conversations c ON c.id = m.conversation_id
                JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = $5
@@ -269,6 +274,7 @@ export class MessageStore {
       system: (r.system as SystemEvent | null) ?? null,
       group: r.kind === 'group',
       expiresAt: r.expires_at === null || r.expires_at === undefined ? null : num(r.expires_at),
+      ...(r.deleted_at === null || r.deleted_at === undefined ? {} : { deleted: true as const }),
     }));
   }
 
@@ -277,7 +283,10 @@ export class MessageStore {
     return this.cursors.submit(update);
   }
 
-  /** For each direct conversation of `userId`, the other member's highest delivered and read seq over their devices. */
+  /**
+   * For each direct conversation of `userId`, the other member's highest delivered and read seq
+   * over their devices; none from a member who blocks `userId` (a blocker's receipts are hidden).
+   */
   async receiptState(userId: string): Promise<ReceiptState[]> {
     const rows = await this.sql.query(
       `SELECT dc.conversation_id, d.user_id, max(dc.delivered_seq) AS delivered, max(dc.read_seq) AS read
@@ -286,6 +295,7 @@ export class MessageStore {
          JOIN device_cursors dc ON dc.conversation_id = m.conversation_id
          JOIN devices d ON d.id = dc.device_id
         WHERE m.user_id = $1 AND d.user_id <> $1
+          AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.user_id = d.user_id AND b.blocked_id = $1)
         GROUP BY dc.conversation_id, d.user_id`,
       [userId],
     );
@@ -295,6 +305,63 @@ export class MessageStore {
       delivered: num(r.delivered),
       read: num(r.read),
     }));
+  }
+
+  /**
+   * Deletes a message for everyone: only the device that sent it (`deviceId`), and only until
+   * `sentAfter` (the send time the window still allows). Its ciphertext is erased for the
+   * devices that have not fetched it (every payload and the shared body become '', the device
+   * keys stay so the acked purge still sees whom it was for) and the row stays, so seqs stay
+   * gap-free and those devices get a tombstone. A message that is not this device's, is a
+   * system message, or is no longer stored is `not_found` (the same answer); one past the
+   * window is `too_late`. Deleting again is `deleted` whatever the window.
+   */
+  async unsend(conversationId: string, seq: number, deviceId: string, sentAfter: number): Promise<UnsendOutcome> {
+    return this.sql.transaction(async (tx) => {
+      const [row] = await tx.query(
+        `SELECT sent_at, deleted_at FROM messages WHERE conversation_id = $1 AND seq = $2 AND sender_device_id = $3 AND system IS NULL FOR UPDATE`,
+        [conversationId, seq, deviceId],
+      );
+      if (!row) return 'not_found';
+      if (row.deleted_at !== null) return 'deleted';
+      if (num(row.sent_at) < sentAfter) return 'too_late';
+      await tx.query(
+        `UPDATE messages SET deleted_at = $3, body = CASE WHEN body IS NULL THEN NULL ELSE '' END,
+                payloads = (SELECT coalesce(jsonb_object_agg(k, ''), '{}'::jsonb) FROM jsonb_object_keys(payloads) AS k)
+          WHERE conversation_id = $1 AND seq = $2`,
+        [conversationId, seq, this.clock.now()],
+      );
+      await tx.query(`UPDATE message_index SET deleted = true WHERE conversation_id = $1 AND seq = $2`, [conversationId, seq]);
+      return 'deleted';
+    });
+  }
+
+  /**
+   * Erases what a user whose account is being deleted has on the message side: every direct
+   * conversation of theirs, whole (its messages both ways, cursors, shares, mutes: the schema's
+   * cascades), and every message they sent to a group that is still stored (their groups'
+   * system messages stay: the other members' clients need them). Members who had not fetched
+   * those group messages get `expired` for them. Run before the user row is deleted (it finds
+   * the conversations through the user's memberships).
+   */
+  async eraseUser(userId: string): Promise<void> {
+    const direct = await this.sql.transaction(async (tx) => {
+      const gone = await tx.query<{ id: string }>(
+        `DELETE FROM conversations WHERE kind = 'direct' AND id IN (SELECT conversation_id FROM conversation_members WHERE user_id = $1) RETURNING id`,
+        [userId],
+      );
+      const ids = JSON.stringify(gone.map((r) => r.id));
+      await tx.query(`DELETE FROM message_index WHERE conversation_id IN (SELECT value::uuid FROM json_array_elements_text($1::json))`, [ids]);
+      const groups = `(SELECT conversation_id FROM conversation_members WHERE user_id = $1)`;
+      await tx.query(`DELETE FROM messages WHERE conversation_id IN ${groups} AND sender_id = $1 AND system IS NULL`, [userId]);
+      await tx.query(`DELETE FROM message_index WHERE conversation_id IN ${groups} AND sender_id = $1 AND NOT system`, [userId]);
+      return gone.map((r) => r.id);
+    });
+    for (const id of direct) {
+      this.membersCache.delete(id);
+      this.kinds.delete(id);
+    }
+    for (const [pair, id] of this.knownDirect) if (direct.includes(id)) this.knownDirect.delete(pair);
   }
 
   /** Waits for batched writes in flight. */

@@ -1,6 +1,7 @@
 // MessagesManager: what the gateway calls to send, acknowledge and mark read; it checks, persists and delivers.
 import type { ClientFrame, DevicePayload, ReceiptKind } from '../protocol/frames.js';
 import type { Accounts } from '../accounts/accounts.js';
+import type { Blocks } from '../accounts/blocks.js';
 import { AppError } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
@@ -41,7 +42,11 @@ export interface MessagesOptions {
    * ms, since nothing outlives the retention period anyway). Default 30 days.
    */
   expiry?: { maxAheadMs: number };
+  /** Who blocks whom (see the class comment); unset: nobody blocks anybody. */
+  blocks?: Pick<Blocks, 'blockedBy' | 'blockersAmong'>;
 }
+
+const NOBODY: ReadonlySet<string> = new Set();
 
 const DEFAULT_MAX_AHEAD_MS = 30 * 86_400_000;
 
@@ -51,6 +56,17 @@ const DEFAULT_MAX_AHEAD_MS = 30 * 86_400_000;
  * the sender; otherwise it fails with `devices_changed` listing what is missing and extra,
  * and the client re-encrypts. A resend of a stored client id is acknowledged with the
  * original seq and delivered again (the earlier delivery may have died with its gateway).
+ *
+ * Blocking. A direct message from a user the recipient blocks passes the same checks and gets
+ * the same `sent` with a real seq (the sender learns nothing), but it is stored without the
+ * recipient's copies: only the sender's other devices get it, the recipient's devices get
+ * nothing live, on sync or by push, and it never counts as unread for them (the index records
+ * whom it was hidden from). The row keeps the seq gap-free; its recipient-side trace is that
+ * the conversation's `lastSeq` moves. A blocker's typing and receipts are not relayed to the
+ * users they block, and their presence is hidden from them (`not_found`, as for a stranger).
+ * Group messages are one ciphertext for every member, so they are not filtered here: the
+ * blocker's client drops a blocked member's group messages (docs/protocol.md). Block lists
+ * come from a per-process cache (accounts/blocks.ts): another process follows within seconds.
  */
 export class MessagesManager {
   constructor(
@@ -77,7 +93,11 @@ export class MessagesManager {
     if (frame.to === sender.userId) throw new AppError('invalid', 'cannot send a direct message to yourself');
     this.checkExpiry(frame.expiresAt);
     const started = performance.now();
-    const [theirs, mine] = await Promise.all([this.accounts.devices(frame.to), this.accounts.devices(sender.userId)]);
+    const [theirs, mine, blockedByThem] = await Promise.all([
+      this.accounts.devices(frame.to),
+      this.accounts.devices(sender.userId),
+      this.blockedBy(frame.to),
+    ]);
     if (theirs.length === 0) throw new AppError('not_found', 'no such user');
 
     const expected = new Set([...theirs, ...mine].map((d) => d.id).filter((id) => id !== sender.deviceId));
@@ -86,7 +106,9 @@ export class MessagesManager {
       throw new AppError('devices_changed', 'encrypt for exactly the current devices', { details: { missing, extra } });
     }
 
-    const payloads = Object.fromEntries(frame.payloads.map((p) => [p.device, p.body]));
+    // Blocked: stored and delivered for the sender's other devices only (see the class comment).
+    const hidden = blockedByThem.has(sender.userId) ? new Set(theirs.map((d) => d.id)) : NOBODY;
+    const payloads = Object.fromEntries(frame.payloads.filter((p) => !hidden.has(p.device)).map((p) => [p.device, p.body]));
     const conversationId = await this.store.ensureDirect(sender.userId, frame.to);
     const appended = this.store.append({
       conversationId,
@@ -96,7 +118,7 @@ export class MessagesManager {
       payloads,
       ...(frame.expiresAt === undefined ? {} : { expiresAt: frame.expiresAt }),
     });
-    const recipients = theirs.map((d) => d.id);
+    const recipients = hidden.size > 0 ? [] : theirs.map((d) => d.id);
     return { done: appended.then((result) => this.committed(sender, frame, payloads, recipients, result, started)) };
   }
 
@@ -119,12 +141,19 @@ export class MessagesManager {
       ...(frame.expiresAt === undefined ? {} : { expiresAt: frame.expiresAt }),
     };
     this.options.afterCommit?.({ conversationId, seq: result.seq });
-    if (!result.duplicate && this.options.notices) {
-      this.options.notices.stored({ conversationId, seq: result.seq, devices: recipients });
-    }
-    this.delivery
-      .deliverMessage([frame.to, sender.userId], base, payloads, sender.deviceId)
-      .catch((err) => this.log.error({ err, conversationId }, 'live delivery failed; recipients will sync'));
+    // Pushes only for the recipient devices live delivery did not reach (none when it failed).
+    const notify = !result.duplicate && this.options.notices && recipients.length > 0 ? this.options.notices : null;
+    const offline = (reached: ReadonlySet<string>) => {
+      const devices = recipients.filter((d) => !reached.has(d));
+      if (devices.length > 0) notify!.stored({ conversationId, seq: result.seq, devices });
+    };
+    this.delivery.deliverMessage([frame.to, sender.userId], base, payloads, sender.deviceId).then(
+      (reached) => notify && offline(reached),
+      (err) => {
+        if (notify) offline(new Set());
+        this.log.error({ err, conversationId }, 'live delivery failed; recipients will sync');
+      },
+    );
     return result;
   }
 
@@ -234,8 +263,8 @@ export class MessagesManager {
       if (kind === 'read') await this.delivery.relay([reader.userId], frame, reader.deviceId);
       return;
     }
-    const members = await this.store.members(conversationId);
-    const others = members.filter((m) => m !== reader.userId);
+    const [members, blocked] = await Promise.all([this.store.members(conversationId), this.blockedBy(reader.userId)]);
+    const others = members.filter((m) => m !== reader.userId && !blocked.has(m));
     const to = kind === 'read' ? [...others, reader.userId] : others;
     await this.delivery.relay(to, frame, reader.deviceId);
   }
@@ -256,20 +285,30 @@ export class MessagesManager {
       members = await this.store.members(conversationId);
     }
     if (!members.includes(sender.userId)) throw new AppError('not_found', 'no such conversation');
-    const others = members.filter((m) => m !== sender.userId);
+    const blocked = await this.blockedBy(sender.userId);
+    const others = members.filter((m) => m !== sender.userId && !blocked.has(m));
     await this.delivery.relay(others, { type: 'typing', conversationId, from: sender.userId, active });
   }
 
   /**
    * Of `userIds`, those `userId` may see the presence of: people they share a direct
-   * conversation with. One query for the whole list, however many of them are unknown.
+   * conversation with and who do not block them. One query each for the whole list, however
+   * many of them are unknown.
    */
   async visiblePresence(userId: string, userIds: readonly string[]): Promise<{ visible: string[]; hidden: string[] }> {
     const others = [...new Set(userIds)].filter((u) => u !== userId);
-    const shared = await this.store.directPeers(userId, others);
+    const [shared, blockers] = await Promise.all([
+      this.store.directPeers(userId, others),
+      this.options.blocks?.blockersAmong(userId, others) ?? new Set<string>(),
+    ]);
     const visible: string[] = [];
     const hidden: string[] = [];
-    for (const u of userIds) (shared.has(u) ? visible : hidden).push(u);
+    for (const u of userIds) (shared.has(u) && !blockers.has(u) ? visible : hidden).push(u);
     return { visible, hidden };
+  }
+
+  /** The users `userId` blocks (none without a block list). */
+  private blockedBy(userId: string): Promise<ReadonlySet<string>> {
+    return this.options.blocks?.blockedBy(userId) ?? Promise.resolve(NOBODY);
   }
 }

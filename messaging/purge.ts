@@ -160,6 +160,41 @@ const EXPIRED = eraseBefore('expires_at');
 const AGED = eraseBefore('sent_at');
 
 /**
+ * message_index (the inbox's record of every message: no ciphertext) for at most `$2`
+ * conversations from after `$1`: deletes the rows every current member with a device has read
+ * past (their highest read cursor over their devices, or where they joined), and those sent at
+ * or before `$3`; but never a conversation's newest row (its last activity). A conversation that
+ * no longer exists loses them all.
+ */
+const INDEX = `
+  WITH RECURSIVE visited(id, n) AS (
+    SELECT (SELECT conversation_id FROM message_index WHERE conversation_id > $1::uuid ORDER BY conversation_id LIMIT 1), 1
+    UNION ALL
+    SELECT (SELECT mi.conversation_id FROM message_index mi WHERE mi.conversation_id > v.id ORDER BY mi.conversation_id LIMIT 1), v.n + 1
+      FROM visited v WHERE v.id IS NOT NULL AND v.n < $2
+  ),
+  floors AS (
+    SELECT v.id, v.n, c.id IS NULL AS gone,
+           (SELECT max(x.seq) FROM message_index x WHERE x.conversation_id = v.id) AS newest,
+           (SELECT min(greatest(coalesce(r.read, 0), cm.joined_seq))
+              FROM conversation_members cm
+              CROSS JOIN LATERAL (SELECT max(dc.read_seq) AS read FROM devices d
+                                    JOIN device_cursors dc ON dc.device_id = d.id AND dc.conversation_id = v.id
+                                   WHERE d.user_id = cm.user_id) r
+             WHERE cm.conversation_id = v.id AND cm.left_seq IS NULL
+               AND EXISTS (SELECT 1 FROM devices d WHERE d.user_id = cm.user_id)) AS floor
+      FROM visited v LEFT JOIN conversations c ON c.id = v.id
+     WHERE v.id IS NOT NULL
+  ),
+  gone AS (
+    DELETE FROM message_index mi USING floors f
+     WHERE mi.conversation_id = f.id AND (f.gone OR (mi.seq < f.newest AND (mi.seq <= f.floor OR mi.sent_at <= $3::bigint)))
+    RETURNING 1
+  )
+  SELECT (SELECT count(*) FROM gone) AS rows, (SELECT count(*) FROM floors) AS visited,
+         (SELECT id FROM floors ORDER BY n DESC LIMIT 1) AS last`;
+
+/**
  * Erases message ciphertext from the database (the row, or one device's entry of `payloads`),
  * each run in this order:
  *
@@ -178,8 +213,16 @@ const AGED = eraseBefore('sent_at');
  *   they are erased whole and in seq order: up to the first seq a device it is for has not
  *   acknowledged (a device that never comes back holds the rows after it until the age limit).
  *
- * Cost. The message path pays nothing: no trigger, no extra index or write per message or per
- * ack. The purge finds work by `device_cursors.swept_seq` (the delivered cursor it last
+ * - index (every policy): message_index rows (platform/migrations.ts, version 9: metadata the
+ *   inbox counts unread messages with, no ciphertext) once every member has read past them, or
+ *   once older than `retentionMs` (policies acked and days); each conversation keeps its newest.
+ *
+ * Delete for everyone leaves a row whose payloads are all '' under their device keys
+ * (MessageStore.unsend): it holds no ciphertext, and the acked pass erases it like any other
+ * row as its devices acknowledge the tombstone.
+ *
+ * Cost. The purge adds nothing to the message path (the inbox's index is written by its own
+ * trigger, in the append's statement), no extra index or write per ack. The purge finds work by `device_cursors.swept_seq` (the delivered cursor it last
  * handled): a run walks the conversations that still hold rows (one index probe each, from
  * where the last run stopped, at most `batch`), and works only on those where a cursor moved
  * since. A direct row is read once per device that acknowledges it and rewritten at most once
@@ -211,6 +254,8 @@ export class MessagePurge {
   private stopped = true;
   /** The walk over conversations continues after this id (per process; several processes overlap harmlessly). */
   private resume = NIL;
+  /** The same for the walk over message_index. */
+  private indexResume = NIL;
 
   constructor(
     private readonly sql: Sql,
@@ -249,8 +294,16 @@ export class MessagePurge {
     result.expired = await this.erase('expired', EXPIRED, [now, batch]);
     if (policy !== 'off') result.age = await this.erase('age', AGED, [now - retentionMs - 1, batch]);
     if (policy === 'acked') result.acked = await this.purgeAcked();
-    if (result.acked + result.age + result.expired > 0) this.log.info(result, 'message purge');
+    const index = await this.purgeIndex(policy === 'off' ? -1 : now - retentionMs - 1);
+    if (result.acked + result.age + result.expired + index > 0) this.log.info({ ...result, index }, 'message purge');
     return result;
+  }
+
+  /** One step of the walk over message_index (see INDEX); returns the rows deleted. */
+  private async purgeIndex(sentBefore: number): Promise<number> {
+    const [row] = await this.sql.query(INDEX, [this.indexResume, this.options.batch, sentBefore]);
+    this.indexResume = num(row?.visited) < this.options.batch ? NIL : (row!.last as string);
+    return num(row?.rows);
   }
 
   /** Runs one erasing statement and counts what it erased. */

@@ -125,6 +125,15 @@ const schema = z
       .transform((v) => v.split(',').map((h) => h.trim().toLowerCase()).filter((h) => h.length > 0)),
     /** Allows http:// (not only https://) Web Push endpoints: for tests against a local push service only. */
     PUSH_ALLOW_HTTP: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+    /** Delete for everyone: how long after sending the sender's device may erase a message for the devices that have not fetched it. */
+    MESSAGE_UNSEND_WINDOW_SECONDS: int(172_800, 1, 31_536_000),
+    /** Reports (`POST /v1/reports`) one user may file per hour (per gateway process; a bucket of the same size). */
+    REPORT_RATE_PER_HOUR: int(20, 1, 10_000),
+    /**
+     * The operator's bearer token for `GET /v1/admin/reports…` (compared in constant time).
+     * Unset: the operator API is off (its paths answer 404).
+     */
+    ADMIN_TOKEN: z.string().min(32, 'at least 32 characters').optional(),
     BLOB_DRIVER: z.enum(['disk', 's3']).default('disk'),
     /** Unset: AWS itself; set (e.g. http://127.0.0.1:9000) for an S3-compatible service, with path-style URLs. */
     S3_ENDPOINT: z.string().url().optional(),

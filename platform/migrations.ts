@@ -76,6 +76,29 @@ import type { Sql } from './sql.js';
  *   this device (messaging/purge.ts): a cursor with delivered_seq > swept_seq has acknowledged
  *   messages the purge has not erased yet. Only the purge writes it; it is not indexed, so
  *   cursor writes stay as cheap as before.
+ *
+ * Version 9 (the inbox, blocking, reports, accounts, delete for everyone):
+ * - message_index: one small row per message (no ciphertext): sender, time, whether it is a
+ *   system message, `hidden_for` (the user a blocked sender's direct message was stored for
+ *   without their copies) and `deleted` (deleted for everyone). The inbox counts unread
+ *   messages and orders conversations by last activity from it, because the purge erases
+ *   message rows once delivered, long before they are read. A statement trigger on `messages`
+ *   writes it in the same statement as the append (so it is never out of step), one insert per
+ *   batch; the purge deletes rows every member has read past, and rows older than the
+ *   retention period, but always keeps a conversation's last one (its last activity).
+ * - blocks: who blocks whom, since when (both sides cascade with the users).
+ * - reports: what a user reported to the operator: the reported user, the conversation, the
+ *   reason and the messages the reporter chose to attach (plaintext they decrypted: the only
+ *   plaintext the server ever holds, and only by the reporter's action). No foreign keys:
+ *   reports outlive both accounts, for the operator.
+ * - devices gains `last_seen_at` (last connect, disconnect or login) and `tokens_not_before`
+ *   (epoch seconds: tokens issued before it are refused; set when another device changed the
+ *   password, or when the account is deleted).
+ * - messages gains `deleted_at`: deleted for everyone. Its ciphertext is gone (every payload
+ *   and the body replaced by '', the device keys kept so the acked purge still sees whom it
+ *   was for) and devices that fetch it get a tombstone.
+ * - groups.owner_id may be null and is set null when its user is deleted (a deleted group keeps
+ *   its last owner otherwise; a live group is always handed on first).
  */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE users (
@@ -221,6 +244,57 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX messages_expires_idx ON messages (expires_at) WHERE expires_at IS NOT NULL;
    CREATE INDEX messages_sent_at_idx ON messages (sent_at);
    ALTER TABLE device_cursors ADD COLUMN swept_seq bigint NOT NULL DEFAULT 0`,
+  // The trigger function's body is an E'' string whose semicolons are written \073, so that
+  // splitStatements (which splits on ';') leaves it whole.
+  `CREATE TABLE message_index (
+     conversation_id uuid NOT NULL,
+     seq bigint NOT NULL,
+     sender_id uuid NOT NULL,
+     sent_at bigint NOT NULL,
+     system boolean NOT NULL,
+     hidden_for uuid,
+     deleted boolean NOT NULL DEFAULT false,
+     PRIMARY KEY (conversation_id, seq)
+   );
+   INSERT INTO message_index (conversation_id, seq, sender_id, sent_at, system)
+   SELECT conversation_id, seq, sender_id, sent_at, system IS NOT NULL FROM messages;
+   CREATE TABLE blocks (
+     user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+     blocked_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+     created_at bigint NOT NULL,
+     PRIMARY KEY (user_id, blocked_id)
+   );
+   CREATE INDEX blocks_blocked_idx ON blocks (blocked_id);
+   CREATE FUNCTION parley_index_messages() RETURNS trigger LANGUAGE plpgsql AS E'BEGIN
+     INSERT INTO message_index (conversation_id, seq, sender_id, sent_at, system, hidden_for)
+     SELECT a.conversation_id, a.seq, a.sender_id, a.sent_at, a.system IS NOT NULL,
+            CASE WHEN a.body IS NULL AND a.system IS NULL THEN (
+              SELECT b.user_id FROM blocks b
+                JOIN conversation_members cm ON cm.conversation_id = a.conversation_id AND cm.user_id = b.user_id
+               WHERE b.blocked_id = a.sender_id
+                 AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.user_id = b.user_id AND a.payloads ? d.id::text)
+               LIMIT 1) END
+       FROM added a\\073
+     RETURN NULL\\073
+   END';
+   CREATE TRIGGER messages_index AFTER INSERT ON messages REFERENCING NEW TABLE AS added
+     FOR EACH STATEMENT EXECUTE FUNCTION parley_index_messages();
+   CREATE TABLE reports (
+     id uuid PRIMARY KEY,
+     reporter_id uuid NOT NULL,
+     reported_id uuid NOT NULL,
+     conversation_id uuid,
+     reason text NOT NULL,
+     messages jsonb NOT NULL,
+     created_at bigint NOT NULL
+   );
+   CREATE INDEX reports_created_idx ON reports (created_at, id);
+   ALTER TABLE devices ADD COLUMN last_seen_at bigint;
+   ALTER TABLE devices ADD COLUMN tokens_not_before bigint NOT NULL DEFAULT 0;
+   ALTER TABLE messages ADD COLUMN deleted_at bigint;
+   ALTER TABLE groups ALTER COLUMN owner_id DROP NOT NULL;
+   ALTER TABLE groups DROP CONSTRAINT groups_owner_id_fkey;
+   ALTER TABLE groups ADD CONSTRAINT groups_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES users(id) ON DELETE SET NULL`,
 ];
 
 /**
