@@ -1,5 +1,5 @@
 // The Parley client: a façade over accounts, the socket (socket.ts), the outbox (outbox.ts), the inbox (inbox.ts) and end-to-end encryption per device.
-import { type Decoded, encodeContent, isControl, MAX_TIMER_SECONDS, validTimer } from './content.js';
+import { type Content, type Decoded, encodeContent, type HistoryOffer, isAction, isContent, MAX_TIMER_SECONDS, mentions, validEmoji, validId, validTimer } from './content.js';
 import { sodiumReady, toB64 } from '../protocol/bytes.js';
 import { restDirectory } from './e2e.directory.js';
 import { signLoginProof } from '../protocol/login-proof.js';
@@ -7,7 +7,7 @@ import { SESSION_RESET_PAYLOAD, SessionManager } from './e2e.session-manager.js'
 import type { DeviceRecord } from './e2e.store.js';
 import { memoryKeyStore } from './e2e.store.memory.js';
 import type { ListedDevice } from '../protocol/trust.js';
-import type { ClientEvents, ClientOptions, Message, SendFileOptions, SendFileResult, SendResult } from './client.types.js';
+import type { ClientEvents, ClientOptions, DeleteResult, Message, SendFileOptions, SendFileResult, SendResult, TextOptions } from './client.types.js';
 import { DisappearingSettings } from './disappearing.js';
 import { ExpiryTimers } from './expiry.js';
 import type { PushPayload, PushTarget } from '../protocol/push.js';
@@ -17,6 +17,9 @@ import { type Clock, systemClock } from './clock.js';
 import { Emitter } from './emitter.js';
 import { Envelopes } from './envelopes.js';
 import { FileSharing } from './files.sharing.js';
+import { memoryMessageStore } from './history.memory.js';
+import { MessageHistory } from './history.messages.js';
+import { HistoryTransfer } from './history.transfer.js';
 import { GroupDirectory, type GroupEvent, type GroupInfo, type GroupReceipts, type GroupRole, type GroupSummary, SenderKeyTracker } from './groups.js';
 import { GroupNames } from './groups.names.js';
 import { ParleyError, request } from './http.js';
@@ -80,6 +83,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private readonly settings: DisappearingSettings;
   private readonly timers: ExpiryTimers;
   private readonly received: ReceivedMessages;
+  private readonly messageHistory: MessageHistory;
+  private readonly transfer: HistoryTransfer;
   /** Sends take their timer from the store in call order, so they reach the outbox in that order. */
   private sendQueue: Promise<unknown> = Promise.resolve();
 
@@ -113,7 +118,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
         this.userDevices.delete(entry.to);
         this.userDevices.delete(this.userId);
       },
-      acknowledged: (e, r) => this.acknowledged(e, r),
+      acknowledged: (e) => this.acknowledged(e),
       ...(options.maxInFlight !== undefined ? { maxInFlight: options.maxInFlight } : {}),
       clock: this.clock,
     });
@@ -182,14 +187,24 @@ export class ParleyClient extends Emitter<ClientEvents> {
     const kv = this.sessions.store.kv;
     this.pushed = new PushedLog(kv);
     this.settings = new DisappearingSettings(kv);
-    this.timers = new ExpiryTimers({ kv, clock: this.clock, expired: (m) => this.emit('expire', m), failed: (err) => this.failed(err) });
+    this.messageHistory = new MessageHistory({ store: options.messageStore ?? memoryMessageStore(), key: options.historyKey ?? null, file: (ref) => this.files.received(ref) });
+    this.transfer = new HistoryTransfer({ history: this.messageHistory, upload: (data, name) => this.files.upload(data, { name }), download: (ref) => this.files.received(ref).download() });
+    this.timers = new ExpiryTimers({
+      kv,
+      clock: this.clock,
+      expired: (m) => this.emit('expire', m),
+      erase: (ms) => this.messageHistory.eraseAll(ms),
+      failed: (err) => this.failed(err),
+    });
     this.received = new ReceivedMessages({
       open: (f) => this.envelopes.open(f),
       settings: this.settings,
       timers: this.timers,
-      file: (ref) => this.files.received(ref),
+      history: this.messageHistory,
       me: () => this.userId,
       changed: (e) => this.emit('disappearing', e),
+      acted: (e) => this.emit(e.kind, e.event as never),
+      offered: (f, offer) => this.historyOffered(f, offer),
     });
   }
 
@@ -338,14 +353,103 @@ export class ParleyClient extends Emitter<ClientEvents> {
     await this.socket.close();
   }
 
-  /** Encrypts `text` for each of the user's devices (and your other devices) and sends it; resolves on the server's ack. */
-  sendText(userId: string, text: string): Promise<SendResult> {
-    return this.sendContent(userId, false, { text });
+  /** Encrypts `text` for each of the user's devices (and your other devices) and sends it; resolves on the server's ack, once it is in this device's history. */
+  sendText(userId: string, text: string, options: TextOptions = {}): Promise<SendResult> {
+    return this.sendContent(userId, false, textContent(text, options));
   }
 
-  /** Encrypts `text` once with your sender key for the group and sends it; resolves on the server's ack. */
-  sendGroupText(groupId: string, text: string): Promise<SendResult> {
-    return this.sendContent(groupId, true, { text });
+  /** Encrypts `text` once with your sender key for the group and sends it; resolves on the server's ack, once it is in this device's history. */
+  sendGroupText(groupId: string, text: string, options: TextOptions = {}): Promise<SendResult> {
+    return this.sendContent(groupId, true, textContent(text, options));
+  }
+
+  /**
+   * Sends `text` as a reply quoting message `messageId` (its `replyTo`). `conversation`: a group
+   * id, a user id (your direct conversation with them), or a direct conversation's id this
+   * device has seen (as for every message action below).
+   */
+  async reply(conversation: string, messageId: string, text: string, options: TextOptions = {}): Promise<SendResult> {
+    const { to, group } = await this.route(conversation);
+    return this.sendContent(to, group, { ...textContent(text, options), replyTo: checkId(messageId) });
+  }
+
+  /**
+   * Replaces the text of your message `messageId` for everyone (an encrypted action with its own
+   * seq; receivers apply it only if it comes from the message's sender: 'edit' there, and
+   * `client.history` shows the new text with `editedAt`). Rejects with `forbidden` for a message
+   * this device holds from someone else.
+   */
+  async edit(conversation: string, messageId: string, text: string): Promise<SendResult> {
+    const { to, group } = await this.route(conversation);
+    await this.checkOwn(conversation, messageId);
+    return this.sendContent(to, group, { type: 'edit', target: checkId(messageId), text });
+  }
+
+  /**
+   * Deletes your message `messageId` for everyone: an encrypted delete to the conversation
+   * (devices that hold the message erase it and emit 'delete'; this device erases it at once),
+   * then the server erases the original's ciphertext for devices that have not fetched it
+   * (they get a tombstone), which it allows the sending device only, within its window
+   * (`erased` false when the window passed or the message is gone already). Rejects with
+   * `forbidden` for a message this device holds from someone else.
+   */
+  async deleteForEveryone(conversation: string, messageId: string): Promise<DeleteResult> {
+    const { to, group } = await this.route(conversation);
+    await this.checkOwn(conversation, messageId);
+    const r = await this.sendContent(to, group, { type: 'delete', target: checkId(messageId) });
+    const original = await this.messageHistory.held(r.conversationId, messageId);
+    const erased = original?.from === this.userId ? await this.unsend(r.conversationId, original.seq) : false;
+    return { ...r, erased };
+  }
+
+  /** Reacts to message `messageId` with `emoji` (an encrypted action: 'reaction' for the other members). */
+  async react(conversation: string, messageId: string, emoji: string): Promise<SendResult> {
+    const { to, group } = await this.route(conversation);
+    return this.sendContent(to, group, { type: 'reaction', target: checkId(messageId), emoji: checkEmoji(emoji) });
+  }
+
+  /** Takes back your reaction `emoji` to message `messageId`. */
+  async unreact(conversation: string, messageId: string, emoji: string): Promise<SendResult> {
+    const { to, group } = await this.route(conversation);
+    return this.sendContent(to, group, { type: 'reaction', target: checkId(messageId), emoji: checkEmoji(emoji), remove: true });
+  }
+
+  /**
+   * A page of this device's history of a conversation, newest first: messages with seq below
+   * `before` (default: from the newest), at most `limit` (default 50, at most 500), each with
+   * its edits, reactions and deletion applied. Scroll back with `before` = the last page's
+   * oldest seq. Holds what this device reported (received and sent) and what another device of
+   * yours handed it (sendHistory there), in the message store of `createClient({ messageStore })`.
+   * @example const page = await client.history(m.conversationId, { limit: 50 }); const older = await client.history(m.conversationId, { before: page.at(-1)!.seq })
+   */
+  history(conversationId: string, options: { before?: number; limit?: number } = {}): Promise<Message[]> {
+    const limit = options.limit ?? 50;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 500) throw new ParleyError('invalid', 'limit is a whole number from 1 to 500');
+    return this.messageHistory.page(conversationId, { ...(options.before !== undefined ? { before: options.before } : {}), limit });
+  }
+
+  /** One message of this device's history as it now stands, or null. */
+  message(conversationId: string, messageId: string): Promise<Message | null> {
+    return this.messageHistory.message(conversationId, messageId);
+  }
+
+  /**
+   * Hands this device's history to another device of yours (after you approved it): the whole
+   * message store (but disappearing messages) as one archive, encrypted like any file and
+   * uploaded (the server sees one opaque file, downloadable by your devices only), its
+   * reference and key sent to that device alone over your pairwise session. The device imports
+   * it and emits 'history_imported'. Rejects with `untrusted_device` for a device that is not
+   * one of yours this device trusts.
+   */
+  async sendHistory(deviceId: string): Promise<{ messages: number; fileId: string }> {
+    await this.readyTrust();
+    this.userDevices.delete(this.userId);
+    const mine = await this.trust.devices(this.userId, await this.devicesOf(this.userId));
+    if (deviceId === this.deviceId || !mine.trusted.some((d) => d.id === deviceId)) throw new ParleyError('untrusted_device', 'not another device of yours that this device trusts');
+    await sodiumReady();
+    const offer = await this.transfer.pack();
+    await this.sendContent(this.userId, false, offer, { forDevice: deviceId });
+    return { messages: offer.messages, fileId: offer.file.id };
   }
 
   /**
@@ -366,21 +470,78 @@ export class ParleyClient extends Emitter<ClientEvents> {
    * The one path every send takes. Content in a conversation with a disappearing timer carries
    * it (inside the encryption, for the recipients' devices, and as `expiresAt` for the server).
    */
-  private sendContent(to: string, group: boolean, content: Decoded): Promise<SendResult> {
+  private sendContent(to: string, group: boolean, content: Decoded, extra: { forDevice?: string } = {}): Promise<SendResult> {
     if (group) this.knownGroups.add(to);
     const queued = this.sendQueue.then(async () => {
-      const timer = isControl(content) ? null : await this.settings.forSend(to, group);
-      const body = timer ? { ...content, timer } : content;
-      return { sent: this.outbox.enqueue(to, group, encodeContent(body), timer ? { timer } : {}) };
+      // Actions carry the timer too (for the server's erasure), not inside: they go with their message.
+      const timer = isContent(content) || isAction(content) ? await this.settings.forSend(to, group) : null;
+      const body = timer && isContent(content) ? { ...content, timer } : content;
+      return { sent: this.outbox.enqueue(to, group, encodeContent(body), { ...extra, ...(timer ? { timer } : {}) }), body, timer };
     });
     this.sendQueue = queued.catch(() => undefined);
-    return queued.then((q) => q.sent);
+    return queued.then(async (q) => {
+      const r = await q.sent;
+      // It was sent whatever the store says: a failure here is reported, not thrown (a retry would send it twice).
+      await this.stored(to, group, q.body, q.timer, r).catch((err: unknown) => this.failed(err));
+      return r;
+    });
   }
 
-  /** The server stored a send: a group send's key holders are known; our own disappearing message starts its countdown. */
-  private acknowledged(entry: OutboxEntry, r: SendResult): void {
+  /** The server stored a send: a group send's key holders are known. */
+  private acknowledged(entry: OutboxEntry): void {
     this.envelopes.acknowledged(entry);
-    if (entry.timer) this.timers.track(r, entry.timer, true).catch((err: unknown) => this.failed(err));
+  }
+
+  /** Our send was stored: a message goes into the history (a disappearing one starts its countdown), an action is applied to it. */
+  private async stored(to: string, group: boolean, body: Decoded, timer: number | null, r: SendResult): Promise<void> {
+    const meta = { conversationId: r.conversationId, seq: r.seq, id: r.id, sentAt: r.sentAt, from: this.userId, fromDevice: this.deviceId! };
+    if (!group) this.received.sentTo(r.conversationId, to);
+    if (isAction(body)) {
+      await this.messageHistory.addAction({ ...meta, action: body }, timer !== null);
+      return;
+    }
+    if (!isContent(body)) return;
+    if (body.timer) await this.timers.track(r, body.timer, true);
+    await this.messageHistory.addMessage({ ...meta, ...(group ? { groupId: to } : { peer: to }), ...body });
+  }
+
+  /** Where a message action goes: to the group, or to the other user of a direct conversation (named by its id or that user's id). */
+  private async route(conversation: string): Promise<{ to: string; group: boolean }> {
+    if (await this.isGroup(conversation)) return { to: conversation, group: true };
+    return { to: (await this.received.peerOf(conversation)) ?? conversation, group: false };
+  }
+
+  /** Refuses an edit or delete of a message this device holds from someone else (receivers would ignore it). */
+  private async checkOwn(conversationId: string, messageId: string): Promise<void> {
+    const held = await this.messageHistory.held(conversationId, messageId);
+    if (held && held.from !== this.userId) throw new ParleyError('forbidden', 'only its sender can edit or delete a message');
+  }
+
+  /** The server's erasure of our message's ciphertext (`DELETE …/messages/{seq}`): false when its window passed or it is gone. */
+  private async unsend(conversationId: string, seq: number): Promise<boolean> {
+    try {
+      await this.call('DELETE', `/v1/conversations/${encodeURIComponent(conversationId)}/messages/${seq}`, { token: await this.freshToken() });
+      return true;
+    } catch (err) {
+      if (err instanceof ParleyError && (err.code === 'not_found' || err.code === 'forbidden')) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Another device offered its history: imported only from a device of this user that this
+   * device trusts, sent to this device alone over the pairwise session (never in a group).
+   * The download and import run beside the inbox; 'history_imported' reports them.
+   */
+  private historyOffered(f: MsgFrame, offer: HistoryOffer): void {
+    if (f.from !== this.userId || f.groupId || !f.fromDevice || f.fromDevice === this.deviceId) return;
+    const fromDevice = f.fromDevice;
+    void (async () => {
+      const mine = await this.trust.devices(this.userId, await this.devicesOf(this.userId));
+      if (!mine.trusted.some((d) => d.id === fromDevice)) return;
+      const messages = await this.transfer.receive(offer);
+      this.emit('history_imported', { fromDevice, messages });
+    })().catch((err: unknown) => this.failed(err));
   }
 
   /** Whether `id` is a group of ours (else it is taken for a user id). */
@@ -553,9 +714,9 @@ export class ParleyClient extends Emitter<ClientEvents> {
    */
   async setDisappearing(conversation: string, seconds: number | null): Promise<void> {
     if (seconds !== null && !validTimer(seconds)) throw new ParleyError('invalid', `a disappearing timer is whole seconds from 1 to ${MAX_TIMER_SECONDS}`);
-    const group = await this.isGroup(conversation);
-    const peer = group ? null : ((await this.received.peerOf(conversation)) ?? conversation);
-    const r = await this.sendContent(peer ?? conversation, group, { type: 'disappearing', seconds, ...(peer ? { to: peer } : {}) });
+    const { to, group } = await this.route(conversation);
+    const peer = group ? null : to;
+    const r = await this.sendContent(to, group, { type: 'disappearing', seconds, ...(peer ? { to: peer } : {}) });
     await this.received.apply({ conversationId: r.conversationId, seconds, by: this.userId, seq: r.seq, peer });
   }
 
@@ -775,7 +936,47 @@ export class ParleyClient extends Emitter<ClientEvents> {
   }
 }
 
-export type { ClientEvents, ClientOptions, DisappearingChange, Message, Receipt, ReceivedFile, SendFileOptions, SendFileResult, SendResult, TransportChoice, TransportName } from './client.types.js';
+export type {
+  ClientEvents,
+  ClientOptions,
+  DeleteResult,
+  DisappearingChange,
+  HistoryImported,
+  Message,
+  MessageDelete,
+  MessageEdit,
+  MessageReaction,
+  Reaction,
+  Receipt,
+  ReceivedFile,
+  SendFileOptions,
+  SendFileResult,
+  SendResult,
+  TextOptions,
+  TransportChoice,
+  TransportName,
+} from './client.types.js';
+
+/** Text content with its options checked (mentions: user ids, at most MAX_MENTIONS). */
+function textContent(text: string, options: TextOptions): Content {
+  if (typeof text !== 'string') throw new ParleyError('invalid', 'text must be a string');
+  if (options.mentions === undefined) return { text };
+  try {
+    return { text, mentions: mentions(options.mentions) };
+  } catch {
+    throw new ParleyError('invalid', 'mentions are user ids');
+  }
+}
+
+function checkId(id: string): string {
+  if (!validId(id)) throw new ParleyError('invalid', 'not a message id');
+  return id;
+}
+
+function checkEmoji(emoji: string): string {
+  if (!validEmoji(emoji)) throw new ParleyError('invalid', 'a reaction is a short non-empty string (an emoji)');
+  return emoji;
+}
 
 export function createClient(options: ClientOptions): ParleyClient {
   return new ParleyClient(options);

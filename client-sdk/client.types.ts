@@ -1,6 +1,7 @@
 // The SDK's public types: what a client emits, returns and is configured with.
 import type { IdentityChange, SessionReset } from './e2e.session-manager.js';
 import type { KeyStore } from './e2e.store.js';
+import type { MessageStore } from './history.js';
 import type { Progress } from './files.js';
 import type { GroupEvent, GroupReceipt } from './groups.js';
 import type { ParleyError } from './http.js';
@@ -30,6 +31,68 @@ export interface Message {
   timer?: number;
   /** A disappearing message: when the server erases it (epoch ms), whether or not every device fetched it. */
   expiresAt?: number;
+  /** A reply: the id of the message it quotes (in this conversation; `client.message(conversationId, id)` finds it if this device holds it). */
+  replyTo?: string;
+  /** Users mentioned in the text (user ids). */
+  mentions?: string[];
+  /** Edited by its sender (history and action events): `text` is the latest edit's, made at this time (epoch ms). */
+  editedAt?: number;
+  /** Deleted for everyone by its sender: `text` is '' and nothing else of it is kept. */
+  deleted?: true;
+  /** Reactions (history and action events), each emoji with the users who reacted with it, in the order they did. */
+  reactions?: Reaction[];
+}
+
+export interface Reaction {
+  emoji: string;
+  users: string[];
+}
+
+/** Sending options for text. */
+export interface TextOptions {
+  /** Users mentioned in the text (user ids), carried inside the encryption. */
+  mentions?: string[];
+}
+
+/** A message's sender changed its text (only the sender can: edits by anyone else are ignored). `seq`: the edit's own. */
+export interface MessageEdit {
+  conversationId: string;
+  messageId: string;
+  by: string;
+  text: string;
+  seq: number;
+  /** The message as this device holds it now, with the edit applied. */
+  message: Message;
+}
+
+/**
+ * A message was deleted for everyone by its sender (deletes by anyone else are ignored). `seq`:
+ * the delete's own; for a tombstone (the message was erased before this device fetched it) the
+ * deleted message's, and `message` is null.
+ */
+export interface MessageDelete {
+  conversationId: string;
+  messageId: string;
+  by: string;
+  seq: number;
+  message: Message | null;
+}
+
+/** A member added (`added`) or took back a reaction. `message`: with the reactions now, null when this device does not hold it. */
+export interface MessageReaction {
+  conversationId: string;
+  messageId: string;
+  by: string;
+  emoji: string;
+  added: boolean;
+  seq: number;
+  message: Message | null;
+}
+
+/** Another device of yours handed this one its history (sendHistory there): `messages` were imported. */
+export interface HistoryImported {
+  fromDevice: string;
+  messages: number;
 }
 
 /** A conversation's disappearing-message timer changed (`seconds` null: off), set by member `by`. */
@@ -75,6 +138,13 @@ export interface SendResult {
   id: string;
   conversationId: string;
   seq: number;
+  /** When the server stored it (epoch ms). */
+  sentAt: number;
+}
+
+/** A delete for everyone: sent, and whether the server erased the original's ciphertext for devices that had not fetched it (false: its window had passed, or it was gone already). */
+export interface DeleteResult extends SendResult {
+  erased: boolean;
 }
 
 export interface SendFileResult extends SendResult {
@@ -128,6 +198,14 @@ export interface ClientEvents extends Record<string, unknown> {
   expire: { conversationId: string; id: string; seq: number };
   /** Seqs `from`..`to` of a conversation were erased on the server (retention, disappearing timers) before this device got them: they will never come. */
   expired: { conversationId: string; from: number; to: number };
+  /** A message was edited by its sender (another device of yours included; not for edits made on this device). */
+  edit: MessageEdit;
+  /** A message was deleted for everyone by its sender, or arrived as a tombstone. */
+  delete: MessageDelete;
+  /** A reaction was added or taken back. */
+  reaction: MessageReaction;
+  /** Another of your devices handed this one its history. */
+  history_imported: HistoryImported;
 }
 
 export interface ClientOptions {
@@ -145,6 +223,20 @@ export interface ClientOptions {
    * `diskKeyStore(path)` from client-sdk/e2e.store.disk.ts keeps the device across runs.
    */
   keyStore?: KeyStore;
+  /**
+   * Where this device keeps the messages it reported (client-sdk/history.ts), for
+   * `client.history()`. Default `memoryMessageStore()` (lost when the process ends). In Node,
+   * `await openPgliteMessageStore(dir)` from client-sdk/history.pglite.ts keeps it across
+   * runs; a browser app implements the interface over IndexedDB. The app closes it (after
+   * `client.close()`): the client may connect again after a close.
+   */
+  messageStore?: MessageStore;
+  /**
+   * 32 bytes (e.g. from the platform's keychain): each stored message's content is encrypted
+   * under it (XChaCha20-Poly1305); ids, conversation ids, seqs and times stay plain for
+   * indexing. Without it the store holds the content as it is.
+   */
+  historyKey?: Uint8Array;
   /** Reconnect backoff: doubles from `initialDelayMs` to `maxDelayMs`, with jitter. */
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
   /** Unacknowledged sends allowed on the wire at once (the rest wait in the outbox). Default 64. */

@@ -38,17 +38,16 @@ export class Envelopes {
     const [theirs, mine] = await Promise.all([this.o.devicesOf(entry.to), this.o.devicesOf(me.userId)]);
     const [t, m] = [await this.o.trust.devices(entry.to, theirs), await this.o.trust.devices(me.userId, mine)];
     if (t.blocked) throw new ParleyError('identity_unverified', "this verified contact's identity changed: accept it (acceptIdentity) before sending");
+    // To ourselves (our other devices only): each device once.
+    const self = entry.to === me.userId;
     const payloads = await this.o.sessions.encryptForDevices(
-      [
-        { userId: entry.to, devices: t.trusted },
-        { userId: me.userId, devices: m.trusted },
-      ],
+      [...(self ? [] : [{ userId: entry.to, devices: t.trusted }]), { userId: me.userId, devices: m.trusted }],
       entry.controlFor ? INNER.CONTROL : INNER.CONTENT,
       entry.plaintext,
-      entry.controlFor,
+      entry.controlFor ?? entry.forDevice,
     );
     // The server wants a body per listed device: devices nobody we trust vouched for get an empty one.
-    for (const d of [...t.untrusted, ...m.untrusted]) {
+    for (const d of self ? m.untrusted : [...t.untrusted, ...m.untrusted]) {
       if (d.id !== me.deviceId) payloads.push({ device: d.id, body: toB64(emptyBody(EMPTY_REASON.UNTRUSTED)) });
     }
     return { type: 'send', id: entry.id, to: entry.to, payloads };

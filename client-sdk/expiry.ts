@@ -14,11 +14,7 @@ export interface ExpiryOptions {
   clock: Clock;
   /** The message's time is up: the app deletes what it shows and keeps of it (the client's 'expire' event). */
   expired(m: TimedMessage): void;
-  /**
-   * Erases the SDK's own copy of these messages before the app hears of it. Today the SDK
-   * keeps no message history (its copy is only this timer record, deleted here too); the
-   * message store of issue 15 passes its delete here.
-   */
+  /** Erases the SDK's own copy of these messages (the message history's) before the app hears of it; the timer record goes too. */
   erase?(messages: TimedMessage[]): Promise<void>;
   /** The store (or the erase) failed: reported, and tried again after RETRY_MS. */
   failed(err: unknown): void;

@@ -29,13 +29,20 @@ export class FileSharing {
 
   /** Encrypts, uploads (up to three tries on temporary failures), shares with the conversation, then sends the message that names it. */
   async send(to: string, data: Uint8Array | Blob, options: SendFileOptions): Promise<SendFileResult> {
-    // Refuse here what the server would refuse (413), before encrypting and sending it all.
-    this.limits ??= await this.o.call<{ maxBytes: number }>('GET', '/v1/files/limits');
-    const size = ciphertextSize(data instanceof Uint8Array ? data.length : data.size);
-    if (size > this.limits.maxBytes) {
-      throw new ParleyError('too_large', `file too large for this server: ${size} bytes encrypted, the limit is ${this.limits.maxBytes}`);
-    }
+    await this.checkSize(data);
     const group = await this.o.isGroup(to);
+    const file = await this.upload(data, options);
+    // Let the conversation's members download it before the message that names it is sent.
+    await this.o.call('POST', `/v1/files/${encodeURIComponent(file.id)}/shares`, group ? { conversationId: to } : { userId: to });
+    return { ...(await this.o.sendMessage(to, group, file)), fileId: file.id };
+  }
+
+  /**
+   * Encrypts and uploads a file without sharing it: only the uploader's own devices may
+   * download it (a history archive). Up to three tries on temporary failures.
+   */
+  async upload(data: Uint8Array | Blob, options: SendFileOptions): Promise<FileRef> {
+    await this.checkSize(data);
     const encrypted = await encryptFile(data);
     const report = (p: Progress) => {
       options.onProgress?.(p);
@@ -52,10 +59,16 @@ export class FileSharing {
       }
     }
     report({ fileId: uploaded.id, name: options.name, loaded: encrypted.size, total: encrypted.size });
-    // Let the conversation's members download it before the message that names it is sent.
-    await this.o.call('POST', `/v1/files/${encodeURIComponent(uploaded.id)}/shares`, group ? { conversationId: to } : { userId: to });
-    const file = fileRefOf(encrypted, uploaded.id, { name: options.name, type: options.type ?? '' });
-    return { ...(await this.o.sendMessage(to, group, file)), fileId: uploaded.id };
+    return fileRefOf(encrypted, uploaded.id, { name: options.name, type: options.type ?? '' });
+  }
+
+  /** Refuses here what the server would refuse (413), before encrypting and sending it all. */
+  private async checkSize(data: Uint8Array | Blob): Promise<void> {
+    this.limits ??= await this.o.call<{ maxBytes: number }>('GET', '/v1/files/limits');
+    const size = ciphertextSize(data instanceof Uint8Array ? data.length : data.size);
+    if (size > this.limits.maxBytes) {
+      throw new ParleyError('too_large', `file too large for this server: ${size} bytes encrypted, the limit is ${this.limits.maxBytes}`);
+    }
   }
 
   /** A file named in a received message, for the app: its key and hash stay in here. */

@@ -1,6 +1,27 @@
-// Public surface of the Parley client SDK (browser-safe; the Node disk key store is client-sdk/e2e.store.disk.ts).
+// Public surface of the Parley client SDK (browser-safe; the Node disk key store is client-sdk/e2e.store.disk.ts, the Node message store client-sdk/history.pglite.ts).
 export { createClient, ParleyClient } from './client.js';
-export type { ClientEvents, ClientOptions, DisappearingChange, Message, Receipt, ReceivedFile, SendFileOptions, SendFileResult, SendResult, TransportChoice, TransportName } from './client.js';
+export type {
+  ClientEvents,
+  ClientOptions,
+  DeleteResult,
+  DisappearingChange,
+  HistoryImported,
+  Message,
+  MessageDelete,
+  MessageEdit,
+  MessageReaction,
+  Reaction,
+  Receipt,
+  ReceivedFile,
+  SendFileOptions,
+  SendFileResult,
+  SendResult,
+  TextOptions,
+  TransportChoice,
+  TransportName,
+} from './client.js';
+export { memoryMessageStore } from './history.memory.js';
+export type { MessageStore, StoredEntry } from './history.js';
 export type { Clock } from './clock.js';
 export type { FileRef, Progress } from './files.js';
 export type { IdentityChange, SessionReset } from './e2e.session-manager.js';

@@ -16,6 +16,8 @@ export interface OutboxEntry {
   plaintext: Uint8Array;
   /** Set for a control message (session_reset, sender_key_request) to this one device of `to` (the others get an empty body). */
   controlFor?: string;
+  /** Set for content for this one device of `to` only (a history offer to another device of ours; the others get an empty body). */
+  forDevice?: string;
   /** A disappearing message's timer (seconds): its frame asks the server to erase it that long after it is sealed (`expiresAt`). */
   timer?: number;
   /** Group sends: the devices this frame distributes our sender key to (they hold it once it is acknowledged). */
@@ -80,7 +82,7 @@ export class Outbox {
   }
 
   /** Queues a send; resolves with the server's acknowledgement, rejects when it is refused for good. */
-  enqueue(to: string, group: boolean, plaintext: Uint8Array, extra: Pick<OutboxEntry, 'controlFor' | 'timer'> = {}): Promise<SendResult> {
+  enqueue(to: string, group: boolean, plaintext: Uint8Array, extra: Pick<OutboxEntry, 'controlFor' | 'forDevice' | 'timer'> = {}): Promise<SendResult> {
     return new Promise<SendResult>((resolve, reject) => {
       const id = this.options.newId?.() ?? crypto.randomUUID();
       this.entries.set(id, { id, to, group, plaintext, ...extra, inFlight: false, resolve, reject });
@@ -104,7 +106,7 @@ export class Outbox {
     const e = this.entries.get(f.id);
     if (!e) return;
     this.entries.delete(f.id);
-    const result = { id: f.id, conversationId: f.conversationId, seq: f.seq };
+    const result = { id: f.id, conversationId: f.conversationId, seq: f.seq, sentAt: f.sentAt };
     this.options.acknowledged(e, result);
     e.resolve(result);
     void this.pump();

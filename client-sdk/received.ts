@@ -1,23 +1,25 @@
-// What a received message becomes once decrypted: a Message for the app (with its disappearing timer tracked), or a conversation control applied on this device.
+// What a received message becomes once decrypted: a Message for the app (kept in the history, its disappearing timer tracked), an action on an earlier message, or a control applied on this device.
 import type { MsgFrame } from '../protocol/frames.js';
 import type { DisappearingChange, Message } from './client.types.js';
-import { type Decoded, isControl } from './content.js';
+import { type Decoded, type HistoryOffer, isAction, isContent } from './content.js';
 import type { DisappearingSettings, DisappearingSetting } from './disappearing.js';
 import type { ExpiryTimers } from './expiry.js';
-import type { FileRef } from './files.js';
-import type { ReceivedFile } from './client.types.js';
+import type { ActionEvent, MessageHistory } from './history.messages.js';
 
 export interface ReceivedOptions {
   /** Decrypts and decodes a message (null: nothing for the app, e.g. a session reset). Throws when it cannot. */
   open(f: MsgFrame): Promise<Decoded | null>;
   settings: DisappearingSettings;
   timers: ExpiryTimers;
-  /** A file reference, as the app gets it. */
-  file(ref: FileRef): ReceivedFile;
+  history: MessageHistory;
   /** The logged-in user. */
   me(): string;
   /** A conversation's timer changed (the client's 'disappearing' event). */
   changed(e: DisappearingChange): void;
+  /** An action applied (or a tombstone): the client's 'edit', 'delete' or 'reaction' event. */
+  acted(e: ActionEvent): void;
+  /** Another device offered its history: the client checks who sent it before it imports anything. */
+  offered(f: MsgFrame, offer: HistoryOffer): void;
 }
 
 /**
@@ -30,32 +32,40 @@ export class ReceivedMessages {
 
   constructor(private readonly o: ReceivedOptions) {}
 
-  /** The app's Message, or null when the message was a control (applied here) or nothing for the app. */
+  /** The app's Message (now in the history), or null when the message was an action, a control or a tombstone (applied here) or nothing for the app. */
   async open(f: MsgFrame): Promise<Message | null> {
+    if (f.deleted) return this.tombstone(f);
     const d = await this.o.open(f);
     if (!d) return null;
     const me = this.o.me();
     if (!f.groupId && f.from !== me) this.peers.set(f.conversationId, f.from);
-    if (isControl(d)) {
+    const meta = { conversationId: f.conversationId, seq: f.seq, id: f.id, sentAt: f.sentAt, from: f.from, fromDevice: f.fromDevice! };
+    if (isContent(d)) {
+      if (d.timer) await this.o.timers.track({ conversationId: f.conversationId, id: f.id, seq: f.seq }, d.timer, f.from === me);
+      const peer = f.groupId ? undefined : f.from !== me ? f.from : this.peers.get(f.conversationId);
+      return this.o.history.addMessage({
+        ...meta,
+        ...(f.groupId ? { groupId: f.groupId } : {}),
+        ...(peer ? { peer } : {}),
+        text: d.text,
+        ...(d.file ? { file: d.file } : {}),
+        ...(d.timer ? { timer: d.timer } : {}),
+        ...(f.expiresAt !== undefined ? { expiresAt: f.expiresAt } : {}),
+        ...(d.replyTo ? { replyTo: d.replyTo } : {}),
+        ...(d.mentions ? { mentions: d.mentions } : {}),
+      });
+    }
+    if (isAction(d)) {
+      const e = await this.o.history.addAction({ ...meta, action: d }, f.expiresAt !== undefined);
+      if (e) this.o.acted(e);
+    } else if (d.type === 'disappearing') {
       // A direct conversation's other user: the sender, or for the sender's own devices the one it names.
       const peer = f.groupId ? null : f.from !== me ? f.from : (d.to ?? null);
       await this.apply({ conversationId: f.conversationId, seconds: d.seconds, by: f.from, seq: f.seq, peer });
-      return null;
+    } else {
+      this.o.offered(f, d);
     }
-    if (d.timer) await this.o.timers.track({ conversationId: f.conversationId, id: f.id, seq: f.seq }, d.timer, f.from === me);
-    return {
-      id: f.id,
-      from: f.from,
-      fromDevice: f.fromDevice!,
-      conversationId: f.conversationId,
-      ...(f.groupId ? { groupId: f.groupId } : {}),
-      seq: f.seq,
-      text: d.text,
-      sentAt: f.sentAt,
-      ...(d.file ? { file: this.o.file(d.file) } : {}),
-      ...(d.timer ? { timer: d.timer } : {}),
-      ...(f.expiresAt !== undefined ? { expiresAt: f.expiresAt } : {}),
-    };
+    return null;
   }
 
   /** Applies a timer change (received, or our own once the server stored it) and reports it if it is the newest. */
@@ -64,8 +74,33 @@ export class ReceivedMessages {
     if (await this.o.settings.apply(s)) this.o.changed({ conversationId: s.conversationId, seconds: s.seconds, by: s.by });
   }
 
+  /** Remembers a direct conversation's other user (from a send to them). */
+  sentTo(conversationId: string, userId: string): void {
+    this.peers.set(conversationId, userId);
+  }
+
   /** The other user of a direct conversation this device knows, or null. */
   async peerOf(conversationId: string): Promise<string | null> {
-    return this.peers.get(conversationId) ?? (await this.o.settings.get(conversationId))?.peer ?? null;
+    return this.peers.get(conversationId) ?? (await this.o.settings.get(conversationId))?.peer ?? (await this.o.history.peerOf(conversationId));
+  }
+
+  /**
+   * The sender deleted this message for everyone before this device fetched it: the seq is
+   * seen (the inbox acknowledges it), the history shows a deleted message, the app hears 'delete'.
+   */
+  private async tombstone(f: MsgFrame): Promise<null> {
+    await this.o.history.addMessage({
+      conversationId: f.conversationId,
+      seq: f.seq,
+      id: f.id,
+      sentAt: f.sentAt,
+      from: f.from,
+      fromDevice: f.fromDevice ?? '',
+      ...(f.groupId ? { groupId: f.groupId } : f.from !== this.o.me() ? { peer: f.from } : {}),
+      text: '',
+      deleted: true,
+    });
+    this.o.acted({ kind: 'delete', event: { conversationId: f.conversationId, messageId: f.id, by: f.from, seq: f.seq, message: null } });
+    return null;
   }
 }
