@@ -94,6 +94,7 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     retentionMs: config.MESSAGE_RETENTION_DAYS * 86_400_000,
     intervalMs: config.MESSAGE_SWEEP_INTERVAL_MS,
     batch: config.MESSAGE_SWEEP_BATCH,
+    vacuum: config.SQL_DRIVER === 'pglite',
   });
   purge.start();
   const messages = new MessagesManager(store, accounts, delivery, metrics, log, {

@@ -13,6 +13,12 @@ export interface MessagePurgeOptions {
   intervalMs: number;
   /** At most this many rows erased per reason per run (and rows examined, and conversations visited, for `acked`). */
   batch: number;
+  /**
+   * VACUUM the messages table after a run that erased rows. For PGlite, which has no autovacuum
+   * worker: without it the space of erased rows is never reused and its files only grow.
+   * PostgreSQL leaves this to autovacuum.
+   */
+  vacuum?: boolean;
 }
 
 /** Rows erased by one run, by reason. */
@@ -295,7 +301,10 @@ export class MessagePurge {
     if (policy !== 'off') result.age = await this.erase('age', AGED, [now - retentionMs - 1, batch]);
     if (policy === 'acked') result.acked = await this.purgeAcked();
     const index = await this.purgeIndex(policy === 'off' ? -1 : now - retentionMs - 1);
-    if (result.acked + result.age + result.expired + index > 0) this.log.info({ ...result, index }, 'message purge');
+    if (result.acked + result.age + result.expired + index > 0) {
+      this.log.info({ ...result, index }, 'message purge');
+      if (this.options.vacuum) await this.sql.query('VACUUM messages');
+    }
     return result;
   }
 
