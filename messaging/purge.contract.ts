@@ -112,6 +112,30 @@ export function purgeSuite(name: string, open: () => Promise<{ sql: Sql; dispose
       expect(await stored()).toEqual([{ seq: s2, devices: [bobDev2] }]);
     });
 
+    it('delete for everyone: only the sending device, within its window; the tombstone holds no ciphertext and the acked purge erases it as its devices acknowledge it', async () => {
+      const [s1, s2] = await sendDirect(2);
+      const ciphertext = (await sql.query(`SELECT payloads FROM messages WHERE seq = $1 AND conversation_id = $2`, [s1, conv]))[0]!.payloads as Record<string, string>;
+      expect(await store.unsend(conv, s1!, bobDev, 0)).toBe('not_found'); // not the sending device
+      expect(await store.unsend(conv, 999, aliceDev, 0)).toBe('not_found');
+      expect(await store.unsend(conv, s2!, aliceDev, clock.now() + 1)).toBe('too_late');
+      expect(await store.unsend(conv, s1!, aliceDev, clock.now())).toBe('deleted');
+      expect(await store.unsend(conv, s1!, aliceDev, clock.now() + 1)).toBe('deleted'); // again: already done
+      expect(await holding(ciphertext[bobDev]!)).toBe(0);
+      expect(await holding(ciphertext[bobDev2]!)).toBe(0);
+      expect(await stored()).toEqual([
+        { seq: s1, devices: [bobDev, bobDev2].sort() },
+        { seq: s2, devices: [bobDev, bobDev2].sort() },
+      ]);
+      expect((await store.fetch(conv, bobDev, bob, 0, 1))[0]).toMatchObject({ seq: s1, body: '', key: null, deleted: true });
+      expect((await store.fetch(conv, aliceDev, alice, 0, 1))[0]).toMatchObject({ seq: s1, body: null }); // the sender's own device: nothing
+      await ack(bobDev, s1!);
+      expect((await purge().runOnce()).acked).toBe(0);
+      expect((await stored())[0]).toEqual({ seq: s1, devices: [bobDev2] });
+      await ack(bobDev2, s1!);
+      expect((await purge().runOnce()).acked).toBe(1);
+      expect((await stored()).map((r) => r.seq)).toEqual([s2]);
+    });
+
     it('acked: a removed device does not hold a message back', async () => {
       const gone = randomUUID();
       await addDevice(gone, bob);
