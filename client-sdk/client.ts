@@ -1,6 +1,7 @@
 // The Parley client: a façade over accounts, the socket (socket.ts), the outbox (outbox.ts), the inbox (inbox.ts) and end-to-end encryption per device.
 import { type Content, type Decoded, encodeContent, type HistoryOffer, isAction, isContent, MAX_TIMER_SECONDS, mentions, validEmoji, validId, validTimer } from './content.js';
 import { sodiumReady, toB64 } from '../protocol/bytes.js';
+import { AccountApi } from './account.js';
 import { restDirectory } from './e2e.directory.js';
 import { signLoginProof } from '../protocol/login-proof.js';
 import { SESSION_RESET_PAYLOAD, SessionManager } from './e2e.session-manager.js';
@@ -85,6 +86,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private readonly received: ReceivedMessages;
   private readonly messageHistory: MessageHistory;
   private readonly transfer: HistoryTransfer;
+  private readonly account = new AccountApi({ call: (method, path, o) => this.call(method, path, o), freshToken: () => this.freshToken() });
   /** Sends take their timer from the store in call order, so they reach the outbox in that order. */
   private sendQueue: Promise<unknown> = Promise.resolve();
 
@@ -517,10 +519,10 @@ export class ParleyClient extends Emitter<ClientEvents> {
     if (held && held.from !== this.userId) throw new ParleyError('forbidden', 'only its sender can edit or delete a message');
   }
 
-  /** The server's erasure of our message's ciphertext (`DELETE …/messages/{seq}`): false when its window passed or it is gone. */
+  /** The server's erasure of our message's ciphertext: false when its window passed or it is gone (or was sent from another device). */
   private async unsend(conversationId: string, seq: number): Promise<boolean> {
     try {
-      await this.call('DELETE', `/v1/conversations/${encodeURIComponent(conversationId)}/messages/${seq}`, { token: await this.freshToken() });
+      await this.account.unsend(conversationId, seq);
       return true;
     } catch (err) {
       if (err instanceof ParleyError && (err.code === 'not_found' || err.code === 'forbidden')) return false;
