@@ -85,10 +85,22 @@ export async function pgliteMessageStore(db: PGlite, options: PgliteMessageStore
     throw wrap(err);
   }
 
-  /** Writes run one after another, in call order, each in its own transaction; reads wait for the writes called before them. */
+  /**
+   * Writes run one after another, in call order, each in its own transaction (a single
+   * statement is one by itself: no BEGIN and COMMIT round trips); reads wait for the writes
+   * called before them.
+   */
   let writes: Promise<unknown> = Promise.resolve();
-  const write = (fn: (tx: Transaction) => Promise<void>): Promise<void> => {
-    const run = writes.then(() => db.transaction(fn)).then(
+  const write = (statements: { text: string; params: unknown[] }[]): Promise<void> => {
+    const run = writes
+      .then(async () => {
+        if (statements.length === 1) await db.query(statements[0]!.text, statements[0]!.params);
+        else
+          await db.transaction(async (tx: Transaction) => {
+            for (const q of statements) await tx.query(q.text, q.params);
+          });
+      })
+      .then(
       () => undefined,
       (err: unknown) => {
         throw wrap(err);
@@ -106,19 +118,21 @@ export async function pgliteMessageStore(db: PGlite, options: PgliteMessageStore
     }
   };
 
-  const insert = (conflict: string) => (entries: StoredEntry[]) =>
-    write(async (tx) => {
-      for (let i = 0; i < entries.length; i += ROWS_PER_INSERT) {
-        const chunk = entries.slice(i, i + ROWS_PER_INSERT);
-        const params: unknown[] = [];
-        const values = chunk.map((e) => {
-          params.push(e.conversationId, e.seq, e.id, e.target ?? null, e.sentAt, e.body);
-          const n = params.length;
-          return `($${n - 5}, $${n - 4}, $${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
-        });
-        await tx.query(`INSERT INTO ${t} (conversation_id, seq, id, target, sent_at, body) VALUES ${values.join(', ')} ON CONFLICT (conversation_id, seq) ${conflict}`, params);
-      }
-    });
+  /** One INSERT per ROWS_PER_INSERT entries, all in one transaction. */
+  const insert = (conflict: string) => (entries: StoredEntry[]) => {
+    if (entries.length === 0) return Promise.resolve();
+    const statements: { text: string; params: unknown[] }[] = [];
+    for (let i = 0; i < entries.length; i += ROWS_PER_INSERT) {
+      const params: unknown[] = [];
+      const values = entries.slice(i, i + ROWS_PER_INSERT).map((e) => {
+        params.push(e.conversationId, e.seq, e.id, e.target ?? null, e.sentAt, e.body);
+        const n = params.length;
+        return `($${n - 5}, $${n - 4}, $${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
+      });
+      statements.push({ text: `INSERT INTO ${t} (conversation_id, seq, id, target, sent_at, body) VALUES ${values.join(', ')} ON CONFLICT (conversation_id, seq) ${conflict}`, params });
+    }
+    return write(statements);
+  };
 
   return {
     put: insert('DO UPDATE SET id = EXCLUDED.id, target = EXCLUDED.target, sent_at = EXCLUDED.sent_at, body = EXCLUDED.body'),
@@ -136,7 +150,7 @@ export async function pgliteMessageStore(db: PGlite, options: PgliteMessageStore
         ? Promise.resolve([])
         : read(`SELECT * FROM ${t} WHERE conversation_id = $1 AND target = ANY($2::text[]) ORDER BY seq`, [conversationId, [...new Set(targets)]], (rows) => rows.map(entry)),
     delete: (conversationId, seqs) =>
-      seqs.length === 0 ? Promise.resolve() : write(async (tx) => void (await tx.query(`DELETE FROM ${t} WHERE conversation_id = $1 AND seq = ANY($2::bigint[])`, [conversationId, [...seqs]]))),
+      seqs.length === 0 ? Promise.resolve() : write([{ text: `DELETE FROM ${t} WHERE conversation_id = $1 AND seq = ANY($2::bigint[])`, params: [conversationId, [...seqs]] }]),
     exportAll: () => read(`SELECT * FROM ${t} ORDER BY conversation_id, seq`, [], (rows) => rows.map(entry)),
     close: async () => {
       await writes;
