@@ -80,7 +80,7 @@ describe('the inbox through a real server and SDK clients', () => {
     expect(byKind((await api(bob).conversations()).conversations).group.read).toBe(0); // this device's cursor did not move
   });
 
-  it('a group one has left is no longer listed; 401 without a token', async () => {
+  it('a group one has left is no longer listed; 401 without a token; without ADMIN_TOKEN the operator API is not there', async () => {
     const dave = await newUser(server.url, 'dave');
     try {
       const { id } = await dave.client.createGroup({ name: 'short-lived', members: [carol.client.userId] });
@@ -88,6 +88,7 @@ describe('the inbox through a real server and SDK clients', () => {
       await carol.client.leaveGroup(id);
       expect((await api(carol).conversations()).conversations.map((c) => c.id)).not.toContain(id);
       expect((await rest(server.url, 'GET', '/v1/conversations')).status).toBe(401);
+      expect((await rest(server.url, 'GET', '/v1/admin/reports', { token: 'x'.repeat(40) })).status).toBe(404);
     } finally {
       await dave.client.close();
     }
