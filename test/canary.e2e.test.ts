@@ -1,4 +1,4 @@
-// Privacy sweep on the real tier: canary texts sent 1:1 and to a group appear nowhere the server keeps or says anything.
+// Privacy sweep on the real tier: canary texts sent 1:1 and to a group appear nowhere the server keeps or says anything, but in a report that discloses them.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
@@ -99,7 +99,7 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
     }
   });
 
-  it('sends canaries 1:1, to a group, as files and as group names, then finds none of them in any dump, in any form', async () => {
+  it('sends canaries 1:1, to a group, as files and as group names, then finds none of them in any dump, in any form, but the reported ones in the reports table', async () => {
     const [alice, bob, carol] = [await newUser(gateways[0]!.url, 'alice'), await newUser(gateways[1]!.url, 'bob'), await newUser(gateways[1]!.url, 'carol')];
     users.push(alice, bob, carol);
     const direct = [canary(), canary(), canary()];
@@ -154,7 +154,24 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
     expect(expiredCiphertext.length).toBeGreaterThanOrEqual(2);
     await until(async () => (await sql`SELECT count(*)::int AS n FROM messages WHERE expires_at IS NOT NULL`)[0]!.n === 0, 'the disappearing messages are erased at expiry');
     await sql.end();
-    const canaries = [...direct, ...group, fileText, fileName, groupFileText, groupFileName, groupName, groupRename, ...pushed, ...vanishing];
+
+    // A report: bob discloses one message he received (a canary) and writes a reason (another):
+    // the reports table is the one place they may be, because the reporter put them there.
+    const quoted = bob.messages.find((m) => m.text.includes(direct[0]!))!;
+    const reason = canary();
+    const report = await fetch(`${gateways[1]!.url}/v1/reports`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bob.client.accessToken!}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        userId: alice.client.userId,
+        conversationId: quoted.conversationId,
+        reason: `spam: ${reason}`,
+        messages: [{ id: quoted.id, seq: quoted.seq, text: quoted.text, sentAt: quoted.sentAt, from: quoted.from }],
+      }),
+    });
+    expect(report.status).toBe(201);
+    const reported = [direct[0]!, reason];
+    const canaries = [...direct, ...group, fileText, fileName, groupFileText, groupFileName, groupName, groupRename, ...pushed, ...vanishing, reason];
 
     // PostgreSQL: every row of every table.
     const { stdout: sqlDump } = await run('pg_dump', ['--data-only', '--no-owner', db.url], { maxBuffer: 256 << 20 });
@@ -200,7 +217,11 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
     expect(blobDump.length).toBeGreaterThan(90_000);
     expect(sqlDump.length + redisDump.length + kafkaDump.length + logDump.length).toBeGreaterThan(10_000);
 
-    expect(findLeaks(sqlDump, canaries)).toEqual([]);
+    // PostgreSQL: the reported plaintext is in the reports table and nowhere else; nothing else is anywhere.
+    const reportRows = /COPY public\.reports [^\n]*\n([\s\S]*?)\n\\\.\n/.exec(sqlDump)?.[1] ?? '';
+    expect(reported.map((c) => findLeaks(reportRows, [c]).length > 0)).toEqual([true, true]);
+    expect(findLeaks(reportRows, canaries.filter((c) => !reported.includes(c)))).toEqual([]);
+    expect(findLeaks(sqlDump.replace(reportRows, ''), canaries)).toEqual([]);
     expect(findLeaks(redisDump, canaries)).toEqual([]);
     expect(findLeaks(kafkaDump, canaries)).toEqual([]);
     expect(findLeaks(logDump, canaries)).toEqual([]);
