@@ -371,8 +371,9 @@ export class ParleyClient extends Emitter<ClientEvents> {
    * device has seen (as for every message action below).
    */
   async reply(conversation: string, messageId: string, text: string, options: TextOptions = {}): Promise<SendResult> {
+    const content = { ...textContent(text, options), replyTo: checkId(messageId) };
     const { to, group } = await this.route(conversation);
-    return this.sendContent(to, group, { ...textContent(text, options), replyTo: checkId(messageId) });
+    return this.sendContent(to, group, content);
   }
 
   /**
@@ -382,9 +383,10 @@ export class ParleyClient extends Emitter<ClientEvents> {
    * this device holds from someone else.
    */
   async edit(conversation: string, messageId: string, text: string): Promise<SendResult> {
+    const edit = { type: 'edit' as const, target: checkId(messageId), text: textContent(text, {}).text };
     const { to, group } = await this.route(conversation);
     await this.checkOwn(conversation, messageId);
-    return this.sendContent(to, group, { type: 'edit', target: checkId(messageId), text });
+    return this.sendContent(to, group, edit);
   }
 
   /**
@@ -396,24 +398,29 @@ export class ParleyClient extends Emitter<ClientEvents> {
    * `forbidden` for a message this device holds from someone else.
    */
   async deleteForEveryone(conversation: string, messageId: string): Promise<DeleteResult> {
+    const target = checkId(messageId);
     const { to, group } = await this.route(conversation);
     await this.checkOwn(conversation, messageId);
-    const r = await this.sendContent(to, group, { type: 'delete', target: checkId(messageId) });
+    const r = await this.sendContent(to, group, { type: 'delete', target });
     const original = await this.messageHistory.held(r.conversationId, messageId);
     const erased = original?.from === this.userId ? await this.unsend(r.conversationId, original.seq) : false;
     return { ...r, erased };
   }
 
   /** Reacts to message `messageId` with `emoji` (an encrypted action: 'reaction' for the other members). */
-  async react(conversation: string, messageId: string, emoji: string): Promise<SendResult> {
-    const { to, group } = await this.route(conversation);
-    return this.sendContent(to, group, { type: 'reaction', target: checkId(messageId), emoji: checkEmoji(emoji) });
+  react(conversation: string, messageId: string, emoji: string): Promise<SendResult> {
+    return this.reaction(conversation, messageId, emoji, false);
   }
 
   /** Takes back your reaction `emoji` to message `messageId`. */
-  async unreact(conversation: string, messageId: string, emoji: string): Promise<SendResult> {
+  unreact(conversation: string, messageId: string, emoji: string): Promise<SendResult> {
+    return this.reaction(conversation, messageId, emoji, true);
+  }
+
+  private async reaction(conversation: string, messageId: string, emoji: string, remove: boolean): Promise<SendResult> {
+    const action = { type: 'reaction' as const, target: checkId(messageId), emoji: checkEmoji(emoji), ...(remove ? { remove: true as const } : {}) };
     const { to, group } = await this.route(conversation);
-    return this.sendContent(to, group, { type: 'reaction', target: checkId(messageId), emoji: checkEmoji(emoji), remove: true });
+    return this.sendContent(to, group, action);
   }
 
   /**
@@ -424,7 +431,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
    * yours handed it (sendHistory there), in the message store of `createClient({ messageStore })`.
    * @example const page = await client.history(m.conversationId, { limit: 50 }); const older = await client.history(m.conversationId, { before: page.at(-1)!.seq })
    */
-  history(conversationId: string, options: { before?: number; limit?: number } = {}): Promise<Message[]> {
+  async history(conversationId: string, options: { before?: number; limit?: number } = {}): Promise<Message[]> {
     const limit = options.limit ?? 50;
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > 500) throw new ParleyError('invalid', 'limit is a whole number from 1 to 500');
     return this.messageHistory.page(conversationId, { ...(options.before !== undefined ? { before: options.before } : {}), limit });
