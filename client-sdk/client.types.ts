@@ -89,7 +89,7 @@ export interface MessageReaction {
   message: Message | null;
 }
 
-/** Another device of yours handed this one its history (sendHistory there): `messages` were imported. */
+/** Another device of yours handed this one its history (sendHistory there): its archive held `messages` messages, now in this device's history (where this device held one already, its own copy stays). */
 export interface HistoryImported {
   fromDevice: string;
   messages: number;
