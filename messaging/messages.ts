@@ -90,7 +90,6 @@ export class MessagesManager {
    * connection so a device's messages keep their order), while commits still batch.
    */
   async submit(sender: Sender, frame: SendFrame): Promise<{ done: Promise<AppendResult> }> {
-    if (frame.to === sender.userId) throw new AppError('invalid', 'cannot send a direct message to yourself');
     this.checkExpiry(frame.expiresAt);
     const started = performance.now();
     const [theirs, mine, blockedByThem] = await Promise.all([
@@ -118,7 +117,7 @@ export class MessagesManager {
       payloads,
       ...(frame.expiresAt === undefined ? {} : { expiresAt: frame.expiresAt }),
     });
-    const recipients = hidden.size > 0 ? [] : theirs.map((d) => d.id);
+    const recipients = hidden.size > 0 ? [] : theirs.map((d) => d.id).filter((id) => id !== sender.deviceId);
     return { done: appended.then((result) => this.committed(sender, frame, payloads, recipients, result, started)) };
   }
 
@@ -147,7 +146,7 @@ export class MessagesManager {
       const devices = recipients.filter((d) => !reached.has(d));
       if (devices.length > 0) notify!.stored({ conversationId, seq: result.seq, devices });
     };
-    this.delivery.deliverMessage([frame.to, sender.userId], base, payloads, sender.deviceId).then(
+    this.delivery.deliverMessage(frame.to === sender.userId ? [frame.to] : [frame.to, sender.userId], base, payloads, sender.deviceId).then(
       (reached) => notify && offline(reached),
       (err) => {
         if (notify) offline(new Set());
