@@ -1,7 +1,7 @@
 // The Parley client: a façade over accounts, the socket (socket.ts), the outbox (outbox.ts), the inbox (inbox.ts) and end-to-end encryption per device.
 import { type Content, type Decoded, encodeContent, type HistoryOffer, isAction, isContent, MAX_TIMER_SECONDS, mentions, validEmoji, validId, validTimer } from './content.js';
 import { sodiumReady, toB64 } from '../protocol/bytes.js';
-import { AccountApi } from './account.js';
+import { type AccountDevice, AccountApi, type BlockedUser, type ConversationPage, type ReportInput } from './account.js';
 import { restDirectory } from './e2e.directory.js';
 import { signLoginProof } from '../protocol/login-proof.js';
 import { SESSION_RESET_PAYLOAD, SessionManager } from './e2e.session-manager.js';
@@ -90,8 +90,12 @@ export class ParleyClient extends Emitter<ClientEvents> {
   /** Sends take their timer from the store in call order, so they reach the outbox in that order. */
   private sendQueue: Promise<unknown> = Promise.resolve();
 
+  /** The account's password: the option given, until changePassword replaces it. */
+  private password: string;
+
   constructor(private readonly options: ClientOptions) {
     super();
+    this.password = options.password;
     this.clock = options.clock ?? systemClock;
     this.gateways = new Gateways(options.url);
     this.socket = new ParleySocket({
@@ -240,7 +244,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   /** Creates the account, then logs in this device. */
   async register(): Promise<void> {
     await this.call('POST', '/v1/accounts', {
-      body: { username: this.options.username, password: this.options.password },
+      body: { username: this.options.username, password: this.password },
     });
     await this.login();
   }
@@ -265,7 +269,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     const s = await this.call<{ token: string; expiresAt: number; userId: string; deviceId: string }>('POST', '/v1/sessions', {
       body: {
         username: this.options.username,
-        password: this.options.password,
+        password: this.password,
         device: { ...(this.device.deviceId ? { id: this.device.deviceId } : {}), name: this.options.deviceName ?? 'parley-sdk', publicKey: toB64(this.device.identity.publicKey), proof },
       },
     });
@@ -638,6 +642,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
    */
   async markRead(conversationId: string, seq: number): Promise<void> {
     this.inbox.markRead(conversationId, seq);
+    this.emit('conversation', { conversationId, seq, cause: 'read' });
     await this.timers.read(conversationId, seq);
   }
 
@@ -650,6 +655,53 @@ export class ParleyClient extends Emitter<ClientEvents> {
   subscribePresence(userIds: string[]): void {
     for (const u of userIds) this.presenceWatch.add(u);
     this.sendFrame({ type: 'presence.subscribe', users: userIds });
+  }
+
+  /**
+   * The inbox: your conversations, most recently active first, with this device's cursors
+   * and the unread count (over all your devices); `cursor` pages on. Keep it current with the
+   * 'conversation' event instead of polling.
+   */
+  conversations(options: { limit?: number; cursor?: string } = {}): Promise<ConversationPage> {
+    return this.account.conversations(options);
+  }
+
+  /**
+   * Blocks a user: their messages to you are acknowledged to them as usual but reach none of
+   * your devices, and your presence, typing and receipts are hidden from them. They learn nothing.
+   */
+  block(userId: string): Promise<void> {
+    return this.account.block(userId);
+  }
+
+  unblock(userId: string): Promise<void> {
+    return this.account.unblock(userId);
+  }
+
+  blocks(): Promise<BlockedUser[]> {
+    return this.account.blocks();
+  }
+
+  /** Reports a user to the operator, with the decrypted messages you choose to attach (nothing else is disclosed); the report's id. */
+  report(report: ReportInput): Promise<string> {
+    return this.account.report(report);
+  }
+
+  /** Changes the password; your other devices are logged out (they log in again with the new one). */
+  async changePassword(current: string, next: string): Promise<void> {
+    await this.account.changePassword(current, next);
+    this.password = next;
+  }
+
+  /** Your devices, with their names and when each was last seen. */
+  listDevices(): Promise<AccountDevice[]> {
+    return this.account.devices();
+  }
+
+  /** Deletes the account for good: devices, keys, memberships, undelivered messages and uploads; groups you own are handed on. */
+  async deleteAccount(password: string): Promise<void> {
+    await this.account.deleteAccount(password);
+    await this.close();
   }
 
   /**
@@ -861,6 +913,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
         return;
       case 'sent':
         this.outbox.onSent(f);
+        this.emit('conversation', { conversationId: f.conversationId, seq: f.seq, cause: 'sent', at: f.sentAt });
         return;
       case 'msg':
         this.inbox.onMessage(f);
@@ -877,7 +930,10 @@ export class ParleyClient extends Emitter<ClientEvents> {
         const r = this.inbox.receipt(f);
         if (r) this.emit('receipt', r);
         // Read on another of our devices: disappearing messages count down here too.
-        if (r?.kind === 'read' && r.by === this._userId) this.timers.read(r.conversationId, r.seq).catch((err: unknown) => this.failed(err));
+        if (r?.kind === 'read' && r.by === this._userId) {
+          this.emit('conversation', { conversationId: r.conversationId, seq: r.seq, cause: 'read' });
+          this.timers.read(r.conversationId, r.seq).catch((err: unknown) => this.failed(err));
+        }
         return;
       }
       case 'typing':
@@ -910,7 +966,10 @@ export class ParleyClient extends Emitter<ClientEvents> {
     if (f.system) return this.onGroupEvent({ ...f.system, groupId: f.conversationId, seq: f.seq, by: f.from, sentAt: f.sentAt }, f.key);
     try {
       const m = await this.received.open(f);
-      if (m) this.emit('message', m);
+      if (m) {
+        this.emit('message', m);
+        this.emit('conversation', { conversationId: m.conversationId, seq: m.seq, cause: 'message', at: m.sentAt });
+      }
     } catch (err) {
       // `details.reason` is the e2e code (no_session, auth_failed, unknown_sender_key, …); a session_reset or sender key request follows.
       const reason = err instanceof ParleyError ? err.code : 'malformed';
@@ -948,6 +1007,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
 export type {
   ClientEvents,
   ClientOptions,
+  ConversationChange,
   DeleteResult,
   DisappearingChange,
   HistoryImported,

@@ -151,8 +151,22 @@ export interface SendFileResult extends SendResult {
   fileId: string;
 }
 
+/**
+ * A conversation moved, for a chat list drawn from `conversations()` without polling: a new
+ * message in it (`message`: from someone else, one more unread), your own send (`sent`), or you
+ * read up to `seq` on this or another of your devices (`read`: unread is 0 up to there).
+ */
+export interface ConversationChange {
+  conversationId: string;
+  seq: number;
+  cause: 'message' | 'sent' | 'read';
+  /** When the message was sent (`message`, `sent`). */
+  at?: number;
+}
+
 export interface ClientEvents extends Record<string, unknown> {
   message: Message;
+  conversation: ConversationChange;
   receipt: Receipt;
   typing: { conversationId: string; from: string; active: boolean };
   presence: { userId: string; online: boolean; lastSeen: number | null };

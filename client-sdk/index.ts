@@ -3,6 +3,7 @@ export { createClient, ParleyClient } from './client.js';
 export type {
   ClientEvents,
   ClientOptions,
+  ConversationChange,
   DeleteResult,
   DisappearingChange,
   HistoryImported,
@@ -21,6 +22,7 @@ export type {
   TransportName,
 } from './client.js';
 export { memoryMessageStore } from './history.memory.js';
+export type { AccountDevice, BlockedUser, ConversationPage, ConversationSummary, ReportInput, ReportedMessage } from './account.js';
 export type { MessageStore, StoredEntry } from './history.js';
 export type { Clock } from './clock.js';
 export type { FileRef, Progress } from './files.js';
