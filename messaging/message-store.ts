@@ -339,10 +339,11 @@ export class MessageStore {
   /**
    * Erases what a user whose account is being deleted has on the message side: every direct
    * conversation of theirs, whole (its messages both ways, cursors, shares, mutes: the schema's
-   * cascades), and every message they sent to a group that is still stored (their groups'
-   * system messages stay: the other members' clients need them). Members who had not fetched
-   * those group messages get `expired` for them. Run before the user row is deleted (it finds
-   * the conversations through the user's memberships).
+   * cascades), every message they sent to a group that is still stored (their groups' system
+   * messages stay: the other members' clients need them), and their devices' sealed keys in
+   * group messages. Members who had not fetched those group messages get `expired` for them.
+   * Run before the user row is deleted (it finds the conversations through the user's
+   * memberships, and the devices by the user).
    */
   async eraseUser(userId: string): Promise<void> {
     const direct = await this.sql.transaction(async (tx) => {
@@ -354,6 +355,13 @@ export class MessageStore {
       await tx.query(`DELETE FROM message_index WHERE conversation_id IN (SELECT value::uuid FROM json_array_elements_text($1::json))`, [ids]);
       const groups = `(SELECT conversation_id FROM conversation_members WHERE user_id = $1)`;
       await tx.query(`DELETE FROM messages WHERE conversation_id IN ${groups} AND sender_id = $1 AND system IS NULL`, [userId]);
+      // What others sent its devices in groups (sealed keys) goes too.
+      await tx.query(
+        `UPDATE messages m SET payloads = m.payloads - d.ids
+           FROM (SELECT array_agg(id::text) AS ids FROM devices WHERE user_id = $1) d
+          WHERE m.conversation_id IN ${groups} AND d.ids IS NOT NULL AND m.payloads ?| d.ids`,
+        [userId],
+      );
       await tx.query(`DELETE FROM message_index WHERE conversation_id IN ${groups} AND sender_id = $1 AND NOT system`, [userId]);
       return gone.map((r) => r.id);
     });

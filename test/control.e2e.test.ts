@@ -245,7 +245,7 @@ describe.skipIf(adminUrl === null)('blocking, reports, password, devices and acc
     await api(jo).block(hank.client.userId);
     await api(jo).report({ userId: hank.client.userId, reason: 'kept for the operator' });
     const hankId = hank.client.userId;
-    const [{ blob_hash: blob }] = await sql`SELECT blob_hash FROM files WHERE uploader_id = ${hankId}`;
+    const [{ blob_hash: blob }] = (await sql`SELECT blob_hash FROM files WHERE uploader_id = ${hankId}`) as unknown as [{ blob_hash: string }];
     const deviceIds = [hank.client.deviceId!, hankOther.deviceId];
 
     const wrong = await rest(server.url, 'DELETE', '/v1/account', { token: hank.client.accessToken!, body: { password: 'not-the-password' } });
@@ -273,7 +273,7 @@ describe.skipIf(adminUrl === null)('blocking, reports, password, devices and acc
       mutes: await count(sql`SELECT count(*)::int AS n FROM conversation_mutes WHERE user_id = ${hankId}`),
       blocks: await count(sql`SELECT count(*)::int AS n FROM blocks WHERE user_id = ${hankId} OR blocked_id = ${hankId}`),
       files: await count(sql`SELECT count(*)::int AS n FROM files WHERE uploader_id = ${hankId}`),
-      blobs: await count(sql`SELECT count(*)::int AS n FROM blobs WHERE hash = ${blob as string}`),
+      blobs: await count(sql`SELECT count(*)::int AS n FROM blobs WHERE hash = ${blob}`),
     }).toEqual({
       users: 0, devices: 0, signedPrekeys: 0, oneTimePrekeys: 0, cursors: 0, memberships: 0, directConversations: 0, messagesSent: 0, messagesFor: 0,
       indexed: 0, pushTargets: 0, pendingPushes: 0, mutes: 0, blocks: 0, files: 0, blobs: 0,
