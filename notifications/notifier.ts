@@ -254,7 +254,9 @@ export class Notifier implements NoticeSink {
   private async sendAll(claimed: Claimed[]): Promise<void> {
     const details = await this.sql.query(
       `SELECT p.device_id, t.kind, t.token, t.endpoint, t.p256dh, t.auth, coalesce(dc.delivered_seq, 0) AS delivered,
-              m.client_id, m.sender_id, m.sender_device_id, m.sent_at, m.expires_at, m.system, c.kind AS conversation_kind,
+              m.client_id, m.sender_id, m.sender_device_id, m.sent_at, m.expires_at, m.system, m.deleted_at, c.kind AS conversation_kind,
+              EXISTS (SELECT 1 FROM blocks b JOIN devices dv ON dv.user_id = b.user_id
+                       WHERE dv.id = p.device_id AND b.blocked_id = m.sender_id) AS blocked,
               CASE WHEN m.sender_device_id = p.device_id THEN NULL ELSE coalesce(m.body, m.payloads ->> p.device_id::text) END AS body,
               CASE WHEN m.body IS NULL THEN NULL ELSE m.payloads ->> p.device_id::text END AS key
          FROM json_to_recordset($1::json) AS p(device_id uuid, conversation_id uuid, seq bigint)
@@ -283,8 +285,10 @@ export class Notifier implements NoticeSink {
       await this.finish(c, 'gone_target'); // the target was removed meanwhile
       return;
     }
-    if (num(d.delivered) >= c.seq) {
-      await this.finish(c, 'delivered'); // the device got it live meanwhile
+    if (num(d.delivered) >= c.seq || d.blocked === true) {
+      // The device got it live meanwhile, or it is a group message from someone its user blocks
+      // (one ciphertext for every member, so it is stored for them; their client drops it).
+      await this.finish(c, 'delivered');
       return;
     }
     const target: StoredPushTarget = {
@@ -314,13 +318,14 @@ export class Notifier implements NoticeSink {
    * What a Web Push carries: this device's own ciphertext of the newest message when it fits
    * (it is encrypted to this device already), else a content-free wake-up. System messages
    * (group changes) carry only a wake-up: their names are sealed for the device in other ways.
-   * So do disappearing messages: a push service may keep an undelivered push for its TTL, and
-   * their ciphertext must not outlive its expiry anywhere.
+   * So do disappearing messages (a push service may keep an undelivered push for its TTL, and
+   * their ciphertext must not outlive its expiry anywhere) and messages deleted for everyone.
    */
   private payload(c: Claimed, d: Record<string, unknown>): PushPayload {
     const body = d.body as string | null | undefined;
     const disappearing = d.expires_at !== null && d.expires_at !== undefined;
-    if (typeof body !== 'string' || d.system !== null || d.client_id === null || d.client_id === undefined || disappearing) {
+    const deleted = d.deleted_at !== null && d.deleted_at !== undefined;
+    if (typeof body !== 'string' || body === '' || d.system !== null || d.client_id === null || d.client_id === undefined || disappearing || deleted) {
       return { v: 1, kind: 'wake', count: c.count };
     }
     const key = d.key as string | null;

@@ -172,6 +172,26 @@ describe.skipIf(adminUrl === null)('pushes to devices without a connection (Post
     expect(third).toMatchObject({ kind: 'message', msg: { id: unmuted.id } });
   });
 
+  it('a group message from someone the user blocks pushes nothing (the server stores it for every member)', async () => {
+    const [bob, carol] = [await user('gbob', true), await user('gcarol')];
+    const subscription = pushService.subscribe();
+    await carol.client.registerPush({ kind: 'webpush', ...subscription });
+    const { id: groupId } = await alice.client.createGroup({ name: 'blocked', members: [bob.client.userId, carol.client.userId] });
+    // The group's creation is a system message naming carol: wait for its push, then for nothing owed.
+    await pushService.waitFor(1, subscription.endpoint);
+    await until(async () => (await pending(carol.client.deviceId!)) === undefined, 'nothing owed');
+    await sql`UPDATE push_targets SET last_sent_at = 0 WHERE device_id = ${carol.client.deviceId!}`;
+
+    await carol.client.block(alice.client.userId);
+    await alice.client.sendGroupText(groupId, 'from someone carol blocks');
+    await until(async () => (await pending(carol.client.deviceId!)) !== undefined, 'a push is owed (the fan-out does not know blocks)');
+    await until(async () => (await pending(carol.client.deviceId!)) === undefined, 'the worker drops it');
+    const fromBob = await bob.client.sendGroupText(groupId, 'from bob');
+    const pushes = await pushService.waitFor(2, subscription.endpoint);
+    expect(pushes).toHaveLength(2);
+    expect(JSON.parse(pushes[1]!.payload) as PushPayload).toMatchObject({ kind: 'message', count: 1, msg: { id: fromBob.id, from: bob.client.userId } });
+  });
+
   it('an endpoint the push service answers 410 for is removed', async () => {
     const gina = await user('gina');
     const subscription = pushService.subscribe();
