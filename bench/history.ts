@@ -7,6 +7,7 @@
 // with `before` uniform over the conversation (each opens 50 bodies and folds their
 // reactions), after 50 warm-up calls, and the same for the newest page (no `before`), which
 // is what a chat opens with. Data in a temporary directory, removed afterwards.
+import { pathToFileURL } from 'node:url';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,7 +42,8 @@ async function timeCalls(n: number, warmup: number, fn: () => Promise<unknown>):
   return out;
 }
 
-async function main(): Promise<void> {
+/** `npm run bench -- --history` (or `npx tsx bench/history.ts`): fills the Node store and times history() pages. */
+export async function benchHistory(): Promise<void> {
   await sodiumReady();
   console.log(machine());
   const dir = await mkdtemp(join(tmpdir(), 'parley-bench-history-'));
@@ -95,4 +97,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await benchHistory();

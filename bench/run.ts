@@ -77,6 +77,10 @@
 //     BENCH_ABUSE_PRESENCE_FRAMES      presence.subscribe frames of 256 random users per batch [400]
 //     BENCH_ABUSE_STALLED              HTTP connections stalling in their request body [200]
 //     BENCH_ABUSE_LOGIN_ADDRESSES      source addresses 127.0.0.2… guessing one password [8]
+//   --inbox             instead: GET /v1/conversations for a user with BENCH_INBOX_CONVERSATIONS [1000]
+//                       conversations on PostgreSQL: the first page and a full walk, p50/p99 (see bench/inbox.ts)
+//   --history           instead: the SDK's Node message store (PGlite) filled with 100,000 messages, then
+//                       history() pages at random points and at the newest, p50/p99 (see bench/history.ts)
 //   --soak              instead: steady 1:1 traffic for minutes, twice, each against a fresh server and
 //                       database: purge on (MESSAGE_RETENTION=acked), then off; samples the rows and
 //                       size of `messages`, the database's size, the server's RSS and the pushes a local
@@ -109,6 +113,8 @@ import { mergeMetrics, type ServerMetrics, serverMetrics } from './server-metric
 import { service } from './gateways.js';
 import { loadSettings, type Settings, SettingsError } from './settings.js';
 import { benchSoak } from './soak.js';
+import { benchHistory } from './history.js';
+import { benchInbox, inboxOptions } from './inbox.js';
 import { dropKeys } from './redis-keys.js';
 
 /** Hard limit for one load generator run (each scenario also gives up by itself after a 15 s stall). */
@@ -200,6 +206,15 @@ async function main(): Promise<void> {
   const settings = loadSettings(process.env, process.argv.slice(2));
   if (settings.scenario === 'crypto') {
     await benchCrypto();
+    return;
+  }
+  if (settings.scenario === 'history') {
+    await benchHistory();
+    return;
+  }
+  if (settings.scenario === 'inbox') {
+    console.log(machine());
+    await benchInbox(inboxOptions(process.env), defer);
     return;
   }
   const other = { connections: benchConnections, fanout: benchFanout, files: benchFiles, abuse: benchAbuse, soak: benchSoak } as const;

@@ -27,7 +27,7 @@ export interface Settings {
   /** How the 1:1 scenarios reach Parley, each against a fresh server, in this order (BENCH_TRANSPORTS). */
   transports: BenchTransport[];
   /** Which scenario: the 1:1 ones, or the one its flag names (SCENARIO_FLAGS). */
-  scenario: 'messages' | 'connections' | 'fanout' | 'crypto' | 'files' | 'abuse' | 'soak';
+  scenario: 'messages' | 'connections' | 'fanout' | 'crypto' | 'files' | 'abuse' | 'soak' | 'inbox' | 'history';
   /** Idle connections to hold in the connections scenario. */
   connections: number;
   /** Fan-out: online members of the group, gateway processes, spaced messages and their interval, burst size. */
@@ -97,6 +97,8 @@ const SCENARIO_FLAGS = {
   '--files': 'files',
   '--abuse': 'abuse',
   '--soak': 'soak',
+  '--inbox': 'inbox',
+  '--history': 'history',
 } as const satisfies Record<string, Settings['scenario']>;
 
 export class SettingsError extends Error {
