@@ -2,6 +2,7 @@
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
+import { Periodic } from '../platform/periodic.js';
 import type { FileService } from './files.js';
 
 export interface RetentionSweeperOptions {
@@ -27,9 +28,7 @@ export interface SweepResult {
  * @example const sweeper = new RetentionSweeper(files, clock, log, metrics, { intervalMs: 600_000 }); sweeper.start();
  */
 export class RetentionSweeper {
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private running: Promise<unknown> = Promise.resolve();
-  private stopped = true;
+  private readonly sweeps: Periodic<SweepResult>;
 
   constructor(
     private readonly files: FileService,
@@ -37,28 +36,30 @@ export class RetentionSweeper {
     private readonly log: Logger,
     private readonly metrics: Metrics,
     private readonly options: RetentionSweeperOptions,
-  ) {}
+  ) {
+    this.sweeps = new Periodic(() => this.sweepOnce(), {
+      intervalMs: options.intervalMs,
+      firstMs: Math.min(5_000, options.intervalMs),
+      onError: (err) => {
+        this.log.error({ err }, 'retention sweep failed');
+        this.metrics.backendFailures.inc({ backend: 'files', operation: 'sweep' });
+      },
+    });
+  }
 
   /** Sweeps soon after start, then every `intervalMs`. */
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.schedule(Math.min(5_000, this.options.intervalMs));
+    this.sweeps.start();
   }
 
   /** Stops scheduling and waits for a sweep in progress. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.running;
+  stop(): Promise<void> {
+    return this.sweeps.stop();
   }
 
   /** One full sweep now. Rejects if a step fails (start() logs and counts that instead). */
-  async sweep(): Promise<SweepResult> {
-    const run = this.running.then(() => this.sweepOnce());
-    this.running = run.catch(() => {});
-    return run;
+  sweep(): Promise<SweepResult> {
+    return this.sweeps.run();
   }
 
   private async sweepOnce(): Promise<SweepResult> {
@@ -71,19 +72,6 @@ export class RetentionSweeper {
     return result;
   }
 
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.sweep()
-        .catch((err: unknown) => {
-          this.log.error({ err }, 'retention sweep failed');
-          this.metrics.backendFailures.inc({ backend: 'files', operation: 'sweep' });
-        })
-        .finally(() => this.schedule(this.options.intervalMs));
-    }, ms);
-    this.timer.unref?.();
-  }
 }
 
 /** Runs `batch` until it handles fewer than `size` items; the total handled. */

@@ -2,6 +2,7 @@
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
+import { Periodic } from '../platform/periodic.js';
 import { num, type Sql } from '../platform/sql.js';
 
 export interface MessagePurgeOptions {
@@ -255,9 +256,7 @@ const INDEX = `
  * @example const purge = new MessagePurge(sql, clock, log, metrics, { policy: 'acked', retentionMs: 30 * 86_400_000, intervalMs: 60_000, batch: 5_000 }); purge.start();
  */
 export class MessagePurge {
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private running: Promise<unknown> = Promise.resolve();
-  private stopped = true;
+  private readonly runs: Periodic<PurgeResult>;
   /** The walk over conversations continues after this id (per process; several processes overlap harmlessly). */
   private resume = NIL;
   /** The same for the walk over message_index. */
@@ -269,28 +268,30 @@ export class MessagePurge {
     private readonly log: Logger,
     private readonly metrics: Metrics,
     private readonly options: MessagePurgeOptions,
-  ) {}
+  ) {
+    this.runs = new Periodic(() => this.purge(), {
+      intervalMs: options.intervalMs,
+      firstMs: Math.min(5_000, options.intervalMs),
+      onError: (err) => {
+        this.log.error({ err }, 'message purge failed');
+        this.metrics.backendFailures.inc({ backend: 'sql', operation: 'purge' });
+      },
+    });
+  }
 
   /** Runs soon after start, then every `intervalMs`. */
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.schedule(Math.min(5_000, this.options.intervalMs));
+    this.runs.start();
   }
 
   /** Stops scheduling and waits for a run in progress. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.running;
+  stop(): Promise<void> {
+    return this.runs.stop();
   }
 
   /** One run now (after any run in progress): rows erased by reason. Rejects if a step fails (start() logs and counts that instead). */
-  async runOnce(): Promise<PurgeResult> {
-    const run = this.running.then(() => this.purge());
-    this.running = run.catch(() => {});
-    return run;
+  runOnce(): Promise<PurgeResult> {
+    return this.runs.run();
   }
 
   private async purge(): Promise<PurgeResult> {
@@ -354,17 +355,4 @@ export class MessagePurge {
     if (bytes > 0) this.metrics.messageBytesPurged.inc({ reason }, bytes);
   }
 
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.runOnce()
-        .catch((err: unknown) => {
-          this.log.error({ err }, 'message purge failed');
-          this.metrics.backendFailures.inc({ backend: 'sql', operation: 'purge' });
-        })
-        .finally(() => this.schedule(this.options.intervalMs));
-    }, ms);
-    this.timer.unref?.();
-  }
 }

@@ -6,6 +6,7 @@ import { AppError } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
 import { PUSH_PAYLOAD_MAX, type PushOutcome, type PushSender, type StoredPushTarget } from '../platform/push.js';
+import { Periodic } from '../platform/periodic.js';
 import { num, type Sql } from '../platform/sql.js';
 import type { NoticeSink, StoredNotice } from '../messaging/ports.js';
 
@@ -65,9 +66,7 @@ export class Notifier implements NoticeSink {
   private pending: StoredNotice[] = [];
   private flushScheduled = false;
   private flushing: Promise<void> = Promise.resolve();
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private running: Promise<unknown> = Promise.resolve();
-  private stopped = true;
+  private readonly rounds: Periodic<number>;
 
   constructor(
     private readonly sql: Sql,
@@ -76,7 +75,15 @@ export class Notifier implements NoticeSink {
     private readonly log: Logger,
     private readonly metrics: Metrics,
     private readonly options: NotifierOptions,
-  ) {}
+  ) {
+    this.rounds = new Periodic(() => this.drain(), {
+      intervalMs: options.pollMs,
+      onError: (err) => {
+        this.metrics.backendFailures.inc({ backend: 'sql', operation: 'push_worker' });
+        this.log.error({ err }, 'push round failed');
+      },
+    });
+  }
 
   /** Whether pushes can be sent at all (PUSH_DRIVER is not `none`). */
   get enabled(): boolean {
@@ -144,41 +151,21 @@ export class Notifier implements NoticeSink {
     await this.sql.query(`DELETE FROM conversation_mutes WHERE user_id = $1 AND conversation_id = $2`, [userId, conversationId]);
   }
 
-  /** Sends due pushes soon after start, then every `pollMs`. */
+  /** Sends due pushes every `pollMs`. */
   start(): void {
-    if (!this.sender || !this.stopped) return;
-    this.stopped = false;
-    this.schedule(this.options.pollMs);
+    if (this.sender) this.rounds.start();
   }
 
   /** Stops the worker and waits for the round in progress and the queued upserts. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    const stopped = this.rounds.stop();
     await this.idle();
-    await this.running;
+    await stopped;
   }
 
   /** One round now: claims due pushes (until a round comes back short) and sends them. Returns how many were handled. */
-  async runOnce(): Promise<number> {
-    const run = this.running.then(() => this.drain());
-    this.running = run.catch(() => {});
-    return run;
-  }
-
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.runOnce()
-        .catch((err: unknown) => {
-          this.metrics.backendFailures.inc({ backend: 'sql', operation: 'push_worker' });
-          this.log.error({ err }, 'push round failed');
-        })
-        .finally(() => this.schedule(this.options.pollMs));
-    }, ms);
-    this.timer.unref?.();
+  runOnce(): Promise<number> {
+    return this.rounds.run();
   }
 
   /** One upsert for a turn's notices: direct ones name devices, group ones users (expanded to their devices here). */
@@ -224,7 +211,7 @@ export class Notifier implements NoticeSink {
       const claimed = await this.claim(batch);
       total += claimed.length;
       if (claimed.length > 0) await this.sendAll(claimed);
-      if (claimed.length < batch || this.stopped) return total;
+      if (claimed.length < batch || !this.rounds.active) return total;
     }
   }
 
