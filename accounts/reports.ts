@@ -3,15 +3,9 @@ import { randomUUID } from 'node:crypto';
 import type { Clock } from '../platform/clock.js';
 import { AppError } from '../platform/errors.js';
 import { num, type Sql } from '../platform/sql.js';
+import type { ReportedMessage } from '../protocol/control.js';
 
-/** A message the reporter decrypted and chose to attach, as their client showed it. */
-export interface ReportedMessage {
-  id: string;
-  seq: number;
-  text: string;
-  sentAt: number;
-  from: string;
-}
+export type { ReportedMessage } from '../protocol/control.js';
 
 export interface NewReport {
   reporterId: string;

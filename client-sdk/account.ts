@@ -1,45 +1,16 @@
 // The SDK's REST calls for the inbox, blocks, reports, the account and delete for everyone (docs/protocol.md §1).
 
+import type { ConversationPage, ConversationSummary, ReportedMessage } from '../protocol/control.js';
+
+export type { ConversationPage, ConversationSummary, ReportedMessage };
+
 /** How the client makes an authenticated REST call (its `call`, which fails over between gateways). */
 export type RestCall = <T>(method: string, path: string, options: { body?: unknown; token?: string }) => Promise<T>;
-
-/** One conversation in the inbox (`GET /v1/conversations`). */
-export interface ConversationSummary {
-  id: string;
-  kind: 'direct' | 'group';
-  /** Direct: the other user. */
-  peer?: string;
-  /** Group: its name as stored (sealed: open it with the group's name key) and your role. */
-  group?: { name: string; role: string };
-  lastSeq: number;
-  /** When its last message was sent (or it was created), epoch ms. */
-  lastActivityAt: number;
-  /** This device's delivered and read cursors. */
-  delivered: number;
-  read: number;
-  /** Messages after your read cursor (the highest over your devices) that others sent and you may see. */
-  unread: number;
-}
-
-export interface ConversationPage {
-  conversations: ConversationSummary[];
-  /** Pass it as `cursor` for the next page; absent on the last one. */
-  cursor?: string;
-}
 
 export interface BlockedUser {
   userId: string;
   /** Epoch ms. */
   since: number;
-}
-
-/** A decrypted message the reporter chooses to disclose to the operator. */
-export interface ReportedMessage {
-  id: string;
-  seq: number;
-  text: string;
-  sentAt: number;
-  from: string;
 }
 
 export interface ReportInput {

@@ -1,30 +1,12 @@
 // The inbox: a user's conversations by last activity, paged, with this device's cursors and the user's unread count, in one query per page.
 import { decodePageCursor, encodePageCursor } from '../accounts/reports.js';
 import { num, type Sql } from '../platform/sql.js';
+import type { ConversationPage, ConversationSummary } from '../protocol/control.js';
 
-/** One conversation as the inbox lists it (`GET /v1/conversations`). */
-export interface ConversationEntry {
-  id: string;
-  kind: 'direct' | 'group';
-  /** Direct: the other user. */
-  peer?: string;
-  /** Group: its name (opaque: sealed by the clients) and the caller's role. */
-  group?: { name: string; role: string };
-  lastSeq: number;
-  /** When its last message was sent (or, before any, when it was created), epoch ms. */
-  lastActivityAt: number;
-  /** This device's delivered and read cursors. */
-  delivered: number;
-  read: number;
-  /** Messages after the user's read cursor (the highest over their devices) that others sent and the user may see. */
-  unread: number;
-}
+export type { ConversationPage } from '../protocol/control.js';
 
-export interface ConversationPage {
-  conversations: ConversationEntry[];
-  /** Where the next page starts; absent on the last page. */
-  cursor?: string;
-}
+/** One conversation as the inbox lists it. */
+export type ConversationEntry = ConversationSummary;
 
 /**
  * The page's SQL. `mine`: every direct conversation of the user and every group they are a
