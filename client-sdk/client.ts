@@ -2,6 +2,7 @@
 import { type Content, type Decoded, encodeContent, type HistoryOffer, isAction, isContent, MAX_TIMER_SECONDS, mentions, validEmoji, validId, validTimer } from './content.js';
 import { sodiumReady, toB64 } from '../protocol/bytes.js';
 import { type AccountDevice, AccountApi, type BlockedUser, type ConversationPage, type ReportInput } from './account.js';
+import { BlockList } from './blocks.js';
 import { restDirectory } from './e2e.directory.js';
 import { signLoginProof } from '../protocol/login-proof.js';
 import { SESSION_RESET_PAYLOAD, SessionManager } from './e2e.session-manager.js';
@@ -87,6 +88,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private readonly messageHistory: MessageHistory;
   private readonly transfer: HistoryTransfer;
   private readonly account = new AccountApi({ call: (method, path, o) => this.call(method, path, o), freshToken: () => this.freshToken() });
+  /** The users this user blocks: their group messages are dropped here (blocks.ts says when the list is fetched). */
+  private readonly blockList = new BlockList(this.account);
   /** Sends take their timer from the store in call order, so they reach the outbox in that order. */
   private sendQueue: Promise<unknown> = Promise.resolve();
 
@@ -208,6 +211,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
       timers: this.timers,
       history: this.messageHistory,
       me: () => this.userId,
+      blocked: (userId) => this.blockList.has(userId),
       changed: (e) => this.emit('disappearing', e),
       acted: (e) => this.emit(e.kind, e.event as never),
       offered: (f, offer) => this.historyOffered(f, offer),
@@ -669,17 +673,23 @@ export class ParleyClient extends Emitter<ClientEvents> {
   /**
    * Blocks a user: their messages to you are acknowledged to them as usual but reach none of
    * your devices, and your presence, typing and receipts are hidden from them. They learn nothing.
+   * Their direct messages the server keeps from you; their group messages (one ciphertext for
+   * every member) it delivers, and this client drops them: no 'message', no actions, nothing in
+   * the history. Your other devices drop them too once they have reconnected (each fetches the
+   * list again on every connection).
    */
   block(userId: string): Promise<void> {
-    return this.account.block(userId);
+    return this.blockList.block(userId);
   }
 
+  /** Unblocks a user: their messages sent from now on reach you (those sent meanwhile never do). */
   unblock(userId: string): Promise<void> {
-    return this.account.unblock(userId);
+    return this.blockList.unblock(userId);
   }
 
+  /** The users you block, newest first (this client's list is brought up to date with it). */
   blocks(): Promise<BlockedUser[]> {
-    return this.account.blocks();
+    return this.blockList.list();
   }
 
   /** Reports a user to the operator, with the decrypted messages you choose to attach (nothing else is disclosed); the report's id. */
@@ -904,6 +914,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
         this.isReady = true;
         this.socket.markReady();
         this.maxPayloadBytes = f.maxPayloadBytes;
+        this.blockList.reconnected();
         if (this.presenceWatch.size > 0) this.sendFrame({ type: 'presence.subscribe', users: [...this.presenceWatch] });
         this.emit('connected', { deviceId: f.deviceId });
         for (const w of this.connectWaiters.splice(0)) w.resolve();
@@ -964,6 +975,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private async onMessage(f: MsgFrame): Promise<void> {
     await this.readyTrust().catch(() => {}); // (failures surface as the decryption's own)
     if (f.system) return this.onGroupEvent({ ...f.system, groupId: f.conversationId, seq: f.seq, by: f.from, sentAt: f.sentAt }, f.key);
+    // Blocks made on another device since this connection began apply from here (a failed fetch leaves the list as it was).
+    if (f.groupId) await this.blockList.current().catch((err: unknown) => this.failed(err));
     try {
       const m = await this.received.open(f);
       if (m) {

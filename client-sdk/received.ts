@@ -14,6 +14,8 @@ export interface ReceivedOptions {
   history: MessageHistory;
   /** The logged-in user. */
   me(): string;
+  /** Whether the user blocks `userId` (their group messages are dropped: the server delivers a group's one ciphertext to every member). */
+  blocked(userId: string): boolean;
   /** A conversation's timer changed (the client's 'disappearing' event). */
   changed(e: DisappearingChange): void;
   /** An action applied (or a tombstone): the client's 'edit', 'delete' or 'reaction' event. */
@@ -32,8 +34,12 @@ export class ReceivedMessages {
 
   constructor(private readonly o: ReceivedOptions) {}
 
-  /** The app's Message (now in the history), or null when the message was an action, a control or a tombstone (applied here) or nothing for the app. */
+  /**
+   * The app's Message (now in the history), or null when the message was an action, a control
+   * or a tombstone (applied here), nothing for the app, or from a group member the user blocks.
+   */
   async open(f: MsgFrame): Promise<Message | null> {
+    if (f.groupId && this.o.blocked(f.from)) return this.dropped(f);
     if (f.deleted) return this.tombstone(f);
     const d = await this.o.open(f);
     if (!d) return null;
@@ -82,6 +88,20 @@ export class ReceivedMessages {
   /** The other user of a direct conversation this device knows, or null. */
   async peerOf(conversationId: string): Promise<string | null> {
     return this.peers.get(conversationId) ?? (await this.o.settings.get(conversationId))?.peer ?? (await this.o.history.peerOf(conversationId));
+  }
+
+  /**
+   * A group message from a member the user blocks: no message, action or tombstone for the app
+   * or the history, and no error. It is still decrypted (and its content discarded) so that the
+   * group's keys stay in step: the sender key that came with it, and the key's chain, which
+   * after an unblock would otherwise have to skip (and keep keys for) every message dropped.
+   * A timer change still applies: it is the group's, like a membership change.
+   */
+  private async dropped(f: MsgFrame): Promise<null> {
+    if (f.deleted) return null;
+    const d = await this.o.open(f).catch(() => null);
+    if (d && !isContent(d) && d.type === 'disappearing') await this.apply({ conversationId: f.conversationId, seconds: d.seconds, by: f.from, seq: f.seq, peer: null });
+    return null;
   }
 
   /**
