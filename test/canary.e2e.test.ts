@@ -1,19 +1,25 @@
-// Privacy sweep on the real tier: canary texts sent 1:1 and to a group appear nowhere the server keeps or says anything, but in a report that discloses them.
+// Privacy sweep on the real tier: canary texts sent 1:1 and to a group appear nowhere the server keeps or says anything, but in a report that discloses them, nor in the files of a device's SDK stores.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createClient, type Message, type MessageEdit, type MessageStore, type ParleyClient } from '../client-sdk/index.js';
+import { diskKeyStore } from '../client-sdk/e2e.store.disk.js';
+import { openPgliteMessageStore } from '../client-sdk/history.pglite.js';
 import { createS3Client } from '../platform/blob-store.s3.js';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { newUser, type Recorded } from './support/clients.js';
 import { type PushService, startPushService, startWebhookReceiver, type WebhookReceiver } from './support/push-service.js';
-import { forms } from './support/scan.js';
+import { forms, readAll } from './support/scan.js';
 import { type ServerProcess, startServer } from './support/server.js';
-import { until } from './support/wait.js';
+import { uniqueName, until } from './support/wait.js';
 
 const run = promisify(execFile);
 const adminUrl = inject('postgresAdminUrl');
@@ -26,13 +32,16 @@ function findLeaks(haystack: string, canaries: string[]): string[] {
   return canaries.flatMap((c) => forms(c).map((f) => f.toString('latin1')).filter((f) => haystack.includes(f)).map((f) => `${c} as ${f}`));
 }
 
-describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kafka, the blob store (S3), pushes or the logs; nothing of expired messages', () => {
+describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kafka, the blob store (S3), pushes, the logs or the SDK’s stores on a device; nothing of expired messages', () => {
   let db: { url: string; drop(): Promise<void> };
   let pushService: PushService;
   let webhook: WebhookReceiver;
   const webhookSecret = randomBytes(32).toString('hex');
   const gateways: ServerProcess[] = [];
   const users: Recorded[] = [];
+  /** A device with the SDK's Node stores on disk (its message store sealed under a history key), and their directory. */
+  let device: { client: ParleyClient; store: MessageStore; closed: boolean } | null = null;
+  let storeDir: string | null = null;
   const prefix = `canary-${randomBytes(4).toString('hex')}:`;
   const topic = `canary-${randomBytes(4).toString('hex')}`;
   const canary = () => `canary${randomBytes(12).toString('hex')}`;
@@ -80,6 +89,11 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
   });
   afterAll(async () => {
     for (const u of users) await u.client.close();
+    if (device && !device.closed) {
+      await device.client.close();
+      await device.store.close();
+    }
+    if (storeDir) await rm(storeDir, { recursive: true, force: true });
     for (const g of gateways) await g.dispose();
     await pushService?.close();
     await webhook?.close();
@@ -100,8 +114,11 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
   });
 
   it('sends canaries 1:1, to a group, as files and as group names, then finds none of them in any dump, in any form, but the reported ones in the reports table', async () => {
+    storeDir = await mkdtemp(join(tmpdir(), 'canary-sdk-'));
+    const opening = openPgliteMessageStore(join(storeDir, 'history')); // (seconds: it opens beside the sign-ups)
     const [alice, bob, carol] = [await newUser(gateways[0]!.url, 'alice'), await newUser(gateways[1]!.url, 'bob'), await newUser(gateways[1]!.url, 'carol')];
     users.push(alice, bob, carol);
+    const local = await sendToStoredDevice(await opening, alice);
     const direct = [canary(), canary(), canary()];
     const group = [canary(), canary(), canary()];
     for (const c of direct) await alice.client.sendText(bob.client.userId, `the secret is ${c}!`);
@@ -171,7 +188,7 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
     });
     expect(report.status).toBe(201);
     const reported = [direct[0]!, reason];
-    const canaries = [...direct, ...group, fileText, fileName, groupFileText, groupFileName, groupName, groupRename, ...pushed, ...vanishing, reason];
+    const canaries = [...direct, ...group, fileText, fileName, groupFileText, groupFileName, groupName, groupRename, ...pushed, ...vanishing, reason, ...local.canaries];
 
     // PostgreSQL: every row of every table.
     const { stdout: sqlDump } = await run('pg_dump', ['--data-only', '--no-owner', db.url], { maxBuffer: 256 << 20 });
@@ -233,7 +250,39 @@ describe.skipIf(!realTier)('canary sweep: no plaintext in PostgreSQL, Redis, Kaf
     const remains = (dump: string) => expiredCiphertext.filter((c) => dump.includes(c)).length;
     expect([remains(sqlDump), remains(redisDump), remains(logDump), remains(pushDump), remains(blobDump)]).toEqual([0, 0, 0, 0, 0]);
     expect(remains(kafkaDump)).toBeGreaterThan(0); // the group message (body, sealed keys) until the topic’s retention
+
+    // The SDK's stores on the device, closed: every file of their directory, as bytes. The scan
+    // is real: the files hold the message's id (plain, for indexing) and the device's user id.
+    device!.closed = true;
+    await device!.client.close();
+    await device!.store.close();
+    const files = (await readAll(storeDir)).map((b) => b.toString('latin1'));
+    expect([files.some((f) => f.includes(local.messageId)), files.some((f) => f.includes(local.userId))]).toEqual([true, true]);
+    expect(files.flatMap((f) => findLeaks(f, local.canaries))).toEqual([]);
   });
+
+  /**
+   * A new user on a device with the SDK's Node stores (the PGlite message store sealed under a
+   * history key, the disk key store) gets canaries from `from`: two messages and an edit; they
+   * are in its history before this returns.
+   */
+  async function sendToStoredDevice(store: MessageStore, from: Recorded): Promise<{ canaries: string[]; messageId: string; userId: string }> {
+    const username = uniqueName('grace');
+    const client = createClient({ url: gateways[0]!.url, username, password: `pw-${username}`, keyStore: diskKeyStore(join(storeDir!, 'keys.json')), messageStore: store, historyKey: randomBytes(32) });
+    device = { client, store, closed: false };
+    const [got, edits]: [Message[], MessageEdit[]] = [[], []];
+    client.on('message', (m) => got.push(m));
+    client.on('edit', (e) => edits.push(e));
+    await client.register();
+    await client.connect();
+    const canaries = [canary(), canary(), canary()];
+    const first = await from.client.sendText(client.userId, `stored ${canaries[0]}`);
+    await from.client.sendText(client.userId, canaries[1]!);
+    await from.client.edit(client.userId, first.id, `edited ${canaries[2]}`);
+    await until(() => got.length === 2 && edits.length === 1, 'the device gets the messages and the edit');
+    expect((await client.history(first.conversationId)).map((m) => m.text)).toEqual([canaries[1], `edited ${canaries[2]}`]);
+    return { canaries, messageId: first.id, userId: client.userId };
+  }
 
   it('would find a canary in each form it checks (the detector works)', () => {
     const c = canary();
