@@ -218,16 +218,24 @@ export class Notifier implements NoticeSink {
   /** Claims up to `limit` due pushes for this process (a lease of `leaseMs`); rows another process holds are skipped. */
   private async claim(limit: number): Promise<Claimed[]> {
     const now = this.clock.now();
+    // The interval is enforced here too: a row made while the device's previous push was being
+    // recorded (its new last_sent_at not yet committed) was given too early a due time; it is
+    // moved to the end of the interval instead of being sent.
     const rows = await this.sql.query(
       `WITH due AS (
-         SELECT device_id FROM push_pending WHERE due_at <= $1::bigint AND claimed_until <= $1::bigint
-          ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED
+         SELECT p.device_id, coalesce(t.last_sent_at, 0) + $4::bigint <= $1::bigint AS ready, coalesce(t.last_sent_at, 0) + $4::bigint AS allowed_at
+           FROM push_pending p LEFT JOIN push_targets t ON t.device_id = p.device_id
+          WHERE p.due_at <= $1::bigint AND p.claimed_until <= $1::bigint
+          ORDER BY p.due_at LIMIT $2 FOR UPDATE OF p SKIP LOCKED
        )
-       UPDATE push_pending p SET claimed_until = $1::bigint + $3::bigint FROM due WHERE p.device_id = due.device_id
-       RETURNING p.device_id, p.conversation_id, p.seq, p.count, p.attempts, p.version`,
-      [now, limit, this.options.leaseMs ?? 30_000],
+       UPDATE push_pending p
+          SET claimed_until = CASE WHEN due.ready THEN $1::bigint + $3::bigint ELSE 0 END,
+              due_at = CASE WHEN due.ready THEN p.due_at ELSE due.allowed_at END
+         FROM due WHERE p.device_id = due.device_id
+       RETURNING p.device_id, p.conversation_id, p.seq, p.count, p.attempts, p.version, due.ready`,
+      [now, limit, this.options.leaseMs ?? 30_000, this.options.coalesceMs],
     );
-    return rows.map((r) => ({
+    return rows.filter((r) => r.ready === true).map((r) => ({
       deviceId: r.device_id as string,
       conversationId: r.conversation_id as string,
       seq: num(r.seq),
