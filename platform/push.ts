@@ -113,6 +113,20 @@ export function checkPushKeys(p256dh: string, auth: string): string | null {
   return null;
 }
 
+/**
+ * POSTs one push (a push service or a relay) and maps the answer: redirects are not followed,
+ * the response body is discarded, and a network error or a timeout is `retry`.
+ */
+export async function postPush(url: string, init: { headers: Record<string, string>; body?: string | Uint8Array<ArrayBuffer> }, timeoutMs: number, clock: Clock): Promise<PushOutcome> {
+  try {
+    const res = await fetch(url, { method: 'POST', ...init, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+    await res.body?.cancel().catch(() => {});
+    return outcomeOf(res.status, res.headers.get('retry-after'), clock.now());
+  } catch {
+    return { result: 'retry' };
+  }
+}
+
 /** The outcome of an HTTP answer from a push service or relay (redirects are not followed: 3xx is `failed`). */
 export function outcomeOf(status: number, retryAfter: string | null, now: number): PushOutcome {
   if (status >= 200 && status < 300) return { result: 'sent' };

@@ -2,7 +2,7 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { PUSH_COLLAPSE_KEY, WEBHOOK_SIGNATURE_HEADER, type WebhookPush } from '../protocol/push.js';
 import { systemClock, type Clock } from './clock.js';
-import { outcomeOf, type PushDelivery, type PushOutcome, type PushSender } from './push.js';
+import { postPush, type PushDelivery, type PushOutcome, type PushSender } from './push.js';
 
 export interface WebhookPushOptions {
   /** PUSH_WEBHOOK_URL. */
@@ -37,19 +37,8 @@ export class WebhookPushSender implements PushSender {
     const t = this.clock.now();
     const push: WebhookPush = { v: 1, id: randomUUID(), device: target.deviceId, token: target.token, collapseKey: PUSH_COLLAPSE_KEY, count: d.count, sentAt: t };
     const body = JSON.stringify(push);
-    try {
-      const res = await fetch(this.options.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', [WEBHOOK_SIGNATURE_HEADER]: signWebhook(this.options.secret, t, body) },
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-      await res.body?.cancel().catch(() => {});
-      return outcomeOf(res.status, res.headers.get('retry-after'), this.clock.now());
-    } catch {
-      return { result: 'retry' }; // network error or timeout
-    }
+    const headers = { 'content-type': 'application/json', [WEBHOOK_SIGNATURE_HEADER]: signWebhook(this.options.secret, t, body) };
+    return postPush(this.options.url, { headers, body }, this.timeoutMs, this.clock);
   }
 }
 

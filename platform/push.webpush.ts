@@ -2,7 +2,7 @@
 import webPush from 'web-push';
 import { PUSH_COLLAPSE_KEY } from '../protocol/push.js';
 import { systemClock, type Clock } from './clock.js';
-import { checkPushEndpoint, outcomeOf, PUSH_PAYLOAD_MAX, type PushDelivery, type PushOutcome, type PushSender, type VapidKeys } from './push.js';
+import { checkPushEndpoint, postPush, PUSH_PAYLOAD_MAX, type PushDelivery, type PushOutcome, type PushSender, type VapidKeys } from './push.js';
 
 export interface WebPushOptions {
   vapid: VapidKeys;
@@ -41,19 +41,8 @@ export class WebPushSender implements PushSender {
   async send(d: PushDelivery): Promise<PushOutcome> {
     const request = this.request(d);
     if (!request) return { result: 'failed' };
-    try {
-      const res = await fetch(request.endpoint, {
-        method: 'POST',
-        headers: request.headers,
-        ...(request.body ? { body: new Uint8Array(request.body) } : {}), // a copy typed as fetch wants it
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-      await res.body?.cancel().catch(() => {});
-      return outcomeOf(res.status, res.headers.get('retry-after'), this.clock.now());
-    } catch {
-      return { result: 'retry' }; // network error or timeout
-    }
+    // The body as a plain Uint8Array copy, as fetch's types want it.
+    return postPush(request.endpoint, { headers: request.headers, ...(request.body ? { body: new Uint8Array(request.body) } : {}) }, this.timeoutMs, this.clock);
   }
 
   /** The encrypted, VAPID-signed request, or null for a target or payload this adapter cannot send. */
