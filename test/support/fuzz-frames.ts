@@ -15,7 +15,7 @@ export type FuzzMessage = { kind: 'text'; text: string } | { kind: 'bytes'; byte
 const KNOWN_TYPES = ['send', 'group.send', 'ack', 'read', 'typing', 'presence.subscribe', 'ping'] as const;
 
 /** Strings a validator has to survive: empty, huge, control characters, lone surrogates, NUL, RTL marks, emoji, lookalikes. */
-const oddString: fc.Arbitrary<string> = fc.oneof(
+export const oddString: fc.Arbitrary<string> = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 64 }), // any code point, lone surrogates included
   fc.string({ unit: 'grapheme', maxLength: 32 }),
   fc.constantFrom('', '\u0000', '\ud800', '\udfff', 'a\u0000b', '\u202e', '\ufeff', '\uffff', '🦜'.repeat(40), 'l1Il|', '0O', '__proto__', 'constructor', 'toString'),
@@ -29,7 +29,7 @@ const oddNumber: fc.Arbitrary<number> = fc.oneof(
 );
 
 /** Any JSON value, of every type at the top level. */
-function anyJson(ids: FuzzIds): fc.Arbitrary<unknown> {
+export function anyJson(ids: FuzzIds): fc.Arbitrary<unknown> {
   const leaf = fc.oneof(fc.constant(null), fc.boolean(), oddNumber, oddString, fc.constantFrom(...ids.users, ...ids.conversations));
   return fc.letrec<{ value: unknown }>((tie) => ({
     value: fc.oneof(
@@ -50,14 +50,17 @@ function validFrame(ids: FuzzIds): fc.Arbitrary<Record<string, unknown>> {
   const clientId = fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/);
   const body = fc.base64String({ minLength: 4, maxLength: 400 });
   const seq = fc.integer({ min: 1, max: 50 });
+  // Disappearing messages: sometimes none, sometimes a plausible expiry, sometimes any number.
+  const expiresAt = fc.option(fc.oneof(fc.integer({ min: 1_000, max: 86_400_000 }).map((ms) => Date.now() + ms), oddNumber), { nil: undefined });
   return fc.oneof(
-    fc.record({ type: fc.constant('send'), id: clientId, to: user, payloads: fc.array(fc.record({ device, body }), { minLength: 1, maxLength: 8 }) }),
+    fc.record({ type: fc.constant('send'), id: clientId, to: user, payloads: fc.array(fc.record({ device, body }), { minLength: 1, maxLength: 8 }), expiresAt }),
     fc.record({
       type: fc.constant('group.send'),
       id: clientId,
       group: fc.constantFrom(...ids.groups),
       body,
       payloads: fc.array(fc.record({ device, body: fc.base64String({ minLength: 4, maxLength: 40 }) }), { maxLength: 4 }),
+      expiresAt,
     }),
     fc.record({ type: fc.constant('ack'), conversationId: conversation, seq }),
     fc.record({ type: fc.constant('read'), conversationId: conversation, seq }),
