@@ -1,7 +1,6 @@
 // Accounts: users, their devices and public keys, and login into a device session.
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { decodeJwt } from 'jose';
 import { fromB64 } from '../protocol/bytes.js';
 import { verifyLoginProof } from '../protocol/login-proof.js';
 import type { Cache } from '../platform/cache.js';
@@ -268,11 +267,11 @@ export class Accounts {
    * the token was issued no earlier than the device's `tokens_not_before` (checked on every REST
    * request and every connect; one row read by primary key).
    */
-  async sessionValid(claims: TokenClaims, token: string): Promise<boolean> {
+  async sessionValid(claims: TokenClaims): Promise<boolean> {
     const [row] = await this.sql.query(`SELECT tokens_not_before FROM devices WHERE id = $1 AND user_id = $2`, [claims.deviceId, claims.userId]);
     if (!row) return false;
     const notBefore = num(row.tokens_not_before);
-    return notBefore === 0 || (decodeJwt(token).iat ?? 0) >= notBefore;
+    return notBefore === 0 || claims.iat >= notBefore;
   }
 
   /**

@@ -59,6 +59,8 @@ export interface GatewayDeps {
   groups: GroupsManager;
   /** The file service; its REST routes are served when it is given. */
   files?: FileService;
+  /** Runs the file retention sweep now (a deleted account's uploads go with it). */
+  sweepFiles?: () => Promise<unknown>;
   /** Push targets and mutes; their REST routes are served when it is given. */
   push?: { notifier: Notifier; options: PushRouteOptions };
   /** Blocks (shared with the message path, whose cache they invalidate), reports and the inbox. */
@@ -142,15 +144,15 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   });
 
   /** A token opens a session while its device exists and its sessions were not revoked since it was issued (Accounts.sessionValid). */
-  const checkSession = async (claims: TokenClaims, token: string): Promise<void> => {
-    if (!(await deps.accounts.sessionValid(claims, token))) {
+  const checkSession = async (claims: TokenClaims): Promise<void> => {
+    if (!(await deps.accounts.sessionValid(claims))) {
       throw new AppError('unauthorized', 'this session was ended: the device was removed or its sessions were revoked');
     }
   };
   const authenticate = async (req: FastifyRequest) => {
     const token = bearerToken(req.raw);
     const claims = await deps.tokens.verify(token);
-    await checkSession(claims, token!);
+    await checkSession(claims);
     req.auth = claims;
   };
   const routes = new Routes(http, authenticate);
@@ -178,8 +180,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     store: deps.store,
     groups: deps.groups,
     delivery: deps.delivery,
-    clock: deps.clock,
-    files: deps.files,
+    ...(deps.sweepFiles ? { sweepFiles: deps.sweepFiles } : {}),
     reportLimiter: new KeyedLimiter(config.REPORT_RATE_PER_HOUR / 3600, config.REPORT_RATE_PER_HOUR, deps.clock),
     adminToken: config.ADMIN_TOKEN,
   });
@@ -220,7 +221,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     const claims = await deps.tokens.verify(token);
     const wait = connectLimiter.take(claims.userId);
     if (wait > 0) throw new AppError('rate_limited', 'too many connections; wait', { details: { retryAfterMs: wait } });
-    await checkSession(claims, token!);
+    await checkSession(claims);
     lastSeen(claims.deviceId);
     return claims;
   };

@@ -9,6 +9,8 @@ export interface TokenClaims {
   deviceId: string;
   /** Expiry, epoch seconds. */
   exp: number;
+  /** When it was issued, epoch seconds (sessions revoked after it refuse it: Accounts.sessionValid). */
+  iat: number;
 }
 
 const ISSUER = 'parley';
@@ -70,7 +72,7 @@ export class Tokens {
       if (typeof payload.sub !== 'string' || typeof payload.did !== 'string' || typeof payload.exp !== 'number') {
         throw new AppError('unauthorized', 'malformed token');
       }
-      return { userId: payload.sub, deviceId: payload.did, exp: payload.exp };
+      return { userId: payload.sub, deviceId: payload.did, exp: payload.exp, iat: payload.iat ?? 0 };
     } catch (err) {
       if (err instanceof AppError) throw err;
       const expired = err instanceof joseErrors.JWTExpired;
