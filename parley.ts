@@ -139,6 +139,7 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     delivery,
     groups,
     files,
+    sweepFiles: () => sweeper.sweep(),
     push,
     blocks,
     reports: new Reports(adapters.sql, clock),

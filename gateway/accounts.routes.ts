@@ -14,8 +14,8 @@ import { username } from '../accounts/username.js';
  * change existing passwords). Only a new one must be well-formed, since a lone surrogate is
  * hashed as U+FFFD and two different passwords would then be one.
  */
-const password = z.string().min(8).max(256);
-const newPassword = password.refine(isWellFormed, 'must be well-formed Unicode (no lone surrogates)');
+export const password = z.string().min(8).max(256);
+export const newPassword = password.refine(isWellFormed, 'must be well-formed Unicode (no lone surrogates)');
 const deviceName = safeText(1, 64);
 const uuid = z.uuid();
 /** A device as clients see it: identity key and vouch (docs/protocol.md §7, device trust). */

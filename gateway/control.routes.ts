@@ -5,34 +5,31 @@ import { z } from 'zod';
 import type { Accounts } from '../accounts/accounts.js';
 import type { Blocks } from '../accounts/blocks.js';
 import type { Reports } from '../accounts/reports.js';
-import type { FileService } from '../files/files.js';
 import type { GroupsManager } from '../groups/groups.js';
 import type { MessageStore } from '../messaging/message-store.js';
 import type { MessagesManager } from '../messaging/messages.js';
-import type { Clock } from '../platform/clock.js';
 import { AppError } from '../platform/errors.js';
-import { isWellFormed } from '../platform/text.js';
+import { isWellFormed, safeText } from '../platform/text.js';
+import { newPassword, password } from './accounts.routes.js';
 import type { Delivery } from '../routing/delivery.js';
 import type { KeyedLimiter } from './rate-limit.js';
 import type { Routes } from './routes.js';
 
 const uuid = z.uuid();
-/** A deleted account's uploads are erased this many files, then blobs, per statement. */
-const FILES_PER_ROUND = 500;
-const BLOBS_PER_ROUND = 100;
-const password = z.string().min(8).max(256);
-const wellFormed = (max: number) => z.string().min(1).max(max).refine(isWellFormed, 'must be well-formed Unicode (no lone surrogates)');
+/** Text a reporter quotes: any line breaks, but well-formed Unicode and no NUL (which PostgreSQL refuses in text and jsonb). */
+const quotedText = (max: number) =>
+  z.string().max(max).refine((t) => isWellFormed(t) && !t.includes('\u0000'), 'must be well-formed Unicode without NUL');
 
 const reportBody = z.object({
   userId: uuid.describe('the user reported'),
   conversationId: uuid.optional().describe('where it happened: a conversation you are (or were) in'),
-  reason: wellFormed(1000),
+  reason: safeText(1, 1000),
   messages: z
     .array(
       z.object({
-        id: z.string().min(1).max(64),
+        id: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'a message id: letters, digits, _ and - only'),
         seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
-        text: z.string().max(16_000).refine(isWellFormed, 'must be well-formed Unicode'),
+        text: quotedText(16_000),
         sentAt: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
         from: uuid,
       }),
@@ -59,9 +56,8 @@ export interface ControlDeps {
   store: MessageStore;
   groups: GroupsManager;
   delivery: Delivery;
-  clock: Clock;
-  /** Erases a deleted account's uploads, when files are served. */
-  files?: FileService;
+  /** Erases a deleted account's uploads (marked expired with it), when files are served: the retention sweep, run now. */
+  sweepFiles?: () => Promise<unknown>;
   /** Reports per user (REPORT_RATE_PER_HOUR). */
   reportLimiter: KeyedLimiter;
   /** ADMIN_TOKEN: the operator API is served only when it is set. */
@@ -192,7 +188,7 @@ function accountControlRoutes(routes: Routes, deps: ControlDeps): void {
     summary: "Change your password: every other device's sessions end (tokens refused, sockets closed with 4500); this one carries on",
     tag: 'accounts',
     auth: true,
-    body: z.object({ current: password, new: password.refine(isWellFormed, 'must be well-formed Unicode (no lone surrogates)') }),
+    body: z.object({ current: password, new: newPassword }),
     errors: ['invalid', 'unauthorized', 'rate_limited'],
     handler: async ({ body, req }) => {
       const { userId, deviceId } = req.auth!;
@@ -241,14 +237,11 @@ function accountControlRoutes(routes: Routes, deps: ControlDeps): void {
  * filed by or about it stay, for the operator.
  */
 async function deleteAccount(deps: ControlDeps, userId: string, password: string): Promise<void> {
-  const { accounts, delivery, groups, store, files, clock } = deps;
+  const { accounts, delivery, groups, store, sweepFiles } = deps;
   await accounts.checkPassword(userId, password);
   for (const d of await accounts.revokeAll(userId)) await delivery.disconnect(userId, d);
   await groups.leaveAll(userId);
   await store.eraseUser(userId);
   await accounts.deleteAccount(userId);
-  if (!files) return;
-  const now = clock.now();
-  while ((await files.expireFiles(now, FILES_PER_ROUND)) === FILES_PER_ROUND);
-  while ((await files.purgeBlobs(BLOBS_PER_ROUND)) === BLOBS_PER_ROUND);
+  await sweepFiles?.();
 }
