@@ -6,6 +6,7 @@ import { AppError } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
 import type { Metrics } from '../platform/metrics.js';
 import { PUSH_PAYLOAD_MAX, type PushOutcome, type PushSender, type StoredPushTarget } from '../platform/push.js';
+import { GroupCommit } from '../platform/group-commit.js';
 import { Periodic } from '../platform/periodic.js';
 import { num, type Sql } from '../platform/sql.js';
 import type { NoticeSink, StoredNotice } from '../messaging/ports.js';
@@ -37,6 +38,11 @@ interface Claimed {
   version: number;
 }
 
+/** The JSON of a content-free push standing for `count` messages. */
+function wake(count: number): string {
+  return JSON.stringify({ v: 1, kind: 'wake', count } satisfies PushPayload);
+}
+
 /** Backoff after the n-th temporary failure: 2^n s up to 10 minutes, or what the push service asked for if longer. */
 export function retryDelayMs(attempts: number, retryAfterMs = 0): number {
   return Math.max(retryAfterMs, Math.min(1000 * 2 ** attempts, 600_000));
@@ -46,9 +52,8 @@ export function retryDelayMs(attempts: number, retryAfterMs = 0): number {
  * The queue (push_pending, migrations.ts version 8) holds at most one row per device: the push
  * it is owed. Only devices live delivery did not reach are noticed (so a conversation between
  * connected devices costs nothing here); a stored message for such devices with a push target
- * upserts their rows in one statement per event-loop turn (muted conversations skipped in the
- * same statement): a new row
- * is due after `delayMs`, and not before `coalesceMs` after the device's last push; an existing
+ * upserts their rows in one statement per group commit (what arrives while one runs goes in
+ * the next; muted conversations are skipped in the same statement): a new row is due after `delayMs`, and not before `coalesceMs` after the device's last push; an existing
  * row only takes the newer message and counts it. The worker claims due rows (FOR UPDATE SKIP
  * LOCKED, with a lease), skips devices whose delivered cursor already passed the message (they
  * got it live), sends, and deletes the row if no message arrived meanwhile (else re-arms it
@@ -63,9 +68,8 @@ export function retryDelayMs(attempts: number, retryAfterMs = 0): number {
  * everything when it connects.
  */
 export class Notifier implements NoticeSink {
-  private pending: StoredNotice[] = [];
-  private flushScheduled = false;
-  private flushing: Promise<void> = Promise.resolve();
+  /** Notices of one turn (and of any that arrive while an upsert runs) go in one upsert. */
+  private readonly upserts: GroupCommit<StoredNotice, undefined>;
   private readonly rounds: Periodic<number>;
 
   constructor(
@@ -76,6 +80,10 @@ export class Notifier implements NoticeSink {
     private readonly metrics: Metrics,
     private readonly options: NotifierOptions,
   ) {
+    this.upserts = new GroupCommit(async (notices: StoredNotice[]) => {
+      await this.enqueue(notices);
+      return notices.map(() => undefined);
+    }, { maxBatch: 1024 });
     this.rounds = new Periodic(() => this.drain(), {
       intervalMs: options.pollMs,
       onError: (err) => {
@@ -93,26 +101,15 @@ export class Notifier implements NoticeSink {
   /** A message was stored: queued for the next upsert, which runs after this event-loop turn. */
   stored(notice: StoredNotice): void {
     if (!this.sender) return;
-    this.pending.push(notice);
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      const notices = this.pending;
-      this.pending = [];
-      this.flushScheduled = false;
-      this.flushing = this.flushing
-        .then(() => this.enqueue(notices))
-        .catch((err: unknown) => {
-          this.metrics.backendFailures.inc({ backend: 'sql', operation: 'push_enqueue' });
-          this.log.error({ err, notices: notices.length }, 'pushes could not be queued; the devices sync when they connect');
-        });
+    this.upserts.submit(notice).catch((err: unknown) => {
+      this.metrics.backendFailures.inc({ backend: 'sql', operation: 'push_enqueue' });
+      this.log.error({ err }, 'a push could not be queued; the device syncs when it connects');
     });
   }
 
   /** Waits until every notice given so far is queued. */
-  async idle(): Promise<void> {
-    while (this.flushScheduled || this.pending.length > 0) await new Promise((r) => setImmediate(r));
-    await this.flushing;
+  idle(): Promise<void> {
+    return this.upserts.idle();
   }
 
   /** Sets where the device's pushes go (replacing any earlier target). */
@@ -294,7 +291,7 @@ export class Notifier implements NoticeSink {
       p256dh: (d.p256dh as string | null) ?? null,
       auth: (d.auth as string | null) ?? null,
     };
-    const payload = target.kind === 'webpush' ? JSON.stringify(this.payload(c, d)) : undefined;
+    const payload = target.kind === 'webpush' ? this.payload(c, d) : undefined;
     let outcome: PushOutcome;
     try {
       outcome = await this.sender!.send({ target, count: c.count, ...(payload ? { payload } : {}) });
@@ -316,12 +313,12 @@ export class Notifier implements NoticeSink {
    * So do disappearing messages (a push service may keep an undelivered push for its TTL, and
    * their ciphertext must not outlive its expiry anywhere) and messages deleted for everyone.
    */
-  private payload(c: Claimed, d: Record<string, unknown>): PushPayload {
+  private payload(c: Claimed, d: Record<string, unknown>): string {
     const body = d.body as string | null | undefined;
     const disappearing = d.expires_at !== null && d.expires_at !== undefined;
     const deleted = d.deleted_at !== null && d.deleted_at !== undefined;
     if (typeof body !== 'string' || body === '' || d.system !== null || d.client_id === null || d.client_id === undefined || disappearing || deleted) {
-      return { v: 1, kind: 'wake', count: c.count };
+      return wake(c.count);
     }
     const key = d.key as string | null;
     const msg: MsgFrame = {
@@ -337,7 +334,8 @@ export class Notifier implements NoticeSink {
       ...(key ? { key } : {}),
     };
     const full: PushPayload = { v: 1, kind: 'message', count: c.count, msg };
-    return Buffer.byteLength(JSON.stringify(full)) <= PUSH_PAYLOAD_MAX ? full : { v: 1, kind: 'wake', count: c.count };
+    const text = JSON.stringify(full);
+    return Buffer.byteLength(text) <= PUSH_PAYLOAD_MAX ? text : wake(c.count);
   }
 
   /** Sent: the row goes unless a message arrived meanwhile, which is then due after the interval. */
@@ -369,7 +367,7 @@ export class Notifier implements NoticeSink {
     }
     if (why === 'dropped') this.log.warn({ deviceId: c.deviceId, attempts: c.attempts + 1 }, 'push given up; the device syncs when it connects');
     // A message that arrived meanwhile keeps the row, released for the next round.
-    await this.sql.query(`DELETE FROM push_pending WHERE device_id = $1 AND version = $2`, [c.deviceId, c.version]);
-    await this.sql.query(`UPDATE push_pending SET claimed_until = 0 WHERE device_id = $1`, [c.deviceId]);
+    const gone = await this.sql.query(`DELETE FROM push_pending WHERE device_id = $1 AND version = $2 RETURNING 1`, [c.deviceId, c.version]);
+    if (gone.length === 0) await this.sql.query(`UPDATE push_pending SET claimed_until = 0 WHERE device_id = $1`, [c.deviceId]);
   }
 }
