@@ -369,7 +369,8 @@ export class MessageStore {
       this.membersCache.delete(id);
       this.kinds.delete(id);
     }
-    for (const [pair, id] of this.knownDirect) if (direct.includes(id)) this.knownDirect.delete(pair);
+    const gone = new Set(direct);
+    for (const [pair, id] of this.knownDirect) if (gone.has(id)) this.knownDirect.delete(pair);
   }
 
   /** Waits for batched writes in flight. */

@@ -15,7 +15,7 @@ export interface MessagePurgeOptions {
   /** At most this many rows erased per reason per run (and rows examined, and conversations visited, for `acked`). */
   batch: number;
   /**
-   * VACUUM the messages table after a run that erased rows. For PGlite, which has no autovacuum
+   * VACUUM the tables a run erased rows from (messages, message_index). For PGlite, which has no autovacuum
    * worker: without it the space of erased rows is never reused and its files only grow.
    * PostgreSQL leaves this to autovacuum.
    */
@@ -302,10 +302,10 @@ export class MessagePurge {
     if (policy !== 'off') result.age = await this.erase('age', AGED, [now - retentionMs - 1, batch]);
     if (policy === 'acked') result.acked = await this.purgeAcked();
     const index = await this.purgeIndex(policy === 'off' ? -1 : now - retentionMs - 1);
-    if (result.acked + result.age + result.expired + index > 0) {
-      this.log.info({ ...result, index }, 'message purge');
-      if (this.options.vacuum) await this.sql.query('VACUUM messages');
-    }
+    const messages = result.acked + result.age + result.expired;
+    if (messages + index > 0) this.log.info({ ...result, index }, 'message purge');
+    if (this.options.vacuum && messages > 0) await this.sql.query('VACUUM messages');
+    if (this.options.vacuum && index > 0) await this.sql.query('VACUUM message_index');
     return result;
   }
 

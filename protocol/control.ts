@@ -4,7 +4,7 @@
 export interface ConversationSummary {
   id: string;
   kind: 'direct' | 'group';
-  /** Direct: the other user (yourself for a note to self). */
+  /** Direct: the other user (absent for a note to self). */
   peer?: string;
   /** Group: its name as stored (sealed by the clients: open it with the group's name key) and the caller's role. */
   group?: { name: string; role: string };

@@ -206,13 +206,15 @@ export class Delivery {
   ): Promise<ReadonlySet<string>> {
     const reached = new Set<string>();
     await this.enqueue(userIds, exceptDevice, (batch, devices) => {
+      let n = 0;
       for (const device of devices) {
         const body = payloads[device];
         if (body === undefined) continue;
         batch.msgs.push({ device, frame: { type: 'msg', ...base, body } });
         reached.add(device);
+        n++;
       }
-      return reached.size;
+      return n;
     });
     return reached;
   }
