@@ -85,6 +85,7 @@ describe('fuzzing the REST routes of pushes, mutes, the inbox, blocks, reports a
       at('POST', () => '/v1/blocks', { userId: ids.users[0] }, false),
       at('DELETE', (u) => `/v1/blocks/${u}`, undefined, false),
       at('POST', () => '/v1/reports', { userId: ids.users[0], reason: 'r', conversationId: theirConversation }, false),
+      at('POST', () => '/v1/reports', { userId: ids.users[0], reason: 'r', messages: [{ id: 'm1', seq: 1, text: 't', sentAt: 1, from: ids.users[0] }] }, false),
       at('PUT', () => '/v1/account/password', { current: 'wrong-password', new: 'another-password' }, false),
       at('DELETE', () => '/v1/account', { password: 'wrong-password' }, false),
       fc.constant<FuzzRequest>({ method: 'GET', path: '/v1/push/vapid', stranger: false }),
