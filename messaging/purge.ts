@@ -37,14 +37,20 @@ const NIL = '00000000-0000-0000-0000-000000000000';
 /** Ciphertext bytes of message row `m`: its shared body and every per-device payload. */
 const rowBytes = (m: string) => `coalesce(octet_length(${m}.body), 0) + (SELECT coalesce(sum(octet_length(e.value)), 0) FROM jsonb_each_text(${m}.payloads) e)`;
 
-/** The conversations that hold rows, from after `$1`, at most `$2`, with their kind and whether a device's cursor moved since it was swept. */
-const VISIT = `
+/**
+ * `visited(id, n)`: the conversations that hold rows of `table`, after `$1`, at most `$2`, one
+ * index probe each (a loose index scan over conversation_id).
+ */
+const walk = (table: 'messages' | 'message_index') => `
   WITH RECURSIVE visited(id, n) AS (
-    SELECT (SELECT conversation_id FROM messages WHERE conversation_id > $1::uuid ORDER BY conversation_id LIMIT 1), 1
+    SELECT (SELECT conversation_id FROM ${table} WHERE conversation_id > $1::uuid ORDER BY conversation_id LIMIT 1), 1
     UNION ALL
-    SELECT (SELECT m.conversation_id FROM messages m WHERE m.conversation_id > v.id ORDER BY m.conversation_id LIMIT 1), v.n + 1
+    SELECT (SELECT t.conversation_id FROM ${table} t WHERE t.conversation_id > v.id ORDER BY t.conversation_id LIMIT 1), v.n + 1
       FROM visited v WHERE v.id IS NOT NULL AND v.n < $2
-  )
+  )`;
+
+/** The conversations that hold rows, from after `$1`, at most `$2`, with their kind and whether a device's cursor moved since it was swept. */
+const VISIT = `${walk('messages')}
   SELECT v.id, c.kind,
          EXISTS (SELECT 1 FROM device_cursors dc WHERE dc.conversation_id = v.id AND dc.delivered_seq > dc.swept_seq) AS moved
     FROM visited v JOIN conversations c ON c.id = v.id
@@ -173,13 +179,7 @@ const AGED = eraseBefore('sent_at');
  * or before `$3`; but never a conversation's newest row (its last activity). A conversation that
  * no longer exists loses them all.
  */
-const INDEX = `
-  WITH RECURSIVE visited(id, n) AS (
-    SELECT (SELECT conversation_id FROM message_index WHERE conversation_id > $1::uuid ORDER BY conversation_id LIMIT 1), 1
-    UNION ALL
-    SELECT (SELECT mi.conversation_id FROM message_index mi WHERE mi.conversation_id > v.id ORDER BY mi.conversation_id LIMIT 1), v.n + 1
-      FROM visited v WHERE v.id IS NOT NULL AND v.n < $2
-  ),
+const INDEX = `${walk('message_index')},
   floors AS (
     SELECT v.id, v.n, c.id IS NULL AS gone,
            (SELECT max(x.seq) FROM message_index x WHERE x.conversation_id = v.id) AS newest,
