@@ -19,9 +19,9 @@ const BENCH_PARTIES = { initiator: { userId: 'bench-a', deviceId: 'bench-a1' }, 
 
 const FRAME_HEAD = '{"type":"send","id":"';
 
-/** The plaintext the SDK's sendText would encrypt. */
-function plaintext(settings: Settings): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify({ v: 1, text: 'x'.repeat(settings.textChars) }));
+/** The plaintext the SDK's sendText would encrypt, for a text of `textChars` characters. */
+export function plaintext(textChars: number): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ v: 1, text: 'x'.repeat(textChars) }));
 }
 
 /**
@@ -29,7 +29,7 @@ function plaintext(settings: Settings): Uint8Array {
  * padded plaintext), from a session set up locally: the server never decrypts, so the bench
  * makes one per pair and reuses it, like the sealed frames before it.
  */
-function ratchetBody(text: Uint8Array): string {
+export function ratchetBody(text: Uint8Array): string {
   const alice = generateIdentity();
   const bob = generateIdentity();
   const spk = generateSignedPrekey(bob, 0);
@@ -38,14 +38,14 @@ function ratchetBody(text: Uint8Array): string {
 }
 
 /** `frameHead + id + frameTail` is `{"type":"send","id":…,"to":…,"payloads":[…]}`. */
-function frameTail(to: string, payloads: { device: string; body: string }[]): string {
+export function frameTail(to: string, payloads: { device: string; body: string }[]): string {
   return '",' + JSON.stringify({ to, payloads }).slice(1);
 }
 
 /** Raw relay: same frame shape and ciphertext size as Parley's (ids and keys made up locally). */
 export async function rawEndpoints(url: string, settings: Settings): Promise<PairEndpoints[]> {
   await ready();
-  const text = plaintext(settings);
+  const text = plaintext(settings.textChars);
   return Array.from({ length: settings.pairs }, (_, i) => {
     const payloads = [{ device: randomUUID(), body: ratchetBody(text) }];
     return {
@@ -79,7 +79,7 @@ export async function parleyEndpoints(urls: string[], settings: Settings, log: (
     transport === 'ws'
       ? { kind: 'ws', url: Object.assign(new URL(WS_PATH, urls[i % urls.length]), { protocol: 'ws:' }).toString(), protocols: [PROTOCOL, `bearer.${token}`] }
       : { kind: 'socketio', url: urls[i % urls.length]!, token, pollingOnly: transport === 'polling' };
-  const text = plaintext(settings);
+  const text = plaintext(settings.textChars);
   return mapLimit(Array.from({ length: settings.pairs }, (_, i) => i), SETUP_CONCURRENCY, async (i) => {
     const sender = devices[2 * i]!;
     const recipient = devices[2 * i + 1]!;

@@ -19,14 +19,11 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
 import postgres from 'postgres';
-import { ratchetEncrypt } from '../client-sdk/e2e.ratchet.js';
-import { INNER, MESSAGE_PREFIX, packInner } from '../client-sdk/e2e.wire.js';
-import { x3dhInitiate } from '../client-sdk/e2e.x3dh.js';
-import { sodiumReady, toB64 } from '../protocol/bytes.js';
-import { generateIdentity, generateSignedPrekey } from '../protocol/keys.js';
+import { sodiumReady } from '../protocol/bytes.js';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { type BenchDevice, mapLimit, registerDevice } from './accounts.js';
 import { Child, jsonLine } from './children.js';
+import { frameTail, plaintext, ratchetBody } from './endpoints.js';
 import { processInfo, treeCpuSeconds } from './cpu.js';
 import type { Settings } from './settings.js';
 import { connectDevice, type DeviceLink, offlineRecipients, type OfflineRecipients, Visits } from './soak-push.js';
@@ -38,8 +35,6 @@ const PUSH_ENV = { PUSH_DELAY_MS: '500', PUSH_COALESCE_MS: '1000', PUSH_POLL_MS:
 /** Set for the server, as bench/run.ts does, so the soak is never rate limited (registering users included). */
 const UNLIMITED = '1000000';
 const SETUP_CONCURRENCY = 8;
-/** The bench's made-up sides of a session (the server never decrypts). */
-const PARTIES = { initiator: { userId: 'soak-a', deviceId: 'soak-a1' }, responder: { userId: 'soak-b', deviceId: 'soak-b1' } };
 const MiB = 2 ** 20;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -280,14 +275,13 @@ class Traffic {
     const dropped = () => void this.dropped++;
     this.pairs = await mapLimit(senders, SETUP_CONCURRENCY, async (sender, i) => {
       const recipient = recipients[i]!;
-      const body = ratchetBody(textChars);
-      const frameTail = '",' + JSON.stringify({ to: recipient.userId, payloads: [{ device: recipient.deviceId, body }] }).slice(1);
+      const tail = frameTail(recipient.userId, [{ device: recipient.deviceId, body: ratchetBody(plaintext(textChars)) }]);
       const link = await connectDevice(this.url, sender.token, (f) => this.onSenderFrame(f.type, f.code, f.message), dropped);
       this.links.push(link);
       if (i >= offlineCount) {
         this.links.push(await connectDevice(this.url, recipient.token, (f) => void (f.type === 'msg' && this.delivered++), dropped));
       }
-      return { sender: link, frameTail };
+      return { sender: link, frameTail: tail };
     });
   }
 
@@ -299,20 +293,6 @@ class Traffic {
       if (this.errorSamples.length < 3) this.errorSamples.push(`${code}: ${message}`);
     }
   }
-}
-
-/**
- * A body as the SDK sends it once a session exists (a Double Ratchet message of the padded
- * plaintext), as bench/endpoints.ts makes them: from a session set up locally, since the server
- * never decrypts; one per pair, reused for each of its messages.
- */
-function ratchetBody(textChars: number): string {
-  const alice = generateIdentity();
-  const bob = generateIdentity();
-  const spk = generateSignedPrekey(bob, 0);
-  const bundle = { deviceId: 'soak', identityKey: bob.publicKey, signedPrekey: { id: spk.id, publicKey: spk.keyPair.publicKey, signature: spk.signature }, oneTimePrekey: null };
-  const text = new TextEncoder().encode(JSON.stringify({ v: 1, text: 'x'.repeat(textChars) }));
-  return toB64(ratchetEncrypt(x3dhInitiate(alice, bundle, PARTIES).state, packInner(INNER.CONTENT, text), MESSAGE_PREFIX).message);
 }
 
 /**
