@@ -92,11 +92,24 @@ KAFKA_LIB=${PARLEY_KAFKA_LIB:-$ROOT/.services/kafka/lib}
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # fetch_jars WHAT POM LIBDIR: a pom's runtime jars from Maven Central into LIBDIR, once (~/.m2 caches them).
+# Maven's local repository is not safe for concurrent writers (npm test fetches Kafka's and S3Proxy's
+# jars at once, and a due daily metadata refresh made one of them fail), so fetches take turns under a
+# lock; a cached set is copied offline first, and an online fetch is tried twice.
 fetch_jars() {
   if [ -d "$3" ] && [ -n "$(ls -A "$3" 2>/dev/null)" ]; then return 0; fi
   command -v mvn >/dev/null 2>&1 || { log "maven is required to fetch the $1 jars"; return 1; }
-  log "fetching $1 jars from Maven Central"
-  mvn -q -B -f "$2" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$3" >&2
+  mkdir -p "$HOME/.m2"
+  (
+    flock 9
+    local args=(-q -B -f "$2" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$3")
+    if mvn -o "${args[@]}" >/dev/null 2>&1; then exit 0; fi
+    rm -rf "$3"
+    log "fetching $1 jars from Maven Central"
+    mvn "${args[@]}" >&2 && exit 0
+    rm -rf "$3"
+    log "fetching $1 jars again"
+    mvn "${args[@]}" >&2
+  ) 9>"$HOME/.m2/parley-fetch.lock"
 }
 
 # stop_pidfile WHAT PIDFILE: SIGTERM the process this script started, SIGKILL after 30 s.
@@ -109,17 +122,35 @@ stop_pidfile() {
   rm -f "$2"
 }
 
+# free_port: a TCP port nobody listens on now, from the kernel.
+free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
+
 # A single-node Apache Kafka 3.9.1 broker in KRaft mode, from Maven Central jars (see RECIPES).
+# A broker that exits while starting is tried once more on a fresh data directory, and a controller
+# port someone else holds is replaced by a free one; what the broker printed goes to stderr.
 ensure_kafka() {
   if port_open "$KAFKA_PORT_"; then echo "127.0.0.1:$KAFKA_PORT_"; return 0; fi
   command -v java >/dev/null 2>&1 || { log "java is required for Kafka"; return 1; }
-  mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
   fetch_jars Kafka "$ROOT/scripts/kafka/pom.xml" "$KAFKA_LIB" || return 1
+  start_kafka && return 0
+  log "Kafka did not start; trying once more on a fresh data directory"
+  rm -rf "$KAFKA_DIR/data"
+  start_kafka
+}
+
+start_kafka() {
+  local ctrl=$KAFKA_CTRL_PORT_
+  if port_open "$ctrl"; then
+    ctrl=$(free_port)
+    log "127.0.0.1:$KAFKA_CTRL_PORT_ is taken; Kafka's controller listens on $ctrl"
+    rm -rf "$KAFKA_DIR/data" # its metadata names the old controller address
+  fi
+  mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
   cat > "$KAFKA_DIR/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CTRL_PORT_
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT_,CONTROLLER://127.0.0.1:$KAFKA_CTRL_PORT_
+controller.quorum.voters=1@127.0.0.1:$ctrl
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT_,CONTROLLER://127.0.0.1:$ctrl
 advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT_
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
@@ -136,7 +167,7 @@ PROPS
   if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
     local id
     id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)
-    java -cp "$cp" kafka.tools.StorageTool format -t "$id" -c "$KAFKA_DIR/server.properties" >&2
+    java -cp "$cp" kafka.tools.StorageTool format -t "$id" -c "$KAFKA_DIR/server.properties" >&2 || return 1
   fi
   log "starting Kafka on 127.0.0.1:$KAFKA_PORT_"
   : > "$KAFKA_DIR/logs/server.log"
@@ -150,11 +181,15 @@ PROPS
       echo "127.0.0.1:$KAFKA_PORT_"; return 0
     fi
     if ! kill -0 "$(cat "$KAFKA_DIR/kafka.pid")" 2>/dev/null; then
-      log "Kafka exited; see $KAFKA_DIR/logs"; tail -n 20 "$KAFKA_DIR/logs/stdout.log" >&2; return 1
+      log "Kafka exited; see $KAFKA_DIR/logs"
+      tail -n 20 "$KAFKA_DIR/logs/stdout.log" >&2
+      grep -E 'ERROR|FATAL|Exception' "$KAFKA_DIR/logs/server.log" 2>/dev/null | tail -n 10 >&2 || true
+      return 1
     fi
     sleep 0.5
   done
   log "Kafka did not become ready in 90 s; see $KAFKA_DIR/logs"
+  stop_pidfile Kafka "$KAFKA_DIR/kafka.pid"
   return 1
 }
 

@@ -29,7 +29,9 @@ async function ensure(ledger: string, name: 'postgres' | 'redis' | 'kafka' | 's3
     const { stdout } = await run('bash', ['scripts/services.sh', name], { timeout: 300_000, env: { ...process.env, PARLEY_SERVICES_LEDGER: ledger } });
     return { url: stdout.trim().split('\n').pop() ?? null, unavailable: null };
   } catch (err) {
-    return { url: null, unavailable: `${label} could not be started: ${(err as Error).message.split('\n')[0]}` };
+    // What the script said goes with the reason, so a CI log shows why (the last lines are enough).
+    const said = String((err as { stderr?: unknown }).stderr ?? '').trim().split('\n').slice(-25).join('\n');
+    return { url: null, unavailable: `${label} could not be started: ${(err as Error).message.split('\n')[0]}${said ? `\n${said}` : ''}` };
   }
 }
 
