@@ -22,6 +22,8 @@ export type {
   TransportName,
 } from './client.js';
 export { memoryMessageStore } from './history.memory.js';
+export { openIdbMessageStore } from './history.idb.js';
+export type { IdbMessageStoreOptions } from './history.idb.js';
 export type { AccountDevice, BlockedUser, ConversationPage, ConversationSummary, ReportInput, ReportedMessage } from './account.js';
 export type { MessageStore, StoredEntry } from './history.js';
 export type { Clock } from './clock.js';
@@ -29,6 +31,8 @@ export type { FileRef, Progress } from './files.js';
 export type { IdentityChange, SessionReset } from './e2e.session-manager.js';
 export { formatSafetyNumber } from './e2e.safety-number.js';
 export { memoryKeyStore } from './e2e.store.memory.js';
+export { idbSecret, openIdbKeyStore } from './e2e.store.idb.js';
+export type { IdbKeyStoreOptions } from './e2e.store.idb.js';
 export type { JsonValue, KeyChange, KeySection, KeyStore } from './e2e.store.js';
 export { ParleyError } from './http.js';
 export type { GroupEvent, GroupInfo, GroupReceipt, GroupReceipts, GroupRole, GroupSummary } from './groups.js';
