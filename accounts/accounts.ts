@@ -214,6 +214,13 @@ export class Accounts {
     return row.id;
   }
 
+  /** The username of a user id; `not_found` when there is none. */
+  async username(userId: string): Promise<string> {
+    const [row] = await this.sql.query<{ username: string }>(`SELECT username FROM users WHERE id = $1`, [userId]);
+    if (!row) throw new AppError('not_found', 'no such user');
+    return row.username;
+  }
+
   /** A user's devices with their public keys, oldest first ([] for an unknown user). */
   async devices(userId: string): Promise<DeviceKey[]> {
     const cached = this.deviceCache.get(userId);

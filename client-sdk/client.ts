@@ -57,6 +57,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private tokenExpiresAt = 0;
   private _userId: string | null = null;
   private device: DeviceRecord | null = null;
+  /** Usernames by user id (they never change). */
+  private readonly usernames = new Map<string, string>();
   private isReady = false;
   private connectWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   private readonly clock: Clock;
@@ -332,6 +334,17 @@ export class ParleyClient extends Emitter<ClientEvents> {
     await this.readyTrust();
     if (!this.approved) this.approved = await this.trust.ensureVouched();
     return this.approved;
+  }
+
+  /** The username of a user id (asked once per client, then remembered); rejects with code `not_found` when there is none. */
+  async username(userId: string): Promise<string> {
+    let name = this.usernames.get(userId);
+    if (!name) {
+      const r = await this.call<{ username: string }>('GET', `/v1/users/${encodeURIComponent(userId)}`, { token: await this.freshToken() });
+      name = r.username;
+      this.usernames.set(userId, name);
+    }
+    return name;
   }
 
   /** The user id of a username; rejects with code `not_found` when there is none. */

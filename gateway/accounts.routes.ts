@@ -113,6 +113,18 @@ export function accountRoutes(routes: Routes, accounts: Accounts, delivery: Deli
 
   routes.add({
     method: 'GET',
+    url: '/v1/users/:userId',
+    summary: 'A user’s username, by id (to show who wrote; the same 404 for an unknown id)',
+    tag: 'users',
+    auth: true,
+    params: z.object({ userId: uuid }),
+    response: z.object({ id: uuid, username: z.string() }),
+    errors: ['invalid', 'unauthorized', 'not_found'],
+    handler: async ({ params }) => ({ id: params.userId, username: await accounts.username(params.userId) }),
+  });
+
+  routes.add({
+    method: 'GET',
     url: '/v1/users/:userId/devices',
     summary: "A user's devices and their public keys (to encrypt for each)",
     tag: 'users',

@@ -38,6 +38,7 @@ import type { Notifier } from '../notifications/notifier.js';
 import type { SessionSocket } from './transport.js';
 import { attachSocketIo } from './transport.socketio.js';
 import { WsSocket } from './transport.ws.js';
+import { defaultWebDir, registerWeb } from './web.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -185,6 +186,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     adminToken: config.ADMIN_TOKEN,
   });
 
+  // The web client (WEB_DIR, default dist/web; WEB_DIR= for none) at `/`.
+  await registerWeb(http, config.WEB_DIR ?? defaultWebDir());
   http.get('/healthz', async () => ({ ok: true }));
   http.get('/readyz', async (_req, reply) => {
     try {

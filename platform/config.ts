@@ -32,6 +32,11 @@ const schema = z
       .default('')
       .transform((v) => v.split(',').map((o) => o.trim()).filter((o) => o.length > 0))
       .pipe(z.array(z.string().regex(/^https?:\/\/[^/\s,]+$/, 'origins like https://app.example.com (scheme, host, optional port; no path)'))),
+    /**
+     * The built web client (`npm run build` writes it to dist/web), served at `/` with a strict
+     * Content-Security-Policy. Empty: no web client (`/` answers 404). Default: dist/web beside the server.
+     */
+    WEB_DIR: z.string().optional(),
     TOKEN_TTL_SECONDS: int(86_400, 60),
     AUTH_RATE_PER_MINUTE: int(120, 1),
     /** Failed logins for one username answered at once; each further attempt waits (accounts/login-backoff.ts). */

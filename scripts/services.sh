@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the real backing services the tests and the cluster need, when they are not already
-# running, on loopback. Usage: scripts/services.sh postgres|redis|kafka|s3   (prints the service address on stdout);
+# running, on loopback. Usage: scripts/services.sh postgres|redis|kafka|s3|chromium   (prints the service address, or Chromium's path, on stdout);
 # scripts/services.sh kafka-stop / s3-stop stops the broker / S3 server this script started.
 # With PARLEY_SERVICES_LEDGER=<file> set, each service this call started (rather than found running,
 # or installed, which may start it) is appended to that file; `scripts/services.sh stop <file>`
@@ -239,6 +239,20 @@ PROPS
 }
 
 
+# Debian's Chromium for the browser tests (Playwright drives it; its own browser download cannot work here).
+# Prints the executable's path. Installing it is not noted in the ledger: a package stays installed.
+ensure_chromium() {
+  local bin
+  bin=$(command -v chromium || true)
+  if [ -z "$bin" ]; then
+    log "Chromium is not installed; installing it from Debian's packages"
+    export DEBIAN_FRONTEND=noninteractive
+    (apt-get update -qq && apt-get install -y -qq chromium) >&2 || { log "could not install chromium"; return 1; }
+    bin=$(command -v chromium) || return 1
+  fi
+  echo "$bin"
+}
+
 # stop_redis PORT: shuts down the Redis on PORT (no save: this script starts it without persistence).
 stop_redis() {
   redis-cli -h 127.0.0.1 -p "$1" shutdown nosave >/dev/null 2>&1 || true
@@ -270,7 +284,8 @@ case "${1:-}" in
   kafka) ensure_kafka ;;
   kafka-stop) stop_pidfile Kafka "$KAFKA_DIR/kafka.pid" ;;
   s3) ensure_s3 ;;
+  chromium) ensure_chromium ;;
   s3-stop) stop_pidfile S3Proxy "$S3_DIR/s3proxy.pid" ;;
   stop) stop_ledger "${2:?usage: $0 stop LEDGER}" ;;
-  *) echo "usage: $0 postgres|redis|kafka|kafka-stop|s3|s3-stop|stop LEDGER" >&2; exit 2 ;;
+  *) echo "usage: $0 postgres|redis|kafka|kafka-stop|s3|s3-stop|chromium|stop LEDGER" >&2; exit 2 ;;
 esac

@@ -20,11 +20,14 @@ declare module 'vitest' {
     /** The S3-compatible server (S3Proxy) and its credentials; tests create and delete their own buckets. */
     s3: { endpoint: string; accessKeyId: string; secretAccessKey: string } | null;
     s3Unavailable: string | null;
+    /** Debian's Chromium, for the browser tests (installed by scripts/services.sh when missing). */
+    chromiumPath: string | null;
+    chromiumUnavailable: string | null;
   }
 }
 
 /** Starts one service unless it is running; the script notes in `ledger` each one it started. */
-async function ensure(ledger: string, name: 'postgres' | 'redis' | 'kafka' | 's3', label: string): Promise<{ url: string | null; unavailable: string | null }> {
+async function ensure(ledger: string, name: 'postgres' | 'redis' | 'kafka' | 's3' | 'chromium', label: string): Promise<{ url: string | null; unavailable: string | null }> {
   try {
     const { stdout } = await run('bash', ['scripts/services.sh', name], { timeout: 300_000, env: { ...process.env, PARLEY_SERVICES_LEDGER: ledger } });
     return { url: stdout.trim().split('\n').pop() ?? null, unavailable: null };
@@ -80,14 +83,15 @@ function stopOnInterrupt(ledger: string): () => void {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const ledger = join(await mkdtemp(join(tmpdir(), 'parley-services-')), 'started');
   const disarm = stopOnInterrupt(ledger);
-  const [pg, redis, kafka, s3] = await Promise.all([
+  const [pg, redis, kafka, s3, chromium] = await Promise.all([
     ensure(ledger, 'postgres', 'PostgreSQL'),
     ensure(ledger, 'redis', 'Redis'),
     ensure(ledger, 'kafka', 'Kafka'),
     ensure(ledger, 's3', 'S3 (S3Proxy)'),
+    ensure(ledger, 'chromium', 'Chromium'),
   ]);
   // A tier that could not start skips its suites with the reason, except under CI=true.
-  const missing = [pg, redis, kafka, s3].flatMap((s) => (s.unavailable ? [s.unavailable] : []));
+  const missing = [pg, redis, kafka, s3, chromium].flatMap((s) => (s.unavailable ? [s.unavailable] : []));
   if (missing.length > 0 && process.env.CI === 'true') {
     disarm();
     await stopStarted(ledger);
@@ -112,6 +116,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
       : null,
   );
   project.provide('s3Unavailable', s3.unavailable);
+  project.provide('chromiumPath', chromium.url);
+  project.provide('chromiumUnavailable', chromium.unavailable);
   return () => {
     disarm();
     return stopStarted(ledger);

@@ -26,7 +26,7 @@ function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const full = path.join(dir, name);
     if (statSync(full).isDirectory()) return sources(full);
-    return name.endsWith('.ts') ? [full] : [];
+    return /\.tsx?$/.test(name) ? [full] : [];
   });
 }
 
@@ -45,6 +45,8 @@ export function allowed(from: string, to: string): boolean {
   const toLayer = layerOf(to);
   if (toLayer === 'test') return isTestCode(from);
   if (fromLayer === 'client-sdk') return toLayer === 'client-sdk' || toLayer === 'protocol';
+  // The web client is an app like any other: the SDK's public surface (client-sdk/index.ts) and itself.
+  if (fromLayer === 'web') return toLayer === 'web' || to === 'client-sdk/index.js';
   return toLayer in RANK && fromLayer in RANK && RANK[toLayer]! <= RANK[fromLayer]!;
 }
 
@@ -58,6 +60,7 @@ function violations(): string[] {
       .filter((n) => n.endsWith('.ts') && !n.endsWith('.config.ts'))
       .map((n) => path.join(ROOT, n)),
     ...sources(path.join(ROOT, 'client-sdk')),
+    ...sources(path.join(ROOT, 'web', 'src')),
   ];
   return files.flatMap((file) => {
     const from = path.relative(ROOT, file);
@@ -81,6 +84,9 @@ describe('layers', () => {
     expect(allowed('protocol/frames.ts', 'platform/log.ts')).toBe(false);
     expect(allowed('client-sdk/client.ts', 'protocol/frames.ts')).toBe(true);
     expect(allowed('client-sdk/client.ts', 'platform/log.ts')).toBe(false);
+    expect(allowed('web/src/model.ts', 'client-sdk/index.js')).toBe(true);
+    expect(allowed('web/src/model.ts', 'client-sdk/client.js')).toBe(false);
+    expect(allowed('web/src/model.ts', 'protocol/frames.js')).toBe(false);
     expect(allowed('platform/cache.contract.ts', 'test/support/wait.ts')).toBe(true);
     expect(allowed('platform/cache.redis.ts', 'test/support/wait.ts')).toBe(false);
   });
