@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { ManualClock, settle } from './clock.test-support.js';
 import { backoffDelay, Gateways, ParleySocket } from './socket.js';
+import { ParleyError } from './http.js';
 import { classifyUpgradeFailure, openWebSocket, type SocketCtor, type TransportChoice, type Wire, type WireClose, type WireHandlers } from './socket.wires.js';
 
 interface Dialed {
@@ -14,7 +15,7 @@ interface Dialed {
   wire: Wire & { sent: string[]; closed: boolean };
 }
 
-function setup(options: { urls?: string[]; transport?: TransportChoice; random?: number } = {}) {
+function setup(options: { urls?: string[]; transport?: TransportChoice; random?: number; /** Dials that throw before any wire exists. */ dialErrors?: Error[] } = {}) {
   const clock = new ManualClock();
   const dials: Dialed[] = [];
   let tokens = 0;
@@ -28,6 +29,8 @@ function setup(options: { urls?: string[]; transport?: TransportChoice; random?:
     clock,
     random: () => options.random ?? 0.5,
     dial: async (transport, base, token, on) => {
+      const thrown = options.dialErrors?.shift();
+      if (thrown) throw thrown;
       const wire = {
         sent: [] as string[],
         closed: false,
@@ -113,6 +116,24 @@ describe('ParleySocket', () => {
     await settle();
     t.fail({ code: 1006, reason: 'rate_limited', failure: { kind: 'refused', retryAfterMs: 3000 } });
     expect(t.clock.pending()).toEqual([3000]);
+  });
+
+  it('retries when the transport cannot be loaded for now (a browser offline), and gives up on any other dial error', async () => {
+    const t = setup({ random: 0, dialErrors: [new ParleyError('unavailable', 'cannot load the transport')] });
+    t.socket.open();
+    await settle();
+    expect(t.dials).toHaveLength(0);
+    expect(t.clock.pending()).toEqual([50]); // the backoff's first delay
+    await t.clock.advance(50);
+    await settle();
+    expect(t.dials).toHaveLength(1);
+    expect(t.events).toEqual([]);
+
+    const broken = setup({ dialErrors: [new TypeError('not a constructor')] });
+    broken.socket.open();
+    await settle();
+    expect(broken.events).toEqual(['failed invalid']);
+    expect(broken.clock.pending()).toEqual([]);
   });
 
   it('logs in again after a refused token, on the same transport (a 401 is no reason to fall back)', async () => {

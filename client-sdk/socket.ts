@@ -198,6 +198,8 @@ export class ParleySocket extends Emitter<SocketEvents> {
     try {
       wire = await (this.options.dial ?? defaultDial(this.options.WebSocket))(kind, base, token, handlers);
     } catch (err) {
+      // Loading the transport's code can fail for a while (a browser offline when Socket.IO is first needed): try again later.
+      if (err instanceof ParleyError && err.code === 'unavailable') return this.retry();
       return this.fail(err instanceof ParleyError ? err : new ParleyError('invalid', `cannot open a ${kind} connection: ${String(err)}`));
     }
     if (this.stopped) return wire.close(1000, 'client closed');
@@ -251,8 +253,17 @@ export class ParleySocket extends Emitter<SocketEvents> {
 /** Dials with the global WebSocket (or `ws` in Node), and socket.io-client, loaded when first needed. */
 function defaultDial(Ctor: SocketCtor | undefined): NonNullable<ParleySocketOptions['dial']> {
   return async (transport, base, token, on) => {
-    if (transport === 'socketio') return openSocketIo((await import('socket.io-client')).io, base, token, on);
-    const WS = Ctor ?? (globalThis as { WebSocket?: SocketCtor }).WebSocket ?? ((await import('ws')).default as unknown as SocketCtor);
+    if (transport === 'socketio') return openSocketIo((await load(() => import('socket.io-client'))).io, base, token, on);
+    const WS = Ctor ?? (globalThis as { WebSocket?: SocketCtor }).WebSocket ?? ((await load(() => import('ws'))).default as unknown as SocketCtor);
     return openWebSocket(WS, base, token, on);
   };
+}
+
+/** A module loaded on demand; a failed load (a browser fetches it, maybe while offline) is `unavailable`, so the socket retries. */
+async function load<T>(importer: () => Promise<T>): Promise<T> {
+  try {
+    return await importer();
+  } catch (err) {
+    throw new ParleyError('unavailable', `cannot load the transport: ${String(err)}`);
+  }
 }

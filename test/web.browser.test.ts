@@ -2,8 +2,14 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildWebClient, launchChromium, messageWith, newPerson, openChat, type Person, removeDir, send, shownTexts, startChat } from './support/browser.js';
+import { startNoUpgradeProxy } from './support/no-upgrade-proxy.js';
+import { startProxy } from './support/proxy.js';
+import { type PushService, startPushService } from './support/push-service.js';
 import { type ServerProcess, startServer } from './support/server.js';
 import { until } from './support/wait.js';
+
+/** An 8×8 PNG. */
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEUlEQVR4nGO4YGCAFTEMLQkA2ntMAeuWKpoAAAAASUVORK5CYII=', 'base64');
 
 const chromiumPath = inject('chromiumPath');
 
@@ -11,6 +17,7 @@ describe.skipIf(chromiumPath === null)('the web client in Chromium', () => {
   let webDir: string;
   let server: ServerProcess;
   let browser: Browser;
+  let pushService: PushService;
   const people: Person[] = [];
   const person = async (prefix: string, options?: Parameters<typeof newPerson>[3]) => {
     const p = await newPerson(browser, server.url, prefix, options);
@@ -20,7 +27,18 @@ describe.skipIf(chromiumPath === null)('the web client in Chromium', () => {
 
   beforeAll(async () => {
     webDir = await buildWebClient();
-    server = await startServer({ env: { WEB_DIR: webDir } });
+    pushService = await startPushService();
+    server = await startServer({
+      env: {
+        WEB_DIR: webDir,
+        // Web Push to the local push service (a real RFC 8030/8291 endpoint), soon after a message.
+        PUSH_DRIVER: 'webpush',
+        PUSH_ENDPOINT_HOSTS: new URL(pushService.origin).hostname,
+        PUSH_ALLOW_HTTP: 'true',
+        PUSH_DELAY_MS: '300',
+        PUSH_POLL_MS: '50',
+      },
+    });
     browser = await launchChromium(chromiumPath!);
   });
 
@@ -28,6 +46,7 @@ describe.skipIf(chromiumPath === null)('the web client in Chromium', () => {
     for (const p of people) await p.context.close().catch(() => undefined);
     await browser?.close();
     await server?.dispose();
+    await pushService?.close();
     if (webDir) await removeDir(webDir);
   });
 
@@ -48,5 +67,158 @@ describe.skipIf(chromiumPath === null)('the web client in Chromium', () => {
     expect(await shownTexts(alice)).toEqual(['hello bob', 'hi alice']);
     await messageWith(bob, 'hi alice').locator('[data-tick="read"]').waitFor();
     expect([...alice.errors, ...bob.errors]).toEqual([]);
+  });
+
+  it('a group of three: a member removed mid-conversation gets nothing after, the others carry on', async () => {
+    const [alice, bob, carol] = [await person('alice'), await person('bob'), await person('carol')];
+    await alice.page.getByRole('button', { name: 'New group' }).click();
+    await alice.page.getByLabel('Group name').fill('Trip');
+    await alice.page.getByLabel('Members (usernames, comma-separated)').fill(`${bob.username}, ${carol.username}`);
+    await alice.page.getByRole('button', { name: 'Create group' }).click();
+    await alice.page.getByRole('region', { name: 'Chat with Trip' }).waitFor();
+    await send(alice, 'first to all');
+    for (const p of [bob, carol]) {
+      await openChat(p, 'Trip');
+      await messageWith(p, 'first to all').waitFor();
+    }
+    // Both members read it: the group's aggregate tick is read.
+    await messageWith(alice, 'first to all').locator('[data-tick="read"]').waitFor();
+    await send(carol, 'carol here');
+    await messageWith(bob, 'carol here').waitFor();
+    await messageWith(alice, 'carol here').waitFor();
+
+    await alice.page.getByRole('button', { name: 'Group info' }).click();
+    await alice.page.getByRole('button', { name: `Remove ${carol.username}` }).click();
+    await alice.page.locator(`li[data-member="${carol.username}"]`).waitFor({ state: 'detached' });
+    await alice.page.getByRole('button', { name: 'Close Group info' }).click();
+    await send(alice, 'after carol left');
+    await messageWith(bob, 'after carol left').waitFor();
+    await bob.page.getByText(`removed ${carol.username}`).waitFor();
+    // Carol's client dropped the group; what followed never reached her screen.
+    await carol.page.locator('button[data-chat="Trip"]').waitFor({ state: 'detached' });
+    expect(await carol.page.getByText('after carol left').count()).toBe(0);
+    await send(bob, 'bob still here');
+    await messageWith(alice, 'bob still here').waitFor();
+    expect([...alice.errors, ...bob.errors, ...carol.errors]).toEqual([]);
+  });
+
+  it('an image is sent, checked and decrypted by the SDK, and previewed', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    await startChat(alice, bob.username);
+    await alice.page.getByLabel('Attach file').setInputFiles({ name: 'dot.png', mimeType: 'image/png', buffer: PNG });
+    const mine = alice.page.locator('img.preview[alt="dot.png"]');
+    await mine.waitFor();
+    await openChat(bob, alice.username);
+    const preview = bob.page.locator('img.preview[alt="dot.png"]');
+    await preview.waitFor();
+    await until(async () => (await preview.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)) === 8, 'the image decoded at 8 px');
+    expect(await preview.getAttribute('src')).toMatch(/^blob:/);
+  });
+
+  it('a reload keeps the session (no sign-in) and the history (from IndexedDB), on the same device', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    await startChat(alice, bob.username);
+    for (const t of ['one', 'two', 'three']) await send(alice, t);
+    await openChat(bob, alice.username);
+    await messageWith(bob, 'three').waitFor();
+    await bob.page.reload();
+    await bob.page.getByRole('navigation', { name: 'Chats' }).waitFor();
+    expect(await bob.page.getByRole('button', { name: 'Create account' }).count()).toBe(0);
+    await openChat(bob, alice.username);
+    await messageWith(bob, 'three').waitFor();
+    expect(await shownTexts(bob)).toEqual(['one', 'two', 'three']);
+    await send(bob, 'after reload');
+    await messageWith(alice, 'after reload').waitFor();
+    await bob.page.getByRole('button', { name: 'Settings' }).click();
+    await bob.page.getByRole('list', { name: 'Devices' }).locator('li').first().waitFor();
+    expect(await bob.page.getByRole('list', { name: 'Devices' }).locator('li').count()).toBe(1);
+  });
+
+  it('the network cut and restored: the state shows it, the outbox goes out, and nothing is lost', async () => {
+    // Bob reaches the server through a loopback proxy that the test cuts.
+    const proxy = await startProxy(server.port);
+    const alice = await person('alice');
+    const bob = await newPerson(browser, proxy.url, 'bob');
+    people.push(bob);
+    await startChat(alice, bob.username);
+    await send(alice, 'before the cut');
+    await openChat(bob, alice.username);
+    await messageWith(bob, 'before the cut').waitFor();
+    await bob.context.setOffline(true); // no new connections
+    proxy.cut(); // and the open one is gone
+    await bob.page.locator('[data-connection="reconnecting"]').waitFor();
+    for (const t of ['away 1', 'away 2', 'away 3']) await send(alice, t);
+    await send(bob, 'written offline');
+    await messageWith(bob, 'written offline').locator('[data-tick="pending"]').waitFor();
+    await bob.context.setOffline(false);
+    await bob.page.locator('[data-connection="online"]').waitFor();
+    await messageWith(bob, 'away 3').waitFor();
+    await messageWith(alice, 'written offline').waitFor();
+    await messageWith(bob, 'written offline').locator('[data-tick="read"]').waitFor();
+    expect(await shownTexts(bob)).toEqual(['before the cut', 'away 1', 'away 2', 'away 3', 'written offline']);
+    expect(await shownTexts(alice)).toEqual(['before the cut', 'away 1', 'away 2', 'away 3', 'written offline']);
+    await proxy.close();
+  });
+
+  it('with WebSockets blocked, the client falls back to Socket.IO long-polling and chats both ways', async () => {
+    // Bob's network has a proxy that refuses every WebSocket upgrade (as some corporate proxies do).
+    const proxy = await startNoUpgradeProxy(server.port);
+    const alice = await person('alice');
+    const bob = await newPerson(browser, proxy.url, 'bob');
+    people.push(bob);
+    await bob.page.locator('[data-connection="online"][data-transport="socket.io:polling"]').waitFor();
+    await startChat(alice, bob.username);
+    await send(alice, 'through polling?');
+    await openChat(bob, alice.username);
+    await messageWith(bob, 'through polling?').waitFor();
+    await send(bob, 'yes, polling');
+    await messageWith(alice, 'yes, polling').waitFor();
+    expect(await bob.page.locator('[data-connection]').getAttribute('data-transport')).toBe('socket.io:polling');
+    expect(proxy.upgradesRefused).toBeGreaterThan(0);
+    await proxy.close();
+  });
+
+  it('a push reaches the service worker, which decrypts it on the device and shows the message', async () => {
+    const alice = await person('alice');
+    const subscription = pushService.subscribe();
+    // Headless Chromium has no browser push service here: the page's subscription is the local
+    // push service's (same keys and endpoint a browser would hand over), and the test carries
+    // what that service received to the service worker, as a browser's push service would.
+    const dave = await person('dave', {
+      init: async (context) => {
+        await context.grantPermissions(['notifications'], { origin: server.url });
+        await context.addInitScript((sub) => {
+          const fake = { endpoint: sub.endpoint, toJSON: () => sub, unsubscribe: async () => true };
+          PushManager.prototype.subscribe = async () => fake as unknown as PushSubscription;
+          PushManager.prototype.getSubscription = async () => fake as unknown as PushSubscription;
+        }, subscription);
+      },
+    });
+    await dave.page.getByRole('button', { name: 'Settings' }).click();
+    await dave.page.getByRole('button', { name: 'Enable notifications' }).click();
+    await dave.page.getByText('Notifications are on for this browser.').waitFor();
+    // Dave leaves the page: no window of the app is open, so the worker opens the push itself.
+    const cdp = await dave.context.newCDPSession(dave.page);
+    await cdp.send('ServiceWorker.enable');
+    const registrations: { registrationId: string; scopeURL: string }[] = [];
+    cdp.on('ServiceWorker.workerRegistrationUpdated', (e) => registrations.push(...e.registrations));
+    await dave.page.goto('about:blank');
+    await startChat(alice, dave.username);
+    await send(alice, 'a secret for the worker');
+    const [push] = await pushService.waitFor(1, subscription.endpoint);
+    expect(push!.payload).not.toContain('a secret for the worker');
+    await until(() => registrations.some((r) => r.scopeURL.startsWith(server.url)), 'the service worker registration');
+    const registrationId = registrations.find((r) => r.scopeURL.startsWith(server.url))!.registrationId;
+    await cdp.send('ServiceWorker.deliverPushMessage', { origin: server.url, registrationId, data: push!.payload });
+    await dave.page.goto(server.url);
+    const shown = async () =>
+      dave.page.evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({ title: n.title, body: n.body })));
+    await until(async () => (await shown()).length > 0, 'a notification');
+    expect(await shown()).toEqual([{ title: alice.username, body: 'a secret for the worker' }]);
+    // The page then shows the message the worker opened (it is in the device's history).
+    await openChat(dave, alice.username);
+    await messageWith(dave, 'a secret for the worker').waitFor();
   });
 });

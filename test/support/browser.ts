@@ -47,7 +47,12 @@ export interface Person {
   errors: string[];
 }
 
-export async function newPerson(browser: Browser, url: string, prefix: string, options: { register?: boolean; init?: (c: BrowserContext) => Promise<void> } = {}): Promise<Person> {
+export async function newPerson(
+  browser: Browser,
+  url: string,
+  prefix: string,
+  options: { register?: boolean; init?: (c: BrowserContext) => Promise<void> } = {},
+): Promise<Person> {
   const context = await browser.newContext({ viewport: { width: 1000, height: 720 } });
   await options.init?.(context);
   const page = await context.newPage();

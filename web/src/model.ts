@@ -91,6 +91,8 @@ export class ChatModel {
       keyStore: device.keyStore,
       messageStore: device.messageStore,
       historyKey: device.historyKey,
+      // A person is waiting: after a network change, try again within 5 s at most.
+      reconnect: { maxDelayMs: 5000 },
     });
     const model = new ChatModel(client, credentials, device);
     try {
@@ -282,6 +284,7 @@ export class ChatModel {
     const tempId = `pending-${++this.pendingCounter}`;
     const shown: ShownMessage = { id: tempId, from: this.me, fromDevice: '', conversationId, seq: Number.MAX_SAFE_INTEGER, text, sentAt: Date.now(), pending: true, ...(replyTo ? { replyTo } : {}) };
     this.append(conversationId, shown);
+    this.changed();
     this.setTyping(conversationId, false);
     let r: SendResult;
     try {
@@ -348,6 +351,7 @@ export class ChatModel {
       conv.lastActivityAt = Math.max(conv.lastActivityAt, r.sentAt);
     }
     this.changed();
+    if (this.openId === real) void this.markOpenRead();
     return real;
   }
 
@@ -403,8 +407,10 @@ export class ChatModel {
   async markOpenRead(): Promise<void> {
     const id = this.openId;
     if (!id || id.startsWith('user:') || document.visibilityState !== 'visible') return;
+    // Everything on screen is read, our own messages too: a group's read tick is the minimum
+    // over every member, the sender included.
     const list = this.messages.get(id) ?? [];
-    const last = [...list].reverse().find((m) => !m.pending && m.from !== this.me && m.seq !== Number.MAX_SAFE_INTEGER);
+    const last = [...list].reverse().find((m) => !m.pending && !m.failed && !m.id.startsWith('group-'));
     const conv = this.conversations.get(id);
     if (conv) conv.unread = 0;
     this.changed();
