@@ -537,8 +537,11 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   /** Where a message action goes: to the group, or to the other user of a direct conversation (named by its id or that user's id). */
   private async route(conversation: string): Promise<{ to: string; group: boolean }> {
+    // A direct conversation this device has seen names its peer: no need to ask the server whether it is a group.
+    const peer = await this.received.peerOf(conversation);
+    if (peer) return { to: peer, group: false };
     if (await this.isGroup(conversation)) return { to: conversation, group: true };
-    return { to: (await this.received.peerOf(conversation)) ?? conversation, group: false };
+    return { to: conversation, group: false };
   }
 
   /** Refuses an edit or delete of a message this device holds from someone else (receivers would ignore it). */

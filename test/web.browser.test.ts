@@ -221,4 +221,143 @@ describe.skipIf(chromiumPath === null)('the web client in Chromium', () => {
     await openChat(dave, alice.username);
     await messageWith(dave, 'a secret for the worker').waitFor();
   });
+
+  it('message actions reach the other side (reply, react, edit, delete for everyone), with typing and presence shown', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    for (const p of [alice, bob]) p.page.on('dialog', (d) => void d.accept());
+    await startChat(alice, bob.username);
+    await send(alice, 'original');
+    await openChat(bob, alice.username);
+    await messageWith(bob, 'original').waitFor();
+    const aliceHeader = alice.page.getByRole('region', { name: `Chat with ${bob.username}` }).locator('.status');
+    await until(async () => (await aliceHeader.textContent()) === 'online', 'bob shown online');
+    await bob.page.getByLabel('Message', { exact: true }).fill('typing away');
+    await until(async () => (await aliceHeader.textContent()) === 'typing…', 'bob shown typing');
+    await bob.page.getByLabel('Message', { exact: true }).fill('');
+
+    const original = messageWith(bob, 'original');
+    await original.hover();
+    await original.getByRole('button', { name: 'Reply' }).click();
+    await send(bob, 'a reply');
+    const reply = messageWith(alice, 'a reply');
+    await reply.waitFor();
+    expect(await reply.locator('blockquote').textContent()).toContain('original');
+
+    await reply.hover();
+    await reply.getByRole('button', { name: 'React', exact: true }).click();
+    await reply.getByRole('button', { name: 'React 👍' }).click();
+    await messageWith(bob, 'a reply').getByRole('list', { name: 'Reactions' }).getByText('👍 1').waitFor();
+
+    const mine = messageWith(alice, 'original').first();
+    await mine.hover();
+    await mine.getByRole('button', { name: 'Edit' }).click();
+    await alice.page.getByLabel('Message', { exact: true }).fill('original, edited');
+    await alice.page.getByLabel('Message', { exact: true }).press('Enter');
+    const edited = bob.page.locator('ol[aria-label="Messages"] > li.msg', { hasText: 'original, edited' }).first();
+    await edited.locator('.edited').waitFor();
+
+    const toDelete = messageWith(alice, 'original, edited').first();
+    await toDelete.hover();
+    await toDelete.getByRole('button', { name: 'Delete' }).click();
+    await bob.page.getByText('This message was deleted.').waitFor();
+    expect(await bob.page.getByText('original, edited').count()).toBe(0);
+    expect([...alice.errors, ...bob.errors]).toEqual([]);
+  });
+
+  it('safety numbers match on both sides, with a QR code and "mark verified"; block and unblock; change the password; delete the account', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    for (const p of [alice, bob]) p.page.on('dialog', (d) => void d.accept());
+    await startChat(alice, bob.username);
+    await send(alice, 'hi');
+    await openChat(bob, alice.username);
+    await messageWith(bob, 'hi').waitFor();
+    const digits = async (p: Person) => {
+      await p.page.getByRole('button', { name: 'Safety number' }).click();
+      const text = await p.page.getByLabel('Safety number digits').textContent();
+      expect(await p.page.getByRole('img', { name: 'QR code of the safety number' }).locator('svg').count()).toBe(1);
+      return text!;
+    };
+    const seenByAlice = await digits(alice);
+    expect(seenByAlice.replace(/ /g, '')).toMatch(/^\d{60}$/);
+    expect(await digits(bob)).toBe(seenByAlice);
+    await alice.page.getByRole('button', { name: 'Mark verified' }).click();
+    await alice.page.getByRole('button', { name: 'Verified ✓' }).waitFor();
+    await alice.page.getByRole('button', { name: 'Close Safety number' }).click();
+
+    // Blocked, bob's message never reaches alice; unblocked, the next one does.
+    await alice.page.getByRole('button', { name: 'Block' }).click();
+    await alice.page.getByRole('button', { name: 'Unblock' }).waitFor();
+    await bob.page.getByRole('button', { name: 'Close Safety number' }).click();
+    await send(bob, 'while blocked');
+    await messageWith(bob, 'while blocked').locator('[data-tick="sent"]').waitFor();
+    await alice.page.getByRole('button', { name: 'Unblock' }).click();
+    await alice.page.getByRole('button', { name: 'Block' }).waitFor();
+    await send(bob, 'after unblock');
+    await messageWith(alice, 'after unblock').waitFor();
+    expect(await shownTexts(alice)).toEqual(['hi', 'after unblock']);
+
+    // A new password: the session carries on, and a reload signs in with it.
+    await alice.page.getByRole('button', { name: 'Settings' }).click();
+    await alice.page.getByLabel('Current password').fill(alice.password);
+    await alice.page.getByLabel('New password').fill('a brand new password');
+    await alice.page.getByRole('button', { name: 'Change password' }).click();
+    await alice.page.getByText('Password changed').waitFor();
+    await alice.page.reload();
+    await alice.page.locator(`button[data-chat="${bob.username}"]`).waitFor();
+
+    await alice.page.getByRole('button', { name: 'Settings' }).click();
+    await alice.page.getByLabel('Password to delete the account').fill('a brand new password');
+    await alice.page.getByRole('button', { name: 'Delete account' }).click();
+    await alice.page.getByRole('button', { name: 'Create account' }).waitFor();
+    await bob.page.getByLabel('Start a chat with').fill(alice.username);
+    await bob.page.getByRole('button', { name: 'Start chat' }).click();
+    await bob.page.getByText('No such user.').waitFor();
+  });
+
+  it('works with the keyboard alone on a phone-sized screen, every control labelled', async () => {
+    const bob = await person('bob');
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const page = await context.newPage();
+    const username = `kim_${Math.random().toString(36).slice(2, 8)}`;
+    people.push({ username, password: 'correct horse battery', context, page, errors: [] });
+    await page.goto(server.url);
+    await page.getByLabel('Username').waitFor();
+    const focused = () => page.evaluate(() => document.activeElement?.getAttribute('name') ?? document.activeElement?.textContent ?? '');
+    expect(await focused()).toBe('username'); // focus starts where typing does
+    await page.keyboard.type(username);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('correct horse battery');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    expect(await focused()).toBe('Create account');
+    await page.keyboard.press('Enter');
+    await page.getByRole('navigation', { name: 'Chats' }).waitFor();
+    for (let i = 0; i < 10 && (await focused()) !== 'peer'; i++) await page.keyboard.press('Tab');
+    expect(await focused()).toBe('peer');
+    await page.keyboard.type(bob.username);
+    await page.keyboard.press('Enter');
+    await page.getByRole('region', { name: `Chat with ${bob.username}` }).waitFor();
+    // On a phone the open chat takes the screen; the composer has the focus.
+    expect(await page.getByRole('navigation', { name: 'Chats' }).isVisible()).toBe(false);
+    expect(await page.evaluate(() => document.activeElement?.tagName)).toBe('TEXTAREA');
+    await page.keyboard.type('sent by keyboard');
+    await page.keyboard.press('Enter');
+    await openChat(bob, username);
+    await messageWith(bob, 'sent by keyboard').waitFor();
+    const unlabelled = await page.evaluate(() =>
+      Array.from(document.querySelectorAll<HTMLElement>('button, input, textarea, select'))
+        .filter((el) => {
+          const named = el.getAttribute('aria-label') || (el instanceof HTMLButtonElement && el.textContent?.trim());
+          const labelled = 'labels' in el && (el as HTMLInputElement).labels && (el as HTMLInputElement).labels!.length > 0;
+          return !named && !labelled;
+        })
+        .map((el) => el.outerHTML.slice(0, 80)),
+    );
+    expect(unlabelled).toEqual([]);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true); // nothing wider than the phone
+    await page.getByRole('button', { name: 'Back to chats' }).click();
+    await page.getByRole('navigation', { name: 'Chats' }).waitFor();
+  });
 });
