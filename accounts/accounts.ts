@@ -214,9 +214,21 @@ export class Accounts {
     return row.id;
   }
 
-  /** The username of a user id; `not_found` when there is none. */
-  async username(userId: string): Promise<string> {
-    const [row] = await this.sql.query<{ username: string }>(`SELECT username FROM users WHERE id = $1`, [userId]);
+  /**
+   * The username of a user id, for a viewer who has a reason to know it: themselves, someone
+   * they share (or shared) a conversation with, or someone they block. Anyone else gets the
+   * same `not_found` as an unknown id, so ids do not turn into a directory of usernames.
+   */
+  async username(userId: string, viewer: string): Promise<string> {
+    const [row] = await this.sql.query<{ username: string }>(
+      `SELECT u.username FROM users u
+        WHERE u.id = $1
+          AND (u.id = $2
+               OR EXISTS (SELECT 1 FROM conversation_members a JOIN conversation_members b ON b.conversation_id = a.conversation_id
+                           WHERE a.user_id = $2 AND b.user_id = $1)
+               OR EXISTS (SELECT 1 FROM blocks WHERE user_id = $2 AND blocked_id = $1))`,
+      [userId, viewer],
+    );
     if (!row) throw new AppError('not_found', 'no such user');
     return row.username;
   }

@@ -114,13 +114,13 @@ export function accountRoutes(routes: Routes, accounts: Accounts, delivery: Deli
   routes.add({
     method: 'GET',
     url: '/v1/users/:userId',
-    summary: 'A user’s username, by id (to show who wrote; the same 404 for an unknown id)',
+    summary: 'A user’s username, by id, for someone who shares a conversation with them or blocks them (anyone else: the same 404 as an unknown id)',
     tag: 'users',
     auth: true,
     params: z.object({ userId: uuid }),
     response: z.object({ id: uuid, username: z.string() }),
     errors: ['invalid', 'unauthorized', 'not_found'],
-    handler: async ({ params }) => ({ id: params.userId, username: await accounts.username(params.userId) }),
+    handler: async ({ params, req }) => ({ id: params.userId, username: await accounts.username(params.userId, req.auth!.userId) }),
   });
 
   routes.add({
