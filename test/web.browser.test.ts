@@ -1,12 +1,16 @@
 // The web client in Debian's Chromium (headless, driven by Playwright) against a real server: what people do, as they do it.
-import type { Browser } from 'playwright-core';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { buildWebClient, launchChromium, messageWith, newPerson, openChat, type Person, removeDir, send, shownTexts, startChat } from './support/browser.js';
+import { buildWebClient, CHROMIUM_ARGS, launchChromium, messageWith, newPerson, openChat, type Person, removeDir, send, shownTexts, startChat } from './support/browser.js';
 import { startNoUpgradeProxy } from './support/no-upgrade-proxy.js';
 import { startProxy } from './support/proxy.js';
 import { type PushService, startPushService } from './support/push-service.js';
 import { type ServerProcess, startServer } from './support/server.js';
-import { until } from './support/wait.js';
+import { forms, readAll } from './support/scan.js';
+import { until, uniqueName } from './support/wait.js';
 
 /** An 8×8 PNG. */
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEUlEQVR4nGO4YGCAFTEMLQkA2ntMAeuWKpoAAAAASUVORK5CYII=', 'base64');
@@ -359,5 +363,40 @@ describe.skipIf(chromiumPath === null)('the web client in Chromium', () => {
     expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true); // nothing wider than the phone
     await page.getByRole('button', { name: 'Back to chats' }).click();
     await page.getByRole('navigation', { name: 'Chats' }).waitFor();
+  });
+
+  it('the browser profile on disk holds no message text, file name or password: IndexedDB holds them sealed', async () => {
+    const alice = await person('alice');
+    // Bob's browser keeps its profile on disk, as a person's does; the test reads every file of it.
+    const profile = await mkdtemp(join(tmpdir(), 'parley-profile-'));
+    const context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPath!, headless: true, args: CHROMIUM_ARGS });
+    const page = context.pages()[0] ?? (await context.newPage());
+    const bob: Person = { username: uniqueName('bob'), password: `pw-${uniqueName('canary')}`, context, page, errors: [] };
+    people.push(bob);
+    await page.goto(server.url);
+    await page.getByLabel('Username').fill(bob.username);
+    await page.getByLabel('Password').fill(bob.password);
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.getByRole('navigation', { name: 'Chats' }).waitFor();
+    const canaries = [uniqueName('canaryin'), uniqueName('canaryout')];
+    const fileName = `${uniqueName('canaryfile')}.png`;
+    await startChat(alice, bob.username);
+    await send(alice, `${canaries[0]} to bob`);
+    await openChat(bob, alice.username);
+    await messageWith(bob, canaries[0]!).waitFor();
+    await send(bob, `${canaries[1]} to alice`);
+    await page.getByLabel('Attach file').setInputFiles({ name: fileName, mimeType: 'image/png', buffer: PNG });
+    await messageWith(alice, canaries[1]!).waitFor();
+    await alice.page.locator(`img.preview[alt="${fileName}"]`).waitFor();
+    await context.close(); // everything written out
+    const files = await readAll(profile);
+    // The scan finds what is kept in plain: the databases are named after the username.
+    expect(files.some((f) => f.includes(Buffer.from(bob.username)) || f.includes(Buffer.from(bob.username, 'utf16le')))).toBe(true);
+    const found = [...canaries, fileName, bob.password].filter((c) => {
+      const needles = [...forms(c), Buffer.from(c, 'utf16le')];
+      return files.some((f) => needles.some((n) => f.includes(n)));
+    });
+    expect(found).toEqual([]);
+    await removeDir(profile);
   });
 });
