@@ -8,6 +8,7 @@
 // it and it stays non-extractable), so the database's files and anything that copies them hold
 // only ciphertext, and the sealing key's bytes are never visible to script.
 import { ParleyError } from '../protocol/errors.js';
+import { idb } from './idb.js';
 import type { JsonValue, KeyChange, KeySection, KeyStore } from './e2e.store.js';
 
 export interface IdbKeyStoreOptions {
@@ -35,31 +36,7 @@ const HISTORY_KEY = 'historyKey';
 const valueName = (section: KeySection, id: string) => JSON.stringify(['value', section, id]);
 const metaName = (key: string) => JSON.stringify(['meta', key]);
 
-/** An IndexedDB or Web Crypto failure as the SDK's error (never with a value in it). */
-function wrap(err: unknown): ParleyError {
-  if (err instanceof ParleyError) return err;
-  const e = err as { name?: string; message?: string } | null;
-  return new ParleyError('unavailable', `key store: ${e?.name ?? 'Error'}: ${e?.message ?? String(err)}`);
-}
-
-const request = <T>(req: IDBRequest<T>): Promise<T> =>
-  new Promise((resolve, reject) => {
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(wrap(req.error));
-  });
-
-/** Resolves when the transaction has committed (with `durability: 'strict'`, flushed to disk). */
-const done = (tx: IDBTransaction): Promise<void> =>
-  new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onabort = () => reject(wrap(tx.error ?? new Error('transaction aborted')));
-  });
-
-function factoryOf(options: IdbKeyStoreOptions): IDBFactory {
-  const factory = options.factory ?? (globalThis as { indexedDB?: IDBFactory }).indexedDB;
-  if (!factory) throw new ParleyError('unavailable', 'key store: IndexedDB is not available here (pass options.factory)');
-  return factory;
-}
+const { wrap, request, done, factory: factoryOf } = idb('key store');
 
 function subtle(): SubtleCrypto {
   const s = globalThis.crypto?.subtle;
@@ -69,7 +46,7 @@ function subtle(): SubtleCrypto {
 
 /** Opens (creating on first use) the database and its sealing key. */
 async function openSealed(name: string, options: IdbKeyStoreOptions): Promise<{ db: IDBDatabase; key: CryptoKey }> {
-  const factory = factoryOf(options);
+  const factory = factoryOf(options.factory);
   const req = factory.open(name, VERSION);
   req.onupgradeneeded = () => {
     const db = req.result;

@@ -1,5 +1,6 @@
 // The browser message store: a MessageStore over IndexedDB, in the layout client-sdk/history.ts prescribes.
 import { ParleyError } from '../protocol/errors.js';
+import { idb } from './idb.js';
 import type { MessageStore, StoredEntry } from './history.js';
 
 export interface IdbMessageStoreOptions {
@@ -15,25 +16,7 @@ export interface IdbMessageStoreOptions {
 
 const VERSION = 1;
 
-/** An IndexedDB failure as the SDK's error. */
-function wrap(err: unknown): ParleyError {
-  if (err instanceof ParleyError) return err;
-  const e = err as { name?: string; message?: string } | null;
-  return new ParleyError('unavailable', `message store: ${e?.name ?? 'Error'}: ${e?.message ?? String(err)}`);
-}
-
-const request = <T>(req: IDBRequest<T>): Promise<T> =>
-  new Promise((resolve, reject) => {
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(wrap(req.error));
-  });
-
-/** Resolves when the transaction has committed (with `durability: 'strict'`, flushed to disk). */
-const done = (tx: IDBTransaction): Promise<void> =>
-  new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onabort = () => reject(wrap(tx.error ?? new Error('transaction aborted')));
-  });
+const { wrap, request, done } = idb('message store');
 
 /** The entry as stored: only the port's fields, and a body that is not a view into a larger buffer (a clone would keep all of it). */
 const row = (e: StoredEntry): StoredEntry => ({
