@@ -96,6 +96,15 @@
 //                                MESSAGE_RETENTION_DAYS [30]
 //     BENCH_SOAK_SAMPLE_SECONDS  between samples [10]
 //     BENCH_SOAK_SWEEP_MS        MESSAGE_SWEEP_INTERVAL_MS of the purge-on run [2000]
+//   --web               instead: the web client (a fresh build of web/, served by one Parley process on
+//                       PGlite, in Debian's headless Chromium): every built file's raw, gzip -9 and brotli
+//                       q11 size and the first page load's; goto → interactive chat list for a signed-in
+//                       user (context kept) and once cold (sign-in form); send → the recipient's screen
+//                       one message at a time, beside two Node SDK clients on the same server, with the
+//                       server's and the clients' CPU per message (see bench/web.ts):
+//     BENCH_WEB_LOADS     signed-in page loads timed [20]
+//     BENCH_WEB_CHATS     direct chats the signed-in user has, all listed before a load counts [20]
+//     BENCH_WEB_MESSAGES  messages through the web client, then through the SDK alone [200]
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -116,6 +125,7 @@ import { benchSoak } from './soak.js';
 import { benchHistory } from './history.js';
 import { benchInbox, inboxOptions } from './inbox.js';
 import { dropKeys } from './redis-keys.js';
+import { benchWeb } from './web.js';
 
 /** Hard limit for one load generator run (each scenario also gives up by itself after a 15 s stall). */
 const LOAD_TIMEOUT_MS = 10 * 60_000;
@@ -217,7 +227,7 @@ async function main(): Promise<void> {
     await benchInbox(inboxOptions(process.env), defer);
     return;
   }
-  const other = { connections: benchConnections, fanout: benchFanout, files: benchFiles, abuse: benchAbuse, soak: benchSoak } as const;
+  const other = { connections: benchConnections, fanout: benchFanout, files: benchFiles, abuse: benchAbuse, soak: benchSoak, web: benchWeb } as const;
   if (settings.scenario !== 'messages') {
     console.log(machine());
     await other[settings.scenario](settings, defer);

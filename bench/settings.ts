@@ -27,7 +27,7 @@ export interface Settings {
   /** How the 1:1 scenarios reach Parley, each against a fresh server, in this order (BENCH_TRANSPORTS). */
   transports: BenchTransport[];
   /** Which scenario: the 1:1 ones, or the one its flag names (SCENARIO_FLAGS). */
-  scenario: 'messages' | 'connections' | 'fanout' | 'crypto' | 'files' | 'abuse' | 'soak' | 'inbox' | 'history';
+  scenario: 'messages' | 'connections' | 'fanout' | 'crypto' | 'files' | 'abuse' | 'soak' | 'inbox' | 'history' | 'web';
   /** Idle connections to hold in the connections scenario. */
   connections: number;
   /** Fan-out: online members of the group, gateway processes, spaced messages and their interval, burst size. */
@@ -44,6 +44,16 @@ export interface Settings {
   abuse: AbuseSettings;
   /** `--soak`: steady traffic with the message purge on, then off (see bench/soak.ts). */
   soak: SoakSettings;
+  /** `--web`: the web client in Chromium beside the SDK (see bench/web.ts). */
+  web: WebSettings;
+}
+
+export interface WebSettings {
+  /** Signed-in page loads timed, and the chats the user has (each must be listed). */
+  loads: number;
+  chats: number;
+  /** Messages sent one at a time, through the web client and then through the SDK alone. */
+  messages: number;
 }
 
 export interface SoakSettings {
@@ -99,6 +109,7 @@ const SCENARIO_FLAGS = {
   '--soak': 'soak',
   '--inbox': 'inbox',
   '--history': 'history',
+  '--web': 'web',
 } as const satisfies Record<string, Settings['scenario']>;
 
 export class SettingsError extends Error {
@@ -169,6 +180,11 @@ export function loadSettings(env: Record<string, string | undefined>, argv: read
       sampleSeconds: int(env, 'BENCH_SOAK_SAMPLE_SECONDS', 10, 1, 600),
       sweepMs: int(env, 'BENCH_SOAK_SWEEP_MS', 2_000, 100, 600_000),
       wakeSeconds: int(env, 'BENCH_SOAK_WAKE_SECONDS', 30, 0, 3_600),
+    },
+    web: {
+      loads: int(env, 'BENCH_WEB_LOADS', 20, 1, 1_000),
+      chats: int(env, 'BENCH_WEB_CHATS', 20, 1, 500),
+      messages: int(env, 'BENCH_WEB_MESSAGES', 200, 1, 100_000),
     },
   };
 }
