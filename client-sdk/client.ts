@@ -540,8 +540,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
     // A direct conversation this device has seen names its peer: no need to ask the server whether it is a group.
     const peer = await this.received.peerOf(conversation);
     if (peer) return { to: peer, group: false };
-    if (await this.isGroup(conversation)) return { to: conversation, group: true };
-    return { to: conversation, group: false };
+    return { to: conversation, group: await this.isGroup(conversation) };
   }
 
   /** Refuses an edit or delete of a message this device holds from someone else (receivers would ignore it). */
@@ -580,6 +579,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
   /** Whether `id` is a group of ours (else it is taken for a user id). */
   private async isGroup(id: string): Promise<boolean> {
     if (this.knownGroups.has(id)) return true;
+    if (this.userDevices.has(id)) return false; // a user this client has encrypted to
+    if (await this.received.peerOf(id)) return false; // a direct conversation this device has seen
     const found = await this.groups.get(id).then(
       () => true,
       (err: unknown) => {

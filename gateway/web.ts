@@ -45,6 +45,8 @@ export async function registerWeb(http: FastifyInstance, dir: string): Promise<b
     prefix: '/',
     wildcard: false,
     index: ['index.html'],
+    // The build wrote .br and .gz beside each text asset (web/vite.config.ts): sent to browsers that accept them.
+    preCompressed: true,
     cacheControl: false,
     setHeaders(res, path) {
       res.header('content-security-policy', WEB_CSP);

@@ -266,6 +266,10 @@ describe.skipIf(chromiumPath === null)('the web client in Chromium', () => {
     await toDelete.getByRole('button', { name: 'Delete' }).click();
     await bob.page.getByText('This message was deleted.').waitFor();
     expect(await bob.page.getByText('original, edited').count()).toBe(0);
+    // Bob had the chat open: the actions (their own seqs) were read too; the server's count says so after a reload.
+    await bob.page.reload();
+    await bob.page.locator(`button[data-chat="${alice.username}"]`).waitFor();
+    expect(await bob.page.locator(`button[data-chat="${alice.username}"] .badge`).count()).toBe(0);
     expect([...alice.errors, ...bob.errors]).toEqual([]);
   });
 

@@ -204,6 +204,7 @@ function presenceText(model: ChatModel, c: Conversation): string | null {
 
 function ChatView({ model, conv, onPanel }: { model: ChatModel; conv: Conversation; onPanel: (p: Panel) => void }) {
   const list = model.messages.get(conv.id) ?? [];
+  const byId = new Map(list.map((m) => [m.id, m]));
   const [replyTo, setReplyTo] = useState<ShownMessage | null>(null);
   const [editing, setEditing] = useState<ShownMessage | null>(null);
   const [error, setError] = useState('');
@@ -262,9 +263,11 @@ function ChatView({ model, conv, onPanel }: { model: ChatModel; conv: Conversati
             key={m.id}
             model={model}
             m={m}
-            quoted={m.replyTo ? list.find((x) => x.id === m.replyTo) : undefined}
-            onReply={() => setReplyTo(m)}
-            onEdit={() => setEditing(m)}
+            quoted={m.replyTo ? byId.get(m.replyTo) : undefined}
+            tick={m.from === model.me ? model.tick(m) : null}
+            from={conv.kind === 'group' && m.from !== model.me && !m.id.startsWith('group-') ? model.name(m.from) : ''}
+            onReply={setReplyTo}
+            onEdit={setEditing}
             onError={setError}
           />
         ))}
@@ -367,7 +370,7 @@ function Composer(props: {
       )}
       <label class="file">
         <span class="visually-hidden">Attach file</span>
-        <span aria-hidden="true">📎</span>
+        <span aria-hidden="true">＋</span>
         <input
           type="file"
           onChange={(e) => {

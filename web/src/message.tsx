@@ -1,20 +1,36 @@
 // One message in a chat: text or file (images previewed), reply quote, reactions, ticks, and its actions (reply, react, edit, delete for everyone).
+import { memo } from 'preact/compat';
 import { useEffect, useState } from 'preact/hooks';
 import type { ChatModel, ShownMessage } from './model.js';
 import { errorText, formatWhen } from './ui.js';
 
 const EMOJI = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
-const TICKS = { pending: '🕓', failed: '⚠', sent: '✓', delivered: '✓✓', read: '✓✓' } as const;
+const TICKS = { pending: '◷', failed: '⚠', sent: '✓', delivered: '✓✓', read: '✓✓' } as const;
 
-export function MessageView(props: {
+interface Props {
   model: ChatModel;
   m: ShownMessage;
   quoted: ShownMessage | undefined;
-  onReply: () => void;
-  onEdit: () => void;
+  /** Ours: its tick; theirs: null. */
+  tick: ReturnType<ChatModel['tick']> | null;
+  /** The sender's name, shown in groups ('' otherwise). */
+  from: string;
+  onReply: (m: ShownMessage) => void;
+  onEdit: (m: ShownMessage) => void;
   onError: (e: string) => void;
-}) {
-  const { model, m, quoted } = props;
+}
+
+/**
+ * Drawn again only when what it shows changed: the model replaces a message's object on every
+ * change, so a chat of n messages costs one view, not n, per message that arrives.
+ */
+export const MessageView = memo(
+  MessageViewOf,
+  (a: Props, b: Props) => a.m === b.m && a.quoted === b.quoted && a.tick === b.tick && a.from === b.from && a.model === b.model,
+);
+
+function MessageViewOf(props: Props) {
+  const { model, m, quoted, tick } = props;
   const mine = m.from === model.me;
   const system = m.id.startsWith('group-');
   const [reacting, setReacting] = useState(false);
@@ -25,12 +41,10 @@ export function MessageView(props: {
       </li>
     );
   }
-  const conv = model.conversations.get(m.conversationId);
-  const tick = mine ? model.tick(m) : null;
   const act = (f: () => Promise<unknown>) => void f().catch((err) => props.onError(errorText(err)));
   return (
     <li class={`msg ${mine ? 'mine' : 'theirs'} ${m.deleted ? 'deleted' : ''}`} data-id={m.id} data-seq={m.seq} tabIndex={0}>
-      {conv?.kind === 'group' && !mine && <span class="from">{model.name(m.from)}</span>}
+      {props.from && <span class="from">{props.from}</span>}
       {quoted && (
         <blockquote class="quote">
           <span class="from">{model.name(quoted.from)}</span> {quoted.deleted ? 'Deleted message' : quoted.text.slice(0, 120)}
@@ -64,14 +78,14 @@ export function MessageView(props: {
       )}
       {!m.deleted && !m.pending && !m.failed && (
         <div class="actions">
-          <button type="button" onClick={props.onReply}>
+          <button type="button" onClick={() => props.onReply(m)}>
             Reply
           </button>
           <button type="button" aria-expanded={reacting} onClick={() => setReacting(!reacting)}>
             React
           </button>
           {mine && !m.file && (
-            <button type="button" onClick={props.onEdit}>
+            <button type="button" onClick={() => props.onEdit(m)}>
               Edit
             </button>
           )}

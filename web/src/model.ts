@@ -68,6 +68,10 @@ export class ChatModel {
   openId: string | null = null;
   lastError: string | null = null;
   private readonly listeners = new Set<Listener>();
+  /** The highest seq this device got per conversation (messages and actions, live or synced). */
+  private readonly seen = new Map<string, number>();
+  /** How far this client marked each conversation read (a read is sent once per seq). */
+  private readonly readMarks = new Map<string, number>();
   private typingTimer: ReturnType<typeof setTimeout> | null = null;
   private pendingCounter = 0;
 
@@ -162,9 +166,12 @@ export class ChatModel {
       const conv = this.conversations.get(ch.conversationId);
       if (!conv) return void this.loadConversations();
       conv.lastSeq = Math.max(conv.lastSeq, ch.seq);
+      if (ch.cause !== 'read') this.seen.set(ch.conversationId, Math.max(this.seen.get(ch.conversationId) ?? 0, ch.seq));
       if (ch.at) conv.lastActivityAt = Math.max(conv.lastActivityAt, ch.at);
       if (ch.cause === 'read') conv.unread = 0;
       this.changed();
+      // A reaction or an edit moves the conversation too: on screen, it is read at once.
+      if (ch.cause === 'message' && this.openId === ch.conversationId) void this.markOpenRead();
     });
     c.on('receipt', (r) => this.onReceipt(r));
     c.on('group_receipt', (r) => {
@@ -187,9 +194,18 @@ export class ChatModel {
       this.changed();
     });
     c.on('group', (e) => this.onGroup(e));
-    c.on('edit', (e) => this.replace(e.message));
-    c.on('delete', (e) => (e.message ? this.replace(e.message) : undefined));
-    c.on('reaction', (e) => (e.message ? this.replace(e.message) : undefined));
+    c.on('edit', (e) => {
+      this.replace(e.message);
+      this.saw(e.conversationId, e.seq);
+    });
+    c.on('delete', (e) => {
+      if (e.message) this.replace(e.message);
+      this.saw(e.conversationId, e.seq);
+    });
+    c.on('reaction', (e) => {
+      if (e.message) this.replace(e.message);
+      this.saw(e.conversationId, e.seq);
+    });
     c.on('expire', (e) => {
       const list = this.messages.get(e.conversationId);
       if (list) this.messages.set(e.conversationId, list.filter((m) => m.id !== e.id));
@@ -292,8 +308,7 @@ export class ChatModel {
       else if (conv.kind === 'group') r = await this.client.sendGroupText(conv.id, text);
       else r = await this.client.sendText(conv.peer ?? this.me, text);
     } catch (err) {
-      shown.failed = (err as Error).message;
-      shown.pending = false;
+      this.swap(conversationId, shown, { ...shown, pending: false, failed: (err as Error).message });
       this.changed();
       throw err;
     }
@@ -341,10 +356,9 @@ export class ChatModel {
   private sent(conversationId: string, shown: ShownMessage, r: SendResult): string {
     const real = r.conversationId;
     this.adopt(conversationId, real);
-    delete shown.pending;
-    Object.assign(shown, { id: r.id, seq: r.seq, sentAt: r.sentAt, conversationId: real });
-    const list = this.messages.get(real) ?? [];
-    list.sort((a, b) => a.seq - b.seq);
+    const { pending: _pending, ...rest } = shown;
+    this.swap(real, shown, { ...rest, id: r.id, seq: r.seq, sentAt: r.sentAt, conversationId: real });
+    this.messages.get(real)?.sort((a, b) => a.seq - b.seq);
     const conv = this.conversations.get(real);
     if (conv) {
       conv.lastSeq = Math.max(conv.lastSeq, r.seq);
@@ -366,12 +380,7 @@ export class ChatModel {
     }
     const moved = this.messages.get(from) ?? [];
     this.messages.delete(from);
-    const list = this.messages.get(to) ?? [];
-    for (const m of moved) {
-      m.conversationId = to;
-      list.push(m);
-    }
-    this.messages.set(to, list);
+    this.messages.set(to, [...(this.messages.get(to) ?? []), ...moved]);
     if (this.openId === from) this.openId = to;
   }
 
@@ -414,7 +423,22 @@ export class ChatModel {
     const conv = this.conversations.get(id);
     if (conv) conv.unread = 0;
     this.changed();
-    if (last) await this.client.markRead(id, last.seq).catch(() => undefined);
+    // Up to the last seq this device got: reactions, edits and deletes have seqs of their own.
+    const upTo = Math.max(last?.seq ?? 0, this.seen.get(id) ?? 0);
+    if (upTo > 0 && upTo > this.readUpTo(id)) {
+      this.readMarks.set(id, upTo);
+      await this.client.markRead(id, upTo).catch(() => undefined);
+    }
+  }
+
+  /** An action (edit, delete, reaction) arrived with a seq of its own: on screen, it is read at once. */
+  private saw(conversationId: string, seq: number): void {
+    this.seen.set(conversationId, Math.max(this.seen.get(conversationId) ?? 0, seq));
+    if (this.openId === conversationId) void this.markOpenRead();
+  }
+
+  private readUpTo(id: string): number {
+    return this.readMarks.get(id) ?? 0;
   }
 
   private onMessage(m: Message): void {
@@ -471,6 +495,16 @@ export class ChatModel {
     if (list.some((x) => x.id === m.id && !x.pending)) return;
     list.push(m);
     list.sort((a, b) => a.seq - b.seq);
+  }
+
+  /**
+   * Puts `next` where `prev` was. Shown messages are never changed in place: a message's view
+   * is drawn again only when its object is another one.
+   */
+  private swap(conversationId: string, prev: ShownMessage, next: ShownMessage): void {
+    const list = this.messages.get(conversationId);
+    const i = list ? list.indexOf(prev) : -1;
+    if (list && i >= 0) list[i] = next;
   }
 
   private replace(m: Message): void {

@@ -21,10 +21,13 @@ export function errorText(err: unknown): string {
   return (err as Error).message ?? String(err);
 }
 
+const TIME = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const DATE = new Intl.DateTimeFormat(undefined, { dateStyle: 'short' });
+
+/** A time today, else a date (formatters made once: formatting is on every message's render path). */
 export function formatWhen(ms: number): string {
   const d = new Date(ms);
-  const today = new Date();
-  return d.toDateString() === today.toDateString() ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : d.toLocaleDateString();
+  return d.toDateString() === new Date().toDateString() ? TIME.format(d) : DATE.format(d);
 }
 
 /** A panel with a heading and a close button; Escape closes it, and focus moves into it. */
