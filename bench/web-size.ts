@@ -23,6 +23,7 @@ export interface FileSize {
 export async function buildSizes(dir: string): Promise<FileSize[]> {
   const out: FileSize[] = [];
   for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (/\.(br|gz)$/.test(e.name)) continue; // the build's precompressed copies: their sizes are the columns
     if (!e.isFile()) continue;
     const full = join(e.parentPath, e.name);
     const bytes = await readFile(full);
@@ -55,6 +56,6 @@ export function sizeReport(files: FileSize[], first: string[], fetched: { path: 
     '* index.html and the JS/CSS it references (script, modulepreload, stylesheet); sw.js and the manifest come after.',
   ];
   const total = fetched.reduce((a, f) => a + f.bytes, 0);
-  lines.push(`a cold visit fetched ${fetched.length} files, ${int(total)} bytes of bodies as sent (the server does not compress): ${fetched.map((f) => f.path).join(', ')}`);
+  lines.push(`a cold visit fetched ${fetched.length} files, ${int(total)} bytes of bodies as sent (brotli: the build's precompressed copies): ${fetched.map((f) => f.path).join(', ')}`);
   return lines;
 }
