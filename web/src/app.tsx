@@ -370,7 +370,7 @@ function Composer(props: {
       )}
       <label class="file">
         <span class="visually-hidden">Attach file</span>
-        <span aria-hidden="true">＋</span>
+        <span aria-hidden="true">+</span>
         <input
           type="file"
           onChange={(e) => {
