@@ -140,3 +140,26 @@ function keep(lines: string[], line: string): void {
   lines.push(line);
   if (lines.length > KEEP_LINES) lines.splice(0, lines.length - KEEP_LINES);
 }
+
+/** Set for the server so a bench measures throughput, not the abuse limits. */
+export const UNLIMITED = '1000000';
+
+/**
+ * A bench's Parley process: loopback, any free port, its own data directory, the "listening"
+ * line (with the port) logged at info, and the abuse limits out of the way.
+ */
+export function parleyEnv(dataDir: string): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'info',
+    AUTH_RATE_PER_MINUTE: UNLIMITED,
+    WS_RATE_PER_SECOND: UNLIMITED,
+    WS_RATE_BURST: UNLIMITED,
+    WS_USER_RATE_PER_SECOND: UNLIMITED,
+    WS_USER_RATE_BURST: UNLIMITED,
+  };
+}

@@ -110,7 +110,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { benchAbuse } from './abuse.js';
-import { Child, jsonLine, killAll } from './children.js';
+import { Child, jsonLine, killAll, parleyEnv } from './children.js';
 import { benchConnections } from './connections.js';
 import { benchFanout } from './fanout.js';
 import { benchCrypto } from './crypto.js';
@@ -129,8 +129,6 @@ import { benchWeb } from './web.js';
 
 /** Hard limit for one load generator run (each scenario also gives up by itself after a 15 s stall). */
 const LOAD_TIMEOUT_MS = 10 * 60_000;
-/** Set for the server so the bench measures throughput, not the abuse limits. */
-const UNLIMITED = '1000000';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 const defer = (fn: () => Promise<unknown>) => void cleanups.push(fn);
@@ -164,17 +162,7 @@ async function benchParley(settings: Settings, transport: BenchTransport): Promi
   const dataDir = await mkdtemp(join(tmpdir(), 'parley-bench-'));
   defer(() => rm(dataDir, { recursive: true, force: true }));
   const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '',
-    HOST: '127.0.0.1',
-    PORT: '0',
-    DATA_DIR: dataDir,
-    LOG_LEVEL: 'info', // for the "listening" line with the port; the server logs nothing else at info
-    AUTH_RATE_PER_MINUTE: UNLIMITED,
-    WS_RATE_PER_SECOND: UNLIMITED,
-    WS_RATE_BURST: UNLIMITED,
-    WS_USER_RATE_PER_SECOND: UNLIMITED,
-    WS_USER_RATE_BURST: UNLIMITED,
+    ...parleyEnv(dataDir),
     ...settings.serverEnv,
   };
   const engines: Pick<Target, 'postgres' | 'redis'> = {};

@@ -22,7 +22,7 @@ import postgres from 'postgres';
 import { sodiumReady } from '../protocol/bytes.js';
 import { createTestDatabase } from '../platform/test-databases.js';
 import { type BenchDevice, mapLimit, registerDevice } from './accounts.js';
-import { Child, jsonLine } from './children.js';
+import { Child, jsonLine, parleyEnv } from './children.js';
 import { frameTail, plaintext, ratchetBody } from './endpoints.js';
 import { processInfo, treeCpuSeconds } from './cpu.js';
 import type { Settings } from './settings.js';
@@ -32,8 +32,6 @@ type Defer = (fn: () => Promise<unknown>) => void;
 
 /** Pushes: a message waits 500 ms for a live ack, then at most one push per device per second (so they flow at a visible rate). */
 const PUSH_ENV = { PUSH_DELAY_MS: '500', PUSH_COALESCE_MS: '1000', PUSH_POLL_MS: '100' };
-/** Set for the server, as bench/run.ts does, so the soak is never rate limited (registering users included). */
-const UNLIMITED = '1000000';
 const SETUP_CONCURRENCY = 8;
 const MiB = 2 ** 20;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -94,17 +92,7 @@ export async function benchSoak(settings: Settings, defer: Defer): Promise<void>
 /** The server's environment for one run; BENCH_SERVER_ENV overrides any of it. */
 function serverEnv(dataDir: string, purge: boolean, settings: Settings, databaseUrl?: string): NodeJS.ProcessEnv {
   return {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '',
-    HOST: '127.0.0.1',
-    PORT: '0',
-    DATA_DIR: dataDir,
-    LOG_LEVEL: 'info', // for the "listening" line with the port
-    AUTH_RATE_PER_MINUTE: UNLIMITED,
-    WS_RATE_PER_SECOND: UNLIMITED,
-    WS_RATE_BURST: UNLIMITED,
-    WS_USER_RATE_PER_SECOND: UNLIMITED,
-    WS_USER_RATE_BURST: UNLIMITED,
+    ...parleyEnv(dataDir),
     ...(databaseUrl ? { SQL_DRIVER: 'postgres', DATABASE_URL: databaseUrl } : {}),
     MESSAGE_RETENTION: purge ? 'acked' : 'off',
     MESSAGE_SWEEP_INTERVAL_MS: String(settings.soak.sweepMs),

@@ -29,7 +29,7 @@ import { createClient, type ParleyClient } from '../client-sdk/index.js';
 import { buildWebClient, launchChromium, newPerson, openChat, type Person, removeDir, startChat } from '../test/support/browser.js';
 import { uniqueName } from '../test/support/wait.js';
 import { mapLimit } from './accounts.js';
-import { Child, jsonLine } from './children.js';
+import { Child, jsonLine, parleyEnv } from './children.js';
 import { processCpuSeconds, processInfo, treeCpuSeconds } from './cpu.js';
 import { service } from './gateways.js';
 import type { Settings } from './settings.js';
@@ -40,7 +40,6 @@ type Defer = (fn: () => Promise<unknown>) => void;
 
 /** Unmeasured messages before each messages run (JIT, sessions, IndexedDB warm). */
 const WARMUP = 10;
-const UNLIMITED = '1000000';
 const CHATS = 'nav[aria-label="Chats"] button[data-chat]';
 const SIGN_IN = 'form[aria-label="Sign in"]';
 
@@ -239,18 +238,8 @@ async function startParley(webDir: string, defer: Defer): Promise<{ url: string;
   defer(() => rm(dataDir, { recursive: true, force: true }));
   const server = new Child('parley-web', 'server.ts', [], {
     env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      DATA_DIR: dataDir,
+      ...parleyEnv(dataDir),
       WEB_DIR: webDir,
-      LOG_LEVEL: 'info', // for the "listening" line with the port
-      AUTH_RATE_PER_MINUTE: UNLIMITED,
-      WS_RATE_PER_SECOND: UNLIMITED,
-      WS_RATE_BURST: UNLIMITED,
-      WS_USER_RATE_PER_SECOND: UNLIMITED,
-      WS_USER_RATE_BURST: UNLIMITED,
     },
   });
   defer(() => server.stop());
