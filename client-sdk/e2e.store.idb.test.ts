@@ -23,6 +23,56 @@ keyStoreContract('indexeddb', {
   },
 });
 
+// The same contract with the in-memory read cache of an exclusive store.
+keyStoreContract('indexeddb, exclusive', {
+  create: async () => {
+    const factory = new IDBFactory();
+    const s = await openIdbKeyStore('keys', { factory, exclusive: true });
+    factories.set(s, factory);
+    return s;
+  },
+  reopen: async (s) => {
+    const factory = factories.get(s)!;
+    (s as KeyStore & { close(): void }).close();
+    return openIdbKeyStore('keys', { factory, exclusive: true });
+  },
+});
+
+describe('openIdbKeyStore({ exclusive: true })', () => {
+  it('answers repeated reads from memory, with copies, and stays in step with its own writes', async () => {
+    const factory = new IDBFactory();
+    const s = await openIdbKeyStore('keys', { factory, exclusive: true });
+    await s.write([{ section: 'sessions', id: 'a', value: { n: 1 } }]);
+    // Another writer behind its back (what `exclusive` rules out) is not seen: the value comes from memory.
+    const other = await openIdbKeyStore('keys', { factory });
+    await other.write([{ section: 'sessions', id: 'a', value: { n: 2 } }]);
+    const got = (await s.get('sessions', 'a')) as { n: number };
+    expect(got).toEqual({ n: 1 });
+    got.n = 99;
+    expect(await s.get('sessions', 'a')).toEqual({ n: 1 });
+    expect(await s.get('sessions', 'missing')).toBeUndefined();
+    await s.write([{ section: 'sessions', id: 'missing', value: 'now here' }, { section: 'sessions', id: 'a' }]);
+    expect(await s.get('sessions', 'missing')).toBe('now here');
+    expect(await s.get('sessions', 'a')).toBeUndefined();
+    other.close();
+    s.close();
+  });
+
+  it('a read racing a write never caches the value the write replaces', async () => {
+    const factory = new IDBFactory();
+    const s = await openIdbKeyStore('keys', { factory, exclusive: true });
+    await s.write([{ section: 'sessions', id: 'a', value: 1 }]);
+    const s2 = await openIdbKeyStore('keys', { factory, exclusive: true });
+    const writing = s2.write([{ section: 'sessions', id: 'a', value: 2 }]);
+    const raced = await s2.get('sessions', 'a'); // may see 1 or 2
+    await writing;
+    expect([1, 2]).toContain(raced);
+    expect(await s2.get('sessions', 'a')).toBe(2);
+    s.close();
+    s2.close();
+  });
+});
+
 const wait = <T>(req: IDBRequest<T>) =>
   new Promise<T>((resolve, reject) => {
     req.onsuccess = () => resolve(req.result);

@@ -12,6 +12,13 @@ import { idb } from './idb.js';
 import type { JsonValue, KeyChange, KeySection, KeyStore } from './e2e.store.js';
 
 export interface IdbKeyStoreOptions {
+  /**
+   * This store object is the only user of the database while it is open (the app makes sure,
+   * e.g. with a Web Lock per device that its pages and service worker take): values are then
+   * kept in memory after their first read, and a `get` costs no IndexedDB read or decryption.
+   * Default false: every `get` reads the database.
+   */
+  exclusive?: boolean;
   /** The IndexedDB to use. Default `globalThis.indexedDB` (tests pass fake-indexeddb's `new IDBFactory()`). */
   factory?: IDBFactory;
 }
@@ -103,8 +110,9 @@ async function unseal(key: CryptoKey, name: string, sealed: Sealed, what: string
  *   `["value", section, id]` (JSON) as additional data. `ids` reads the index's keys only.
  * - `meta`, out-of-line keys: `sealKey` → the non-extractable AES-GCM 256 CryptoKey;
  *   `historyKey` → idbSecret's sealed secret (additional data `["meta", "historyKey"]`).
- * Nothing is cached but the sealing key: a page and its service worker open the same database
- * (one at a time, as the KeyStore contract says), so every `get` reads IndexedDB. A `write` is
+ * Nothing is cached but the sealing key unless `exclusive` says this object is the database's
+ * only user (a page and its service worker open the same database): then values are kept
+ * after their first read or write. A `write` is
  * one readwrite transaction with `durability: 'strict'`, resolved on `complete`; writes are
  * sealed and committed one after another, in call order. `close()` closes the database once
  * the writes already called are done; nothing after it. Give the message store another name.
@@ -114,6 +122,12 @@ export async function openIdbKeyStore(name: string, options: IdbKeyStoreOptions 
   const { db, key } = await openSealed(name, options);
   let queue: Promise<unknown> = Promise.resolve();
   let closed = false;
+  /** With `exclusive`: values read or written so far, by `section/id` (undefined: known absent). */
+  const cache = options.exclusive ? new Map<string, JsonValue | undefined>() : null;
+  const slot = (section: KeySection, id: string) => `${section}/${id}`;
+  /** Writes called and not yet committed, per slot: a read that raced one must not fill the cache with the older value. */
+  const writing = new Map<string, number>();
+  const pendingWrite = (section: KeySection, id: string) => (writing.get(slot(section, id)) ?? 0) > 0;
   const open = () => {
     if (closed) throw new ParleyError('unavailable', `key store: ${name} is closed`);
   };
@@ -121,15 +135,24 @@ export async function openIdbKeyStore(name: string, options: IdbKeyStoreOptions 
   return {
     get: async (section, id) => {
       open();
+      if (cache?.has(slot(section, id))) {
+        const held = cache.get(slot(section, id));
+        return held === undefined ? undefined : structuredClone(held); // the caller's to modify
+      }
       let row: ValueRow | undefined;
       try {
         row = await request<ValueRow | undefined>(db.transaction('values').objectStore('values').get([section, id]));
       } catch (err) {
         throw wrap(err);
       }
-      if (!row) return undefined;
+      if (!row) {
+        if (cache && !pendingWrite(section, id)) cache.set(slot(section, id), undefined);
+        return undefined;
+      }
       const plain = await unseal(key, valueName(section, id), row, `the record ${section}/${id}`);
-      return JSON.parse(new TextDecoder().decode(plain)) as JsonValue;
+      const value = JSON.parse(new TextDecoder().decode(plain)) as JsonValue;
+      if (cache && !pendingWrite(section, id)) cache.set(slot(section, id), structuredClone(value));
+      return value;
     },
     ids: async (section) => {
       open();
@@ -164,9 +187,14 @@ export async function openIdbKeyStore(name: string, options: IdbKeyStoreOptions 
           }
           await done(tx);
         } catch (err) {
+          for (const c of changes) cache?.delete(slot(c.section, c.id)); // unknown now: read again
           throw wrap(err);
+        } finally {
+          for (const c of changes) writing.set(slot(c.section, c.id), (writing.get(slot(c.section, c.id)) ?? 1) - 1);
         }
+        for (const c of changes) cache?.set(slot(c.section, c.id), c.value === undefined ? undefined : structuredClone(c.value));
       });
+      for (const c of changes) writing.set(slot(c.section, c.id), (writing.get(slot(c.section, c.id)) ?? 0) + 1);
       queue = run.catch(() => undefined);
       return run;
     },

@@ -403,4 +403,22 @@ describe.skipIf(chromiumPath === null)('the web client in Chromium', () => {
     expect(found).toEqual([]);
     await removeDir(profile);
   });
+
+  it('a second tab waits while the first drives the device (one client per device), then takes over when it closes', async () => {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    const second = await alice.context.newPage();
+    await second.goto(server.url);
+    await second.getByText('Parley is open in another tab or window').waitFor();
+    expect(await second.getByRole('navigation', { name: 'Chats' }).count()).toBe(0);
+    await alice.page.close();
+    const there: Person = { ...alice, page: second };
+    await second.getByRole('navigation', { name: 'Chats' }).waitFor();
+    await startChat(there, bob.username);
+    await send(there, 'from the second tab');
+    await openChat(bob, alice.username);
+    await messageWith(bob, 'from the second tab').waitFor();
+    await send(bob, 'seen');
+    await messageWith(there, 'seen').waitFor();
+  });
 });

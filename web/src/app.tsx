@@ -12,13 +12,21 @@ import { enableNotifications } from './notifications.js';
 export function App() {
   const [model, setModel] = useState<ChatModel | null>(null);
   const [booting, setBooting] = useState(true);
+  const [waiting, setWaiting] = useState(false);
   useEffect(() => {
     void (async () => {
       const saved = await loadCredentials();
-      if (saved) setModel(await ChatModel.start(saved).catch(() => null));
+      if (saved) setModel(await ChatModel.start(saved, { onWait: () => setWaiting(true) }).catch(() => null));
       setBooting(false);
     })();
   }, []);
+  if (booting && waiting) {
+    return (
+      <p class="boot" role="status">
+        Parley is open in another tab or window. Close it to use Parley here.
+      </p>
+    );
+  }
   if (booting) return <p class="boot">Loading Parley…</p>;
   if (!model) return <SignIn onReady={setModel} />;
   return <Shell model={model} onSignedOut={() => setModel(null)} />;

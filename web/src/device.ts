@@ -13,9 +13,13 @@ export interface Device {
 
 const names = (username: string) => ({ keys: `parley.${username}.keys`, history: `parley.${username}.history` });
 
+/** The Web Lock that makes one page (or the service worker) this device's only client at a time. */
+export const deviceLock = (username: string) => `parley.device.${username}`;
+
+/** Opens the device's stores; the caller holds `deviceLock(username)`, so the key store may keep what it read. */
 export async function openDevice(username: string): Promise<Device> {
   const n = names(username);
-  const keyStore = await openIdbKeyStore(n.keys);
+  const keyStore = await openIdbKeyStore(n.keys, { exclusive: true });
   const historyKey = await idbSecret(n.keys);
   const messageStore = await openIdbMessageStore(n.history);
   const close = async () => {

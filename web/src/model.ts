@@ -8,7 +8,7 @@ import {
   type Receipt,
   type SendResult,
 } from '../../client-sdk/index.js';
-import { openDevice, type Device } from './device.js';
+import { deviceLock, openDevice, type Device } from './device.js';
 import { type Credentials, forgetCredentials, saveCredentials } from './vault.js';
 
 /** A message as the screen shows it: a stored one, or one of ours still in the outbox. */
@@ -79,14 +79,26 @@ export class ChatModel {
     readonly client: ParleyClient,
     readonly credentials: Credentials,
     private readonly device: Device,
+    private readonly release: () => void,
   ) {}
 
   /**
    * Signs in (registering first when `register`), with this browser's device (keys and history
    * in IndexedDB), connects, and loads the chat list. The credentials are kept sealed for reloads.
    */
-  static async start(credentials: Credentials, options: { register?: boolean } = {}): Promise<ChatModel> {
-    const device = await openDevice(credentials.username);
+  static async start(credentials: Credentials, options: { register?: boolean; onWait?: () => void } = {}): Promise<ChatModel> {
+    const release = await holdLock(deviceLock(credentials.username), options.onWait);
+    let device: Device;
+    try {
+      device = await openDevice(credentials.username);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    return ChatModel.signIn(credentials, device, release, options.register === true);
+  }
+
+  private static async signIn(credentials: Credentials, device: Device, release: () => void, register: boolean): Promise<ChatModel> {
     const client = createClient({
       url: location.origin,
       username: credentials.username,
@@ -98,12 +110,13 @@ export class ChatModel {
       // A person is waiting: after a network change, try again within 5 s at most.
       reconnect: { maxDelayMs: 5000 },
     });
-    const model = new ChatModel(client, credentials, device);
+    const model = new ChatModel(client, credentials, device, release);
     try {
-      if (options.register) await client.register();
+      if (register) await client.register();
       else await client.login();
     } catch (err) {
       await device.close();
+      release();
       throw err;
     }
     await saveCredentials(credentials);
@@ -529,6 +542,7 @@ export class ChatModel {
   async signOut(): Promise<void> {
     await this.client.close();
     await this.device.close();
+    this.release();
     await forgetCredentials();
   }
 
@@ -536,6 +550,7 @@ export class ChatModel {
   async erase(): Promise<void> {
     await this.client.close().catch(() => undefined);
     await this.device.erase();
+    this.release();
     await forgetCredentials();
   }
 }
@@ -565,4 +580,29 @@ function deviceName(): string {
   const ua = navigator.userAgent;
   const browser = /Firefox\//.test(ua) ? 'Firefox' : /Edg\//.test(ua) ? 'Edge' : /Chrom/.test(ua) ? 'Chromium' : /Safari\//.test(ua) ? 'Safari' : 'Browser';
   return `${browser} (web)`;
+}
+
+/**
+ * Takes a Web Lock and keeps it until the returned function is called (or the page goes). When
+ * another page holds it, `onWait` is called and this waits for it: two pages must never drive
+ * one device (its ratchets would fork).
+ */
+async function holdLock(name: string, onWait?: () => void): Promise<() => void> {
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const got = await new Promise<boolean>((resolve) => {
+    void navigator.locks.request(name, { ifAvailable: true }, (lock) => {
+      resolve(lock !== null);
+      return lock ? held : undefined;
+    });
+  });
+  if (got) return release;
+  onWait?.();
+  await new Promise<void>((resolve) => {
+    void navigator.locks.request(name, () => {
+      resolve();
+      return held;
+    });
+  });
+  return release;
 }
