@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createClient, type Message } from '../client-sdk/index.js';
-import { Child } from './children.js';
+import { Child, parleyEnv } from './children.js';
 import type { Settings } from './settings.js';
 
 type Defer = (fn: () => Promise<unknown>) => void;
@@ -71,16 +71,7 @@ export async function benchFiles(settings: Settings, defer: Defer): Promise<void
 
   const dataDir = join(dir, 'parley');
   const server = new Child('parley', 'server.ts', [], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      DATA_DIR: dataDir,
-      LOG_LEVEL: 'info',
-      AUTH_RATE_PER_MINUTE: '1000000',
-      FILE_MAX_BYTES: String(Math.max(size * 2, 100 * MiB)),
-    },
+    env: { ...parleyEnv(dataDir), FILE_MAX_BYTES: String(Math.max(size * 2, 100 * MiB)) },
   });
   defer(() => server.stop());
   const port = await server.waitFor('"listening" log line', (l) => (l.includes('"msg":"listening"') ? (JSON.parse(l).port as number) : undefined), 60_000);
