@@ -68,8 +68,16 @@ describe('openIdbKeyStore({ exclusive: true })', () => {
     await writing;
     expect([1, 2]).toContain(raced);
     expect(await s2.get('sessions', 'a')).toBe(2);
+    // The read first: it reads the old value, and is still opening it when the write commits.
+    const s3 = await openIdbKeyStore('keys', { factory, exclusive: true });
+    const reading = s3.get('sessions', 'a');
+    const replacing = s3.write([{ section: 'sessions', id: 'a', value: 3 }]);
+    expect([2, 3]).toContain(await reading);
+    await replacing;
+    expect(await s3.get('sessions', 'a')).toBe(3);
     s.close();
     s2.close();
+    s3.close();
   });
 });
 

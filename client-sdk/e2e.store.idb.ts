@@ -125,9 +125,16 @@ export async function openIdbKeyStore(name: string, options: IdbKeyStoreOptions 
   /** With `exclusive`: values read or written so far, by `section/id` (undefined: known absent). */
   const cache = options.exclusive ? new Map<string, JsonValue | undefined>() : null;
   const slot = (section: KeySection, id: string) => `${section}/${id}`;
-  /** Writes called and not yet committed, per slot: a read that raced one must not fill the cache with the older value. */
+  /**
+   * Writes called per slot, ever, and those not yet committed: a read that overlapped a write
+   * (called during the read, or still pending) must not fill the cache with what it read.
+   */
+  const called = new Map<string, number>();
   const writing = new Map<string, number>();
-  const pendingWrite = (section: KeySection, id: string) => (writing.get(slot(section, id)) ?? 0) > 0;
+  /** What a read notes as it starts: -1 when a write to the slot is pending (what it reads may be older than that write). */
+  const readStarts = (section: KeySection, id: string) => ((writing.get(slot(section, id)) ?? 0) > 0 ? -1 : (called.get(slot(section, id)) ?? 0));
+  /** Whether what a read found may be cached: no write was pending when it began, and none was called since. */
+  const mayCache = (section: KeySection, id: string, calledBefore: number) => calledBefore >= 0 && (called.get(slot(section, id)) ?? 0) === calledBefore;
   const open = () => {
     if (closed) throw new ParleyError('unavailable', `key store: ${name} is closed`);
   };
@@ -139,6 +146,7 @@ export async function openIdbKeyStore(name: string, options: IdbKeyStoreOptions 
         const held = cache.get(slot(section, id));
         return held === undefined ? undefined : structuredClone(held); // the caller's to modify
       }
+      const calledBefore = readStarts(section, id);
       let row: ValueRow | undefined;
       try {
         row = await request<ValueRow | undefined>(db.transaction('values').objectStore('values').get([section, id]));
@@ -146,12 +154,12 @@ export async function openIdbKeyStore(name: string, options: IdbKeyStoreOptions 
         throw wrap(err);
       }
       if (!row) {
-        if (cache && !pendingWrite(section, id)) cache.set(slot(section, id), undefined);
+        if (cache && mayCache(section, id, calledBefore)) cache.set(slot(section, id), undefined);
         return undefined;
       }
       const plain = await unseal(key, valueName(section, id), row, `the record ${section}/${id}`);
       const value = JSON.parse(new TextDecoder().decode(plain)) as JsonValue;
-      if (cache && !pendingWrite(section, id)) cache.set(slot(section, id), structuredClone(value));
+      if (cache && mayCache(section, id, calledBefore)) cache.set(slot(section, id), structuredClone(value));
       return value;
     },
     ids: async (section) => {
@@ -194,7 +202,10 @@ export async function openIdbKeyStore(name: string, options: IdbKeyStoreOptions 
         }
         for (const c of changes) cache?.set(slot(c.section, c.id), c.value === undefined ? undefined : structuredClone(c.value));
       });
-      for (const c of changes) writing.set(slot(c.section, c.id), (writing.get(slot(c.section, c.id)) ?? 0) + 1);
+      for (const c of changes) {
+        writing.set(slot(c.section, c.id), (writing.get(slot(c.section, c.id)) ?? 0) + 1);
+        called.set(slot(c.section, c.id), (called.get(slot(c.section, c.id)) ?? 0) + 1);
+      }
       queue = run.catch(() => undefined);
       return run;
     },

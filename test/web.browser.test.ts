@@ -12,6 +12,8 @@ import { type ServerProcess, startServer } from './support/server.js';
 import { forms, readAll } from './support/scan.js';
 import { until, uniqueName } from './support/wait.js';
 
+const ADMIN_TOKEN = `admin-${uniqueName('token')}-${uniqueName('operator')}`;
+
 /** An 8×8 PNG. */
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEUlEQVR4nGO4YGCAFTEMLQkA2ntMAeuWKpoAAAAASUVORK5CYII=', 'base64');
 
@@ -35,6 +37,7 @@ describe.skipIf(chromiumPath === null)('the web client in Chromium', () => {
     server = await startServer({
       env: {
         WEB_DIR: webDir,
+        ADMIN_TOKEN,
         // Web Push to the local push service (a real RFC 8030/8291 endpoint), soon after a message.
         PUSH_DRIVER: 'webpush',
         PUSH_ENDPOINT_HOSTS: new URL(pushService.origin).hostname,
@@ -273,10 +276,10 @@ describe.skipIf(chromiumPath === null)('the web client in Chromium', () => {
     expect([...alice.errors, ...bob.errors]).toEqual([]);
   });
 
-  it('safety numbers match on both sides, with a QR code and "mark verified"; block and unblock; change the password; delete the account', async () => {
+  it('safety numbers match on both sides, with a QR code and "mark verified"; block and unblock; a report; change the password; delete the account', async () => {
     const alice = await person('alice');
     const bob = await person('bob');
-    for (const p of [alice, bob]) p.page.on('dialog', (d) => void d.accept());
+    for (const p of [alice, bob]) p.page.on('dialog', (d) => void (d.type() === 'prompt' ? d.accept('unwanted messages') : d.accept()));
     await startChat(alice, bob.username);
     await send(alice, 'hi');
     await openChat(bob, alice.username);
@@ -305,6 +308,18 @@ describe.skipIf(chromiumPath === null)('the web client in Chromium', () => {
     await send(bob, 'after unblock');
     await messageWith(alice, 'after unblock').waitFor();
     expect(await shownTexts(alice)).toEqual(['hi', 'after unblock']);
+
+    // A report attaches bob's last messages that alice's screen shows; the operator reads them.
+    await alice.page.getByRole('button', { name: 'Report' }).click();
+    const operator = (path: string) => fetch(`${server.url}${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }).then((r) => r.json());
+    let report: { id: string; reason: string } | undefined;
+    await until(async () => {
+      const { reports } = (await operator('/v1/admin/reports?limit=100')) as { reports: { id: string; userId: string; reason: string }[] };
+      report = reports.find((r) => r.reason === 'unwanted messages');
+      return report !== undefined;
+    }, 'the report');
+    const filed = (await operator(`/v1/admin/reports/${report!.id}`)) as { messages: { text: string }[] };
+    expect(filed.messages.map((m) => m.text)).toEqual(['after unblock']);
 
     // A new password: the session carries on, and a reload signs in with it.
     await alice.page.getByRole('button', { name: 'Settings' }).click();
