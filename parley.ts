@@ -61,7 +61,7 @@ export async function startParley(config: Config, options: ParleyOptions = {}): 
     loginFailuresFree: config.LOGIN_FAILURES_FREE,
     loginBackoffMaxMs: config.LOGIN_BACKOFF_MAX_MS,
   });
-  const blocks = new Blocks(adapters.sql, clock);
+  const blocks = new Blocks(adapters.sql, clock, config.BLOCKS_MAX_PER_USER);
   const store = new MessageStore(adapters.sql, clock, {
     batchMax: config.SEND_BATCH_MAX,
     shards: config.SEND_COMMIT_SHARDS ?? 1,

@@ -1,4 +1,4 @@
-// Blocks on PGlite: blocking rules, the list, the cache a change drops at once, and who among many blocks someone.
+// Blocks on PGlite: blocking rules, the cap per user, the list, the cache a change drops at once, and who among many blocks someone.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../platform/clock.js';
@@ -19,6 +19,22 @@ describe('Blocks', () => {
     blocks = new Blocks(sql, clock);
   });
   afterAll(() => sql?.close());
+
+  it('caps the users one user blocks (limit_exceeded), also when the blocks come at once; blocking again at the cap is no change', async () => {
+    const capped = new Blocks(sql, clock, 3);
+    const me = randomUUID();
+    const others = Array.from({ length: 8 }, () => randomUUID());
+    for (const u of [me, ...others]) await sql.query(`INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, 'x', 0)`, [u, `c${u.slice(0, 8)}`]);
+    const results = await Promise.allSettled(others.map((o) => capped.block(me, o)));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
+    for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'limit_exceeded', details: { maxBlocks: 3 } });
+    const held = (await capped.list(me)).map((b) => b.userId);
+    expect(held).toHaveLength(3);
+    await capped.block(me, held[0]!); // already blocked: fine at the cap
+    await capped.unblock(me, held[0]!);
+    await capped.block(me, others.find((o) => !held.includes(o))!);
+    expect(await capped.list(me)).toHaveLength(3);
+  });
 
   it('blocks and unblocks, idempotently, keeping the first time; refuses oneself (invalid) and unknown users (not_found)', async () => {
     expect(await blocks.blockedBy(alice)).toEqual(new Set());

@@ -31,17 +31,35 @@ export class Blocks {
   constructor(
     private readonly sql: Sql,
     private readonly clock: Clock,
+    /** Users one user may block (BLOCKS_MAX_PER_USER): the list, its cache and `GET /v1/blocks` stay bounded. */
+    private readonly maxPerUser = 1000,
   ) {}
 
-  /** `userId` blocks `blockedId` (again: no change). `invalid` for oneself, `not_found` for a user that does not exist. */
+  /**
+   * `userId` blocks `blockedId` (again: no change). `invalid` for oneself, `not_found` for a user
+   * that does not exist, `limit_exceeded` past `maxPerUser` (details.maxBlocks). The blocker's
+   * row is locked first, so concurrent blocks by one user count one after another and never
+   * pass the cap together.
+   */
   async block(userId: string, blockedId: string): Promise<void> {
     if (userId === blockedId) throw new AppError('invalid', 'you cannot block yourself');
-    const rows = await this.sql.query(
-      `INSERT INTO blocks (user_id, blocked_id, created_at) SELECT $1, u.id, $3 FROM users u WHERE u.id = $2
-       ON CONFLICT (user_id, blocked_id) DO UPDATE SET created_at = blocks.created_at RETURNING 1`,
-      [userId, blockedId, this.clock.now()],
-    );
-    if (rows.length === 0) throw new AppError('not_found', 'no such user');
+    await this.sql.transaction(async (tx) => {
+      await tx.query(`SELECT id FROM users WHERE id = $1 FOR UPDATE`, [userId]);
+      const [row] = await tx.query<{ n: unknown; held: boolean }>(
+        `SELECT count(*) AS n, bool_or(blocked_id = $2) AS held FROM blocks WHERE user_id = $1`,
+        [userId, blockedId],
+      );
+      if (row?.held === true) return; // blocked already: no change
+      if (num(row?.n) >= this.maxPerUser) {
+        throw new AppError('limit_exceeded', `at most ${this.maxPerUser} blocked users: unblock one first`, { details: { maxBlocks: this.maxPerUser } });
+      }
+      const rows = await tx.query(
+        `INSERT INTO blocks (user_id, blocked_id, created_at) SELECT $1, u.id, $3 FROM users u WHERE u.id = $2
+         ON CONFLICT (user_id, blocked_id) DO NOTHING RETURNING 1`,
+        [userId, blockedId, this.clock.now()],
+      );
+      if (rows.length === 0) throw new AppError('not_found', 'no such user');
+    });
     this.cache.delete(userId);
   }
 

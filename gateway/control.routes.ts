@@ -79,7 +79,7 @@ function blockRoutes(routes: Routes, { blocks }: ControlDeps): void {
     tag: 'control',
     auth: true,
     body: z.object({ userId: uuid }),
-    errors: ['invalid', 'unauthorized', 'not_found'],
+    errors: ['invalid', 'unauthorized', 'not_found', 'limit_exceeded'],
     handler: async ({ body, req }) => {
       await blocks.block(req.auth!.userId, body.userId);
       return undefined;

@@ -45,6 +45,8 @@ const schema = z
     LOGIN_BACKOFF_MAX_MS: int(900_000, 1000, 86_400_000),
     /** Devices per user; a login that would create one more is refused (5 linked devices plus the phone). */
     MAX_DEVICES_PER_USER: int(6, 1, 100),
+    /** Users one user may block; one more is refused with `limit_exceeded`. */
+    BLOCKS_MAX_PER_USER: int(1000, 1, 100_000),
     KEY_FETCH_RATE_PER_MINUTE: int(300, 1),
     WS_MAX_PAYLOAD_BYTES: int(262_144, 1024, 16 * 1024 * 1024),
     WS_RATE_PER_SECOND: int(200, 1),
