@@ -284,9 +284,20 @@ export class MessagesManager {
       members = await this.store.members(conversationId);
     }
     if (!members.includes(sender.userId)) throw new AppError('not_found', 'no such conversation');
+    // Neither those the sender blocks nor those who block the sender (one cached list for a
+    // direct chat's peer, one query for a group's members).
     const blocked = await this.blockedBy(sender.userId);
-    const others = members.filter((m) => m !== sender.userId && !blocked.has(m));
-    await this.delivery.relay(others, { type: 'typing', conversationId, from: sender.userId, active });
+    const candidates = members.filter((m) => m !== sender.userId && !blocked.has(m));
+    const blockers =
+      candidates.length === 1
+        ? (await this.blockedBy(candidates[0]!)).has(sender.userId)
+          ? new Set(candidates)
+          : NOBODY
+        : candidates.length > 1
+          ? ((await this.options.blocks?.blockersAmong(sender.userId, candidates)) ?? NOBODY)
+          : NOBODY;
+    const others = candidates.filter((m) => !blockers.has(m));
+    if (others.length > 0) await this.delivery.relay(others, { type: 'typing', conversationId, from: sender.userId, active });
   }
 
   /**

@@ -108,6 +108,12 @@ describe.skipIf(adminUrl === null)('blocking, reports, password, devices and acc
     alice.client.setTyping(groupId, true);
     await until(() => framesOf(carolOther.ws, 'typing').some((t) => t.from === alice.client.userId), 'carol sees alice typing');
     expect(framesOf(bobOther.ws, 'typing')).toEqual([]);
+    // Nor does bob's typing reach alice, who blocks him (1:1 or in the group); carol gets it.
+    const aliceOther = await otherDevice(alice);
+    bob.client.setTyping(before.conversationId, true);
+    bob.client.setTyping(groupId, true);
+    await until(() => framesOf(carolOther.ws, 'typing').some((t) => t.from === bob.client.userId), 'carol sees bob typing');
+    expect(framesOf(aliceOther.ws, 'typing').filter((t) => t.from === bob.client.userId)).toEqual([]);
     // Receipts: alice's reads reach carol, not bob.
     await alice.client.markRead(before.conversationId, before.seq);
     await alice.client.markRead(marker.conversationId, marker.seq);

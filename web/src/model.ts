@@ -73,6 +73,8 @@ export class ChatModel {
   /** How far this client marked each conversation read (a read is sent once per seq). */
   private readonly readMarks = new Map<string, number>();
   private typingTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The conversation a 'typing: true' was last sent for, and when (null: none on). */
+  private typingSent: { conversationId: string; at: number } | null = null;
   private pendingCounter = 0;
 
   private constructor(
@@ -422,8 +424,21 @@ export class ChatModel {
     if (conversationId.startsWith('user:')) return;
     if (this.typingTimer) clearTimeout(this.typingTimer);
     this.typingTimer = null;
-    this.client.setTyping(conversationId, active);
-    if (active) this.typingTimer = setTimeout(() => this.client.setTyping(conversationId, false), TYPING_IDLE_MS);
+    // One frame when typing starts (again at most every TYPING_IDLE_MS while it goes on), one when it stops: not one per key.
+    if (this.typingSent && this.typingSent.conversationId !== conversationId) {
+      this.client.setTyping(this.typingSent.conversationId, false); // typing moved to another chat
+      this.typingSent = null;
+    }
+    const now = Date.now();
+    const on = this.typingSent?.conversationId === conversationId;
+    if (active && (!on || now - this.typingSent!.at >= TYPING_IDLE_MS)) {
+      this.client.setTyping(conversationId, true);
+      this.typingSent = { conversationId, at: now };
+    } else if (!active && on) {
+      this.client.setTyping(conversationId, false);
+      this.typingSent = null;
+    }
+    if (active) this.typingTimer = setTimeout(() => this.setTyping(conversationId, false), TYPING_IDLE_MS);
   }
 
   async markOpenRead(): Promise<void> {
