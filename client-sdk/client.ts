@@ -1034,28 +1034,6 @@ export class ParleyClient extends Emitter<ClientEvents> {
   }
 }
 
-export type {
-  ClientEvents,
-  ClientOptions,
-  ConversationChange,
-  DeleteResult,
-  DisappearingChange,
-  HistoryImported,
-  Message,
-  MessageDelete,
-  MessageEdit,
-  MessageReaction,
-  Reaction,
-  Receipt,
-  ReceivedFile,
-  SendFileOptions,
-  SendFileResult,
-  SendResult,
-  TextOptions,
-  TransportChoice,
-  TransportName,
-} from './client.types.js';
-
 /** Text content with its options checked (mentions: user ids, at most MAX_MENTIONS). */
 function textContent(text: string, options: TextOptions): Content {
   if (typeof text !== 'string') throw new ParleyError('invalid', 'text must be a string');

@@ -6,8 +6,8 @@ import type { FileRef } from './files.js';
 import type { StoredEntry } from './history.js';
 import { ParleyError } from './http.js';
 
-/** A message as the history keeps it. */
-export interface MessageRecord {
+/** What every record of the history has: where and when it was stored, and who sent it. */
+interface RecordMeta {
   conversationId: string;
   seq: number;
   id: string;
@@ -15,6 +15,10 @@ export interface MessageRecord {
   from: string;
   /** The sending device ('' when the server did not say, e.g. a tombstone's). */
   fromDevice: string;
+}
+
+/** A message as the history keeps it. */
+export interface MessageRecord extends RecordMeta {
   groupId?: string;
   /** A direct conversation: the other user (so a send to it finds its user after a restart). */
   peer?: string;
@@ -29,13 +33,7 @@ export interface MessageRecord {
 }
 
 /** An action on a message, as the history keeps it (with its own seq). */
-export interface ActionRecord {
-  conversationId: string;
-  seq: number;
-  id: string;
-  sentAt: number;
-  from: string;
-  fromDevice: string;
+export interface ActionRecord extends RecordMeta {
   action: MessageAction;
 }
 

@@ -20,7 +20,7 @@ export type {
   TextOptions,
   TransportChoice,
   TransportName,
-} from './client.js';
+} from './client.types.js';
 export { memoryMessageStore } from './history.memory.js';
 export { openIdbMessageStore } from './history.idb.js';
 export type { IdbMessageStoreOptions } from './history.idb.js';
