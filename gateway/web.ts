@@ -53,7 +53,7 @@ export async function registerWeb(http: FastifyInstance, dir: string): Promise<b
       res.header('x-content-type-options', 'nosniff');
       res.header('referrer-policy', 'no-referrer');
       res.header('cross-origin-opener-policy', 'same-origin');
-      res.header('cache-control', path.includes(`${'/'}assets${'/'}`) ? 'public, max-age=31536000, immutable' : 'no-cache');
+      res.header('cache-control', path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache');
     },
   });
   return true;

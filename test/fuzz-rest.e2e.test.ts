@@ -82,6 +82,8 @@ describe('fuzzing the REST routes of pushes, mutes, the inbox, blocks, reports a
       at('DELETE', (c) => `/v1/conversations/${c}/mute`),
       at('DELETE', (c) => `/v1/conversations/${c}/messages/1`),
       fc.tuple(oddString, oddString).map(([l, c]): FuzzRequest => ({ method: 'GET', path: `/v1/conversations?limit=${component(l.slice(0, 100))}&cursor=${component(c.slice(0, 300))}`, stranger: false })),
+      // A username by id: any id, any odd segment (who may see whom: test/usernames.e2e.test.ts).
+      at('GET', (u) => `/v1/users/${u}`, undefined, false),
       at('POST', () => '/v1/blocks', { userId: ids.users[0] }, false),
       at('DELETE', (u) => `/v1/blocks/${u}`, undefined, false),
       at('POST', () => '/v1/reports', { userId: ids.users[0], reason: 'r', conversationId: theirConversation }, false),

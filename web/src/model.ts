@@ -353,19 +353,13 @@ export class ChatModel {
       });
       const real = r.conversationId;
       this.adopt(conversationId, real);
-      const m = await this.client.message(real, await this.idOf(real, r.seq));
+      const m = await this.client.message(real, r.id);
       if (m) this.append(real, m);
       return real;
     } finally {
       this.uploads.delete(key);
       this.changed();
     }
-  }
-
-  /** The id of our own message at `seq` (history holds it once sent). */
-  private async idOf(conversationId: string, seq: number): Promise<string> {
-    const page = await this.client.history(conversationId, { before: seq + 1, limit: 1 });
-    return page[0]?.seq === seq ? page[0].id : '';
   }
 
   private sent(conversationId: string, shown: ShownMessage, r: SendResult): string {
